@@ -1,0 +1,18 @@
+#ifndef COFFRE_CSHIMS_H
+#define COFFRE_CSHIMS_H
+#include <sys/types.h>
+
+/// lseek whence values missing from Swift's Glibc overlay.
+extern const int coffre_SEEK_DATA;
+extern const int coffre_SEEK_HOLE;
+
+/// syncfs(2): flush every dirty page of the file system holding fd.
+int coffre_syncfs(int fd);
+
+/// Returns 1 when the n bytes at p are all zero.
+int coffre_is_zero(const void *p, size_t n);
+
+/// flock(2); Swift sees the `struct flock` of fcntl.h under the same name.
+int coffre_flock(int fd, int operation);
+
+#endif

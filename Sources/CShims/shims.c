@@ -1,0 +1,23 @@
+#define _GNU_SOURCE
+#include "CShims.h"
+#include <string.h>
+#include <unistd.h>
+#include <stdint.h>
+#include <sys/file.h>
+
+const int coffre_SEEK_DATA = SEEK_DATA;
+const int coffre_SEEK_HOLE = SEEK_HOLE;
+
+int coffre_syncfs(int fd) { return syncfs(fd); }
+
+int coffre_is_zero(const void *p, size_t n) {
+    const unsigned char *b = p;
+    /* check the first 16 bytes, then compare the buffer against itself shifted by 16:
+       all-zero iff the prefix is zero and every byte equals the one 16 before it. */
+    size_t head = n < 16 ? n : 16;
+    for (size_t i = 0; i < head; i++) if (b[i]) return 0;
+    if (n <= 16) return 1;
+    return memcmp(b, b + 16, n - 16) == 0;
+}
+
+int coffre_flock(int fd, int operation) { return flock(fd, operation); }

@@ -1,0 +1,247 @@
+public import CoffreCore
+import CShims
+import Foundation
+import Synchronization
+
+/// Progress of a backup or restore, in bytes.
+public struct TransferProgress: Sendable, Equatable {
+    /// Disk bytes dealt with so far (holes included), out of `totalBytes`.
+    public var scannedBytes: Int64 = 0
+    public var totalBytes: Int64 = 0
+    /// Bytes read from the source (backup) or from the vault (restore).
+    public var readBytes: Int64 = 0
+    /// Bytes written to the vault (backup) or to the target (restore).
+    public var writtenBytes: Int64 = 0
+    public init() {}
+}
+
+/// A progress callback; called from worker threads, must be cheap.
+public typealias ProgressHandler = @Sendable (TransferProgress) -> Void
+
+extension Vault {
+    /// Backs up disks as a new recovery point of `item`.
+    ///
+    /// Each allocated block is read and hashed; a block equal to the same block of the item's
+    /// previous point is reused without touching the store, other blocks are stored unless the
+    /// vault already holds them. Zero blocks and holes are recorded as zero entries. All disks
+    /// are processed at once by `width` workers, with memory independent of disk size. The point
+    /// exists only once every object is durable and its manifest is written; on error or
+    /// cancellation nothing of it is visible.
+    public func backup(
+        item: String, disks: [any BlockDevice], progress: ProgressHandler? = nil
+    ) async throws -> RecoveryPointManifest {
+        guard Naming.isValid(item) else { throw CoffreError.invalidName("Item name", item) }
+        guard !disks.isEmpty else { throw CoffreError("NoDisks", "A backup needs at least one disk") }
+        var seen = Set<String>()
+        for disk in disks {
+            guard Naming.isValid(disk.name) else { throw CoffreError.invalidName("Disk name", disk.name) }
+            guard seen.insert(disk.name).inserted else { throw CoffreError.duplicateDiskName(disk.name) }
+        }
+        let started = Date()
+        let (base, session) = try openBackupSession(item: item)
+        defer { session.close() }
+
+        let workspace = CodecWorkspace(codec: codec)
+        // The previous point's page ids per disk name: a 2 TiB disk has 32 K pages, 1 MiB of ids.
+        var basePages: [String: [ChunkID]] = [:]
+        for disk in base?.disks ?? [] where base?.blockSize == blockSize {
+            basePages[disk.name] = try loadIDs(disk.rootID, with: workspace)
+        }
+
+        let job = BackupJob(vault: self, session: session, disks: disks, basePages: basePages, progress: progress)
+        try await runParallel(job.units, width: width, makeState: { [codec, blockSize] in
+            BackupWorker(codec: codec, blockSize: blockSize)
+        }, body: { worker, unit in
+            try job.process(unit, worker: &worker)
+        })
+
+        var records: [RecoveryPointManifest.Disk] = []
+        for (index, disk) in disks.enumerated() {
+            let pages = job.pageIDs(disk: index)
+            let rootBytes = DiskIndex.encode(pages)
+            let rootID = codec.id(of: rootBytes)
+            try job.storeIndexObject(rootBytes, id: rootID, workspace: workspace)
+            let counts = job.diskCounts(index)
+            records.append(.init(name: disk.name, size: disk.size, root: rootID.hex,
+                                 blocks: counts.blocks, zeroBlocks: counts.zeroBlocks))
+        }
+        try session.publish()
+
+        let totals = job.totals
+        let manifest = RecoveryPointManifest(
+            id: RecoveryPointManifest.makeID(at: started), item: item, time: started,
+            blockSize: blockSize, pageEntries: pageEntries, base: base?.id, disks: records,
+            stats: .init(blocksAdded: totals.blocksAdded, blocksChanged: totals.blocksChanged,
+                         bytesRead: totals.progress.readBytes, bytesWritten: totals.progress.writtenBytes,
+                         indexObjectsAdded: totals.indexObjectsAdded,
+                         seconds: Date().timeIntervalSince(started)))
+        try store.writeManifest(manifest.id, try manifest.encoded(with: workspace))
+        return manifest
+    }
+
+    /// Picks the item's latest point as the base and opens a session that protects its index.
+    /// Re-checks the base after registering: if it expired in between, picks again.
+    private func openBackupSession(item: String) throws -> (RecoveryPointManifest?, any WriteSession) {
+        for _ in 0..<5 {
+            let base = try points(item: item).last
+            let session = try store.beginSession(purpose: "backup", protecting: base?.disks.map(\.rootID) ?? [])
+            if let base, try store.readManifest(base.id) == nil {
+                session.close()
+                continue
+            }
+            return (base, session)
+        }
+        throw CoffreError("VaultBusy", "The item's recovery points keep changing while the backup starts",
+                          workaround: "Retry when no expiry is running on this item")
+    }
+}
+
+/// One index page's worth of one disk: the unit of parallel work.
+struct BackupUnit: Sendable {
+    var disk: Int
+    var page: Int
+}
+
+/// Per-thread scratch state of a backup.
+struct BackupWorker {
+    let workspace: CodecWorkspace
+    var block: [UInt8]
+
+    init(codec: ChunkCodec, blockSize: Int) {
+        workspace = CodecWorkspace(codec: codec)
+        block = [UInt8](repeating: 0, count: blockSize)
+    }
+}
+
+/// The shared state of one backup run.
+final class BackupJob: Sendable {
+    struct Totals {
+        var progress = TransferProgress()
+        var blocksAdded = 0
+        var blocksChanged = 0
+        var indexObjectsAdded = 0
+        var blocks: [Int]
+        var zeroBlocks: [Int]
+    }
+
+    let vault: Vault
+    let session: any WriteSession
+    let disks: [any BlockDevice]
+    let basePages: [String: [ChunkID]]
+    let progress: ProgressHandler?
+    let units: [BackupUnit]
+    private let pages: Mutex<[[ChunkID]]>
+    private let state: Mutex<Totals>
+
+    init(vault: Vault, session: any WriteSession, disks: [any BlockDevice],
+         basePages: [String: [ChunkID]], progress: ProgressHandler?) {
+        self.vault = vault
+        self.session = session
+        self.disks = disks
+        self.basePages = basePages
+        self.progress = progress
+        let span = Int64(vault.pageEntries * vault.blockSize)
+        var units: [BackupUnit] = []
+        var pages: [[ChunkID]] = []
+        for (index, disk) in disks.enumerated() {
+            let count = Int((disk.size + span - 1) / span)
+            pages.append([ChunkID](repeating: .zero, count: count))
+            units += (0..<count).map { BackupUnit(disk: index, page: $0) }
+        }
+        // Interleave disks so that all of them progress together (B2).
+        self.units = units.sorted { ($0.page, $0.disk) < ($1.page, $1.disk) }
+        self.pages = Mutex(pages)
+        var totals = Totals(blocks: Array(repeating: 0, count: disks.count),
+                            zeroBlocks: Array(repeating: 0, count: disks.count))
+        totals.progress.totalBytes = disks.reduce(0) { $0 + $1.size }
+        self.state = Mutex(totals)
+    }
+
+    var totals: Totals { state.withLock { $0 } }
+    func pageIDs(disk: Int) -> [ChunkID] { pages.withLock { $0[disk] } }
+    func diskCounts(_ disk: Int) -> (blocks: Int, zeroBlocks: Int) {
+        state.withLock { ($0.blocks[disk], $0.zeroBlocks[disk]) }
+    }
+
+    /// Hashes, compares and stores the blocks of one index page, then the page itself.
+    func process(_ unit: BackupUnit, worker: inout BackupWorker) throws {
+        let disk = disks[unit.disk]
+        let blockSize = vault.blockSize
+        let firstBlock = unit.page * vault.pageEntries
+        let start = Int64(firstBlock) * Int64(blockSize)
+        let end = min(disk.size, start + Int64(vault.pageEntries) * Int64(blockSize))
+        let count = Int((end - start + Int64(blockSize) - 1) / Int64(blockSize))
+        let extents = try disk.dataExtents(in: start..<end)
+
+        let basePageID = basePages[disk.name].flatMap { unit.page < $0.count ? $0[unit.page] : nil }
+        var baseEntries: [ChunkID] = []
+        if let basePageID, !basePageID.isZero {
+            baseEntries = try vault.loadIDs(basePageID, with: worker.workspace)
+        }
+
+        var entries = [ChunkID](repeating: .zero, count: count)
+        var local = TransferProgress()
+        var added = 0, changed = 0, zeros = 0
+        var extentIndex = 0
+        for b in 0..<count {
+            let offset = start + Int64(b) * Int64(blockSize)
+            let length = Int(min(Int64(blockSize), end - offset))
+            local.scannedBytes += Int64(length)
+            while extentIndex < extents.count, extents[extentIndex].upperBound <= offset { extentIndex += 1 }
+            guard extentIndex < extents.count, extents[extentIndex].lowerBound < offset + Int64(length) else {
+                zeros += 1
+                continue  // a hole: reads as zeros
+            }
+            let id: ChunkID? = try worker.block.withUnsafeMutableBytes { raw in
+                let buffer = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
+                try disk.read(into: buffer, at: offset)
+                if coffre_is_zero(buffer.baseAddress, length) != 0 { return nil }
+                return vault.codec.id(of: UnsafeRawBufferPointer(buffer))
+            }
+            local.readBytes += Int64(length)
+            guard let id else {
+                zeros += 1
+                continue
+            }
+            entries[b] = id
+            if b < baseEntries.count, baseEntries[b] == id { continue }
+            changed += 1
+            if try vault.store.contains(.chunk, id, refresh: true) || session.hasStaged(.chunk, id) { continue }
+            let frame = worker.block.withUnsafeBytes { raw in
+                worker.workspace.encode(UnsafeRawBufferPointer(rebasing: raw[0..<length]), id: id, kind: .chunk)
+            }
+            if try session.stage(.chunk, id, frame) {
+                added += 1
+                local.writtenBytes += Int64(frame.count)
+            }
+        }
+
+        let pageBytes = DiskIndex.encode(entries)
+        let pageID = vault.codec.id(of: pageBytes)
+        if pageID != basePageID {
+            local.writtenBytes += try storeIndexObject(pageBytes, id: pageID, workspace: worker.workspace)
+        }
+        pages.withLock { $0[unit.disk][unit.page] = pageID }
+        let snapshot = state.withLock { s -> TransferProgress in
+            s.progress.scannedBytes += local.scannedBytes
+            s.progress.readBytes += local.readBytes
+            s.progress.writtenBytes += local.writtenBytes
+            s.blocksAdded += added
+            s.blocksChanged += changed
+            s.blocks[unit.disk] += count
+            s.zeroBlocks[unit.disk] += zeros
+            return s.progress
+        }
+        progress?(snapshot)
+    }
+
+    /// Stores an index object unless the vault or this session has it; returns bytes written.
+    @discardableResult
+    func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace) throws -> Int64 {
+        if try vault.store.contains(.index, id, refresh: true) || session.hasStaged(.index, id) { return 0 }
+        let frame = workspace.encode(bytes, id: id, kind: .index)
+        guard try session.stage(.index, id, frame) else { return 0 }
+        state.withLock { $0.indexObjectsAdded += 1 }
+        return Int64(frame.count)
+    }
+}

@@ -1,0 +1,196 @@
+public import CoffreCore
+import Foundation
+
+/// What a vault holds.
+public struct VaultStats: Codable, Sendable, Equatable {
+    /// Distinct data chunks stored (zero blocks are never stored).
+    public var storedChunks = 0
+    /// Their bytes on disk (compressed, encrypted).
+    public var storedBytes: Int64 = 0
+    /// Sum of the sizes of all disks of all live points: what full copies would take.
+    public var logicalBytes: Int64 = 0
+    public var points = 0
+    /// Index pages and roots, shared between points.
+    public var indexChunks = 0
+    public var indexBytes: Int64 = 0
+}
+
+/// The accounting of one point against all other live points (K2).
+public struct PointAccounting: Codable, Sendable, Equatable {
+    /// Data chunks the backup stored that the vault did not already hold.
+    public var blocksAdded: Int
+    /// Data chunks no other live point references.
+    public var blocksOnlyHere: Int
+    /// Stored bytes (data and index) that expiring this point and collecting would free.
+    public var bytesFreedIfExpired: Int64
+}
+
+/// What `verify` found.
+public struct VerifyReport: Codable, Sendable, Equatable {
+    public var clean: Bool
+    public var checkedChunks: Int
+    public var checkedIndexObjects: Int
+    public var damagedChunks: [String]
+    public var missingChunks: [String]
+    /// Points that cannot be restored completely.
+    public var brokenPoints: [String]
+}
+
+extension Vault {
+    // MARK: Collection
+
+    /// Removes every object that no live point and no running session needs.
+    @discardableResult
+    public func collectGarbage() throws -> CollectionReport {
+        let workspace = CodecWorkspace(codec: codec)
+        return try store.collectGarbage { protectedRoots in
+            var marks = MarkSet()
+            let roots = try points().flatMap { $0.disks.map(\.rootID) } + protectedRoots
+            for root in roots where marks.indexes.insert(root.prefix).inserted {
+                for page in try loadIDs(root, with: workspace) where marks.indexes.insert(page.prefix).inserted {
+                    for id in try loadIDs(page, with: workspace) where !id.isZero {
+                        marks.chunks.insert(id.prefix)
+                    }
+                }
+            }
+            return marks
+        }
+    }
+
+    // MARK: Stats and accounting
+
+    public func stats() throws -> VaultStats {
+        var stats = VaultStats()
+        try store.forEachObject(.chunk) { _, size in
+            stats.storedChunks += 1
+            stats.storedBytes += size
+        }
+        try store.forEachObject(.index) { _, size in
+            stats.indexChunks += 1
+            stats.indexBytes += size
+        }
+        let points = try points()
+        stats.points = points.count
+        stats.logicalBytes = points.reduce(0) { $0 + $1.logicalBytes }
+        return stats
+    }
+
+    /// Accounting of every live point, by point id.
+    public func accounting() throws -> [String: PointAccounting] {
+        let points = try points()
+        let workspace = CodecWorkspace(codec: codec)
+        // Owner of each object: the index of the only point referencing it, or -1 when shared.
+        var chunkOwner: [ChunkID: Int] = [:]
+        var indexOwner: [ChunkID: Int] = [:]
+        for (index, point) in points.enumerated() {
+            var chunks = Set<ChunkID>()
+            var objects = Set<ChunkID>()
+            for disk in point.disks where objects.insert(disk.rootID).inserted {
+                for page in try loadIDs(disk.rootID, with: workspace) where objects.insert(page).inserted {
+                    for id in try loadIDs(page, with: workspace) where !id.isZero { chunks.insert(id) }
+                }
+            }
+            for id in chunks { chunkOwner[id] = chunkOwner[id] == nil ? index : -1 }
+            for id in objects { indexOwner[id] = indexOwner[id] == nil ? index : -1 }
+        }
+        var onlyHere = [Int](repeating: 0, count: points.count)
+        var freed = [Int64](repeating: 0, count: points.count)
+        for (id, owner) in chunkOwner where owner >= 0 {
+            onlyHere[owner] += 1
+            freed[owner] += store.storedSize(.chunk, id) ?? 0
+        }
+        for (id, owner) in indexOwner where owner >= 0 {
+            freed[owner] += store.storedSize(.index, id) ?? 0
+        }
+        var result: [String: PointAccounting] = [:]
+        for (index, point) in points.enumerated() {
+            result[point.id] = PointAccounting(blocksAdded: point.stats.blocksAdded,
+                                               blocksOnlyHere: onlyHere[index], bytesFreedIfExpired: freed[index])
+        }
+        return result
+    }
+
+    // MARK: Verify
+
+    /// Re-reads stored objects and checks them against their ids, then names the points that a
+    /// damaged or missing object breaks.
+    /// - Parameter percent: share of data chunks to re-read (index objects are always read).
+    public func verify(percent: Double = 100) throws -> VerifyReport {
+        try store.withCollectionPaused { try verifyPaused(percent: percent) }
+    }
+
+    private func verifyPaused(percent: Double) throws -> VerifyReport {
+        let workspace = CodecWorkspace(codec: codec)
+        var damaged = Set<ChunkID>()
+        var missing = Set<ChunkID>()
+        var broken = Set<String>()
+        var checkedChunks = 0, checkedIndex = 0
+
+        func check(_ kind: ObjectKind, _ id: ChunkID) {
+            do {
+                _ = try load(kind, id, with: workspace)
+            } catch let error as CoffreError where error.code == "ChunkMissing" {
+                missing.insert(id)
+            } catch {
+                damaged.insert(id)
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        try store.forEachObject(.chunk) { id, _ in
+            guard percent >= 100 || Double.random(in: 0..<100, using: &generator) < percent else { return }
+            checkedChunks += 1
+            check(.chunk, id)
+        }
+        try store.forEachObject(.index) { id, _ in
+            checkedIndex += 1
+            check(.index, id)
+        }
+
+        // Which points reach a bad object (or a referenced object that is not stored at all).
+        var manifests: [RecoveryPointManifest] = []
+        for name in try store.manifestNames() {
+            guard let bytes = try store.readManifest(name) else { continue }
+            do {
+                manifests.append(try RecoveryPointManifest.decode(bytes, name: name, with: workspace))
+            } catch {
+                broken.insert(name)
+            }
+        }
+        var goodIndex = Set<ChunkID>()
+        for point in manifests {
+            var bad = false
+            func ids(_ id: ChunkID) -> [ChunkID] {
+                if damaged.contains(id) || missing.contains(id) { bad = true; return [] }
+                do {
+                    let list = try loadIDs(id, with: workspace)
+                    goodIndex.insert(id)
+                    return list
+                } catch let error as CoffreError where error.code == "ChunkMissing" {
+                    missing.insert(id)
+                } catch {
+                    damaged.insert(id)
+                }
+                bad = true
+                return []
+            }
+            for disk in point.disks {
+                for page in ids(disk.rootID) {
+                    for id in ids(page) where !id.isZero {
+                        if damaged.contains(id) || missing.contains(id) {
+                            bad = true
+                        } else if try !store.contains(.chunk, id, refresh: false) {
+                            missing.insert(id)
+                            bad = true
+                        }
+                    }
+                }
+            }
+            if bad { broken.insert(point.id) }
+        }
+        return VerifyReport(
+            clean: damaged.isEmpty && missing.isEmpty && broken.isEmpty,
+            checkedChunks: checkedChunks, checkedIndexObjects: checkedIndex,
+            damagedChunks: damaged.map(\.hex).sorted(), missingChunks: missing.map(\.hex).sorted(),
+            brokenPoints: broken.sorted())
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import CoffreCore
+import CoffreStorage
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Coffre: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coffre",
+        abstract: "Coffre: a self-hosted backup vault for virtual machines.",
+        discussion: """
+            Quick start:
+              coffre vault create ./vault
+              coffre image backup --vault ./vault --item web01 disk0.img disk1.img
+              coffre image points --vault ./vault --item web01
+              coffre image restore --vault ./vault --point rp-… --to ./restored
+            """,
+        subcommands: [VaultCommand.self, ImageCommand.self]
+    )
+}
+
+/// Options every vault command takes.
+struct VaultOptions: ParsableArguments {
+    @Option(name: .long, help: "The vault folder.")
+    var vault: String
+
+    @Option(name: .long, help: "Key file of an encrypted vault (default: the path the vault remembers, or $COFFRE_ENCRYPTION_KEY_FILE).")
+    var encryptionKey: String?
+
+    func open() throws -> Vault {
+        let key = encryptionKey ?? ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"]
+        return try Vault.open(at: vault, encryptionKeyFile: key)
+    }
+}
+
+/// Runs a command body and turns a `CoffreError` into one line on stderr and exit code 1.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CoffreError {
+        FileHandle.standardError.write(Data("coffre: error \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

@@ -1,0 +1,47 @@
+import CoffreCore
+import CoffreStorage
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A one-line progress bar on stderr, drawn only on a terminal, at most ten times a second.
+final class ProgressBar: Sendable {
+    let enabled: Bool
+    let verb: String
+    private let started = Date()
+    private let lastDraw = Mutex<Double>(0)
+
+    init(enabled: Bool, verb: String) {
+        self.enabled = enabled && isatty(STDERR_FILENO) == 1
+        self.verb = verb
+    }
+
+    var handler: ProgressHandler? {
+        guard enabled else { return nil }
+        return { [self] progress in draw(progress, force: false) }
+    }
+
+    private func draw(_ p: TransferProgress, force: Bool) {
+        let now = Date().timeIntervalSince(started)
+        let due = lastDraw.withLock { last -> Bool in
+            guard force || now - last >= 0.1 else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        let fraction = p.totalBytes > 0 ? Double(p.scannedBytes) / Double(p.totalBytes) : 1
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let rate = now > 0 ? Int64(Double(p.scannedBytes) / now) : 0
+        let line = "\r\(verb) [\(bar)] \(Int(fraction * 100))% \(ByteSize.format(p.scannedBytes))/\(ByteSize.format(p.totalBytes)) read \(ByteSize.format(p.readBytes)) written \(ByteSize.format(p.writtenBytes)) \(ByteSize.format(rate))/s "
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}

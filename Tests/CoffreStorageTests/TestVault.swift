@@ -1,0 +1,53 @@
+import CoffreCore
+@testable import CoffreStorage
+import CoffreTesting
+import Foundation
+
+/// A vault in a fresh temporary folder, removed when the test ends.
+final class TestVault {
+    let folder: String
+    let vault: Vault
+
+    init(blockSize: Int = 16 << 10, encrypted: Bool = false) throws {
+        folder = NSTemporaryDirectory() + "coffre-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        vault = try Vault.create(at: folder + "/vault", blockSize: blockSize,
+                                 encryptionKeyFile: encrypted ? folder + "/key" : nil)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: folder) }
+
+    /// Backs up in-memory disks; returns the point.
+    func backup(_ item: String, _ disks: [String: [UInt8]]) async throws -> RecoveryPointManifest {
+        let devices = disks.keys.sorted().map { MemoryBlockDevice(name: $0, bytes: disks[$0]!) }
+        return try await vault.backup(item: item, disks: devices)
+    }
+
+    /// Restores a point and returns each disk's bytes by name.
+    func restore(_ point: String) async throws -> [String: [UInt8]] {
+        let target = folder + "/restore-\(UUID().uuidString)"
+        let paths = try await vault.restore(point: point, to: target)
+        var disks: [String: [UInt8]] = [:]
+        for path in paths {
+            disks[(path as NSString).lastPathComponent] = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        try FileManager.default.removeItem(atPath: target)
+        return disks
+    }
+
+    var storedChunks: Int { get throws { try vault.stats().storedChunks } }
+}
+
+/// Splits disks into blocks and counts the distinct non-zero ones (what the vault must store).
+func distinctNonZeroBlocks(_ disks: [[UInt8]], blockSize: Int) -> Int {
+    var seen = Set<[UInt8]>()
+    for disk in disks {
+        var offset = 0
+        while offset < disk.count {
+            let block = Array(disk[offset..<min(disk.count, offset + blockSize)])
+            if block.contains(where: { $0 != 0 }) { seen.insert(block) }
+            offset += blockSize
+        }
+    }
+    return seen.count
+}
