@@ -31,10 +31,10 @@ struct CrashSafetyTests {
         let coffre = try Coffre()
         try withTempDir { tmp in
             var rng = SplitMix64(seed: 0xDEAD_0009)
-            let bs = 64 * KiB
-            let size = 24 * MiB
+            let bs = 16 * KiB
+            let size = 32 * MiB
             let vault = tmp.appendingPathComponent("vault")
-            try coffre.createVault(vault, blockSize: "64KiB")
+            try coffre.createVault(vault, blockSize: "16KiB")
             let src = try makeDir(tmp.appendingPathComponent("src"))
 
             // Mostly random data with a 2 MiB hole.
@@ -46,9 +46,12 @@ struct CrashSafetyTests {
             var known: [String: Int] = [:]   // point id -> generation it was taken from
             var order: [String] = []         // known ids, oldest first
 
-            func mutate() throws {
+            /// Light: a few dozen blocks. Heavy: about a quarter of the disk, so the backup
+            /// spends a long time writing chunks and index pages.
+            func mutate(heavy: Bool = false) throws {
                 var batch: [(offset: Int, data: Data)] = []
-                for _ in 0..<rng.int(1..<40) {
+                let count = heavy ? rng.int((size / bs / 5)..<(size / bs / 3)) : rng.int(1..<60)
+                for _ in 0..<count {
                     let block = rng.int(0..<(size / bs))
                     let data: Data
                     var offset = block * bs
@@ -94,15 +97,17 @@ struct CrashSafetyTests {
             }
 
             // Setup with uninterrupted runs, measuring each operation's duration.
-            var backupDuration = 0.0
+            var durations: [Double] = []
             for i in 0..<4 {
-                if i > 0 { try mutate() }
+                if i > 0 { try mutate(heavy: i == 1) }
                 let r = try coffre.ok(backupArgs())
                 let id = try #require(r.stdoutLines.first, "backup printed no id: \(r)")
                 known[id] = generation
                 order.append(id)
-                if i > 0 { backupDuration = max(backupDuration, r.duration) }
+                durations.append(r.duration)
             }
+            let heavyDuration = durations[1]
+            let backupDuration = max(durations[2], durations[3])
             #expect(try listed() == order)
             let expireRun = try coffre.ok(["image", "expire", "--vault", vault.path, "--point", order[0]])
             let expireDuration = expireRun.duration
@@ -112,25 +117,37 @@ struct CrashSafetyTests {
             let gcRun = try coffre.ok(["vault", "gc", "--vault", vault.path, "--json"])
             let gcDuration = gcRun.duration
             #expect(try listed() == order)
-            print("crash test: backup \(backupDuration)s, expire \(expireDuration)s, gc \(gcDuration)s")
+            print("crash test: full backup \(durations[0])s, heavy \(heavyDuration)s, light \(backupDuration)s, expire \(expireDuration)s, gc \(gcDuration)s")
 
             // Kill points.
             var kills: [Op: Int] = [.backup: 0, .expire: 0, .gc: 0]
             var attempts = 0
+            var killedBackups = 0
+            var killedButCommitted = 0
             let started = Date()
             while kills.values.reduce(0, +) < 24 && attempts < 60 {
                 attempts += 1
                 var op: Op = [.backup, .backup, .expire, .gc][rng.int(0..<4)]
-                if op == .expire && order.count < 3 { op = .backup }
                 // Make sure expire gets its kills even when backups keep being chosen.
-                if kills[.expire, default: 0] < 3 && attempts % 5 == 0 && order.count >= 3 { op = .expire }
+                if kills[.expire, default: 0] < 3 && attempts % 5 == 0 { op = .expire }
+                if op != .backup {
+                    // Keep enough points around to expire some (uninterrupted backups).
+                    while order.count < 3 {
+                        try mutate()
+                        let id = try coffre.backup(vault, item: "vm", disks: [disk.url])
+                        known[id] = generation
+                        order.append(id)
+                    }
+                }
                 let context = "attempt \(attempts) (\(op.rawValue))"
                 let result: RunResult
                 var target: String? = nil
                 switch op {
                 case .backup:
-                    try mutate()
-                    result = try runProcess(coffre.binary, backupArgs(), killAfter: rng.double(0...backupDuration))
+                    let heavy = rng.int(0..<3) == 0
+                    try mutate(heavy: heavy)
+                    result = try runProcess(coffre.binary, backupArgs(),
+                                            killAfter: rng.double(0...(heavy ? heavyDuration : backupDuration)))
                 case .expire:
                     // Never the newest point, so a backup always has a parent to share with.
                     let victim = order[rng.int(0..<(order.count - 1))]
@@ -139,7 +156,7 @@ struct CrashSafetyTests {
                                             killAfter: rng.double(0...expireDuration))
                 case .gc:
                     // Give gc something to collect.
-                    if order.count >= 3 {
+                    do {
                         let victim = order[rng.int(0..<(order.count - 1))]
                         try coffre.expire(vault, point: victim, noGC: true)
                         known[victim] = nil
@@ -151,6 +168,7 @@ struct CrashSafetyTests {
                 #expect(!result.timedOut, "\(context): \(result)")
                 if result.signaled {
                     kills[op, default: 0] += 1
+                    if op == .backup { killedBackups += 1 }
                 } else {
                     #expect(result.status == 0, "\(context): finished before the kill but failed: \(result)")
                 }
@@ -165,6 +183,7 @@ struct CrashSafetyTests {
                     if !result.signaled && result.status == 0 {
                         #expect(new == result.stdoutLines, "\(context): finished backup's point not listed")
                     }
+                    if result.signaled && !new.isEmpty { killedButCommitted += 1 }
                     for id in new {
                         known[id] = generation
                         order.append(id)
@@ -189,7 +208,9 @@ struct CrashSafetyTests {
                 }
             }
             let totalKills = kills.values.reduce(0, +)
-            print("crash test: \(attempts) attempts, kills \(kills), \(Date().timeIntervalSince(started))s")
+            print("crash test: \(attempts) attempts, kills \(kills.map { "\($0.key.rawValue): \($0.value)" }.sorted()), "
+                  + "\(killedButCommitted) of \(killedBackups) killed backups had committed, "
+                  + "\(Date().timeIntervalSince(started))s")
             #expect(totalKills >= 20, "only \(totalKills) operations were actually killed: \(kills)")
             for op in [Op.backup, .expire, .gc] {
                 #expect(kills[op, default: 0] >= 1, "no \(op.rawValue) was killed: \(kills)")

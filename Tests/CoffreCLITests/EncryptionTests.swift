@@ -40,6 +40,22 @@ struct EncryptionTests {
         return needles.filter { needle in files.contains { contains($0, needle) } }.count
     }
 
+    /// 32 raw bytes, or 64 hex digits (optionally followed by whitespace).
+    static func decodeKey(_ file: Data) -> Data? {
+        if file.count == 32 { return file }
+        let text = String(decoding: file, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.utf8.count == 64 else { return nil }
+        var out = Data()
+        var i = text.startIndex
+        while i < text.endIndex {
+            let j = text.index(i, offsetBy: 2)
+            guard let b = UInt8(text[i..<j], radix: 16) else { return nil }
+            out.append(b)
+            i = j
+        }
+        return out
+    }
+
     @Test("encrypted vault: no plaintext or key in the vault, exact restore, wrong key refused")
     func encrypted() throws {
         let coffre = try Coffre()
@@ -52,8 +68,11 @@ struct EncryptionTests {
             #expect(!FileManager.default.fileExists(atPath: key.path))
             let created = try coffre.createVault(vault, blockSize: "64KiB", key: key)
             #expect(created.encrypted == true)
-            let keyBytes = try readFile(key)
-            #expect(keyBytes.count == 32, "key file must hold 32 bytes, has \(keyBytes.count)")
+            let keyFileBytes = try readFile(key)
+            // The contract says 32 random bytes; accept them raw or written as 64 hex digits.
+            let keyBytes = try #require(Self.decodeKey(keyFileBytes),
+                                        "key file must hold 32 bytes (raw or 64 hex digits), has \(keyFileBytes.count) bytes")
+            #expect(Set(keyBytes).count > 8, "the key does not look random")
             let mode = try fileMode(key)
             #expect(mode == 0o600, "key file mode \(String(mode, radix: 8))")
 
@@ -63,6 +82,11 @@ struct EncryptionTests {
             let found = try Self.occurrences(of: Self.samples(of: disk.content), in: vault)
             #expect(found == 0, "\(found) of 200 plaintext runs found in the encrypted vault")
             #expect(try Self.occurrences(of: [keyBytes], in: vault) == 0, "the key's bytes are stored in the vault")
+            #expect(try Self.occurrences(of: [keyFileBytes], in: vault) == 0, "the key file's bytes are stored in the vault")
+            // The key as hex text (upper/lower case) is not stored either.
+            let hex = keyBytes.map { String(format: "%02x", $0) }.joined()
+            #expect(try Self.occurrences(of: [Data(hex.utf8), Data(hex.uppercased().utf8)], in: vault) == 0,
+                    "the key's hex digits are stored in the vault")
 
             // The key is found via the recorded path.
             try expectRestoreMatches(coffre, vault: vault, point: id, disks: [(disk.name, disk.content)],
@@ -98,7 +122,7 @@ struct EncryptionTests {
             expectOneLineError(wrongBackup, "backup with a wrong key")
             #expect(wrongBackup.stderr.contains("WrongEncryptionKey"), "stderr: \(wrongBackup.stderr)")
             #expect(treeListing(vault) == before, "a refused command changed the vault")
-            #expect(try readFile(key) == keyBytes, "the key file changed")
+            #expect(try readFile(key) == keyFileBytes, "the key file changed")
         }
     }
 

@@ -10,7 +10,10 @@ struct GCPropertyTests {
             var rng = SplitMix64(seed: 0x6C_0003)
             let bs = 16 * KiB
             let vault = tmp.appendingPathComponent("vault")
-            try coffre.createVault(vault, blockSize: "16KiB")
+            // Plain `vault create` prints the vault path (one line).
+            let created = try coffre.ok(["vault", "create", vault.path, "--block-size", "16KiB"])
+            #expect(created.stdoutLines.count == 1 && created.stdoutLines.first?.hasSuffix("vault") == true,
+                    "vault create must print the vault path: \(created)")
             let src = try makeDir(tmp.appendingPathComponent("src"))
 
             var x = try Disk(create: src.appendingPathComponent("x.img"), size: 1 * MiB + 3000)
