@@ -64,6 +64,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg) # before this script does any work of its own
+
 # ---------------------------------------------------------------- prerequisites
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
@@ -233,9 +235,21 @@ run_borg() {
 
 # ---------------------------------------------------------------- run
 RESTIC_VERSION=$(restic version 2>/dev/null | awk '{print $2}' || echo none)
+# Each tool starts from the same state: earlier tools' repositories gone, page cache dropped
+# (where the kernel lets us), then its source warmed by use_day. Without this, 4 GiB images and
+# three repositories fill the page cache and later tools read their source from disk.
+drop_caches() {
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]] && echo 1 >/proc/sys/vm/drop_caches 2>/dev/null; then
+    CACHES_DROPPED=yes
+  fi
+}
+export CACHES_DROPPED=no
 for tool in $TOOLS; do
   log "=== $tool ==="
+  drop_caches
   "run_$tool"
+  rm -rf "$W/repo-$tool" "$W/cache-$tool"
 done
 
 # ---------------------------------------------------------------- report
@@ -245,7 +259,7 @@ cv=-
 if [[ " $TOOLS " == *" coffre "* ]]; then
   cv=$("$COFFRE_BIN" --version 2>/dev/null | head -n 1 || true)
   [[ -n "$cv" ]] || cv="git $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(
-    [[ -n "$(git -C "$REPO_ROOT" status --porcelain 2>/dev/null)" ]] && echo '+dirty')"
+    [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- Sources Package.swift 2>/dev/null)" ]] && echo '+dirty')"
 fi
 versions=$(ver_json coffre "$cv" \
   restic "$(restic version 2>/dev/null | awk '{print $2}' || echo -)" \
@@ -257,16 +271,17 @@ $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), \
 $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), work dir on $(df -T "$W" | awk 'NR==2{print $2}')"
 
 python3 - "$W/meta.json" "$SIZE_MIB" "$SEED" "$CHURN" "$machine" "$versions" "$TOOLS" \
-  "${COFFRE_BLOCK_SIZE:-default}" "$W/layout.json" "$W/churn.json" "$W/logs/restic.config.json" <<'EOF'
+  "${COFFRE_BLOCK_SIZE:-default}" "$W/layout.json" "$W/churn.json" "$W/logs/restic.config.json" \
+  "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
 import json, sys, os, datetime
-out, size, seed, churn, machine, versions, tools, bs, layout, churnf, rcfg = sys.argv[1:12]
+out, size, seed, churn, machine, versions, tools, bs, layout, churnf, rcfg, l0, l1 = sys.argv[1:14]
 def rd(p):
     try:
         with open(p) as f: return json.load(f)
     except Exception: return None
 rc = rd(rcfg) or {}
 notes = [
-    "Page cache: not dropped; every tool sees a warm cache (the source image was read once right before each backup).",
+    "Page cache: dropped before each tool's runs (" + ("done" if os.environ.get("CACHES_DROPPED") == "yes" else "not permitted here") + ") and each tool's repository removed after it, so every tool starts alike; the source image is read once right before each backup, so every backup reads a warm source.",
     "Same bytes, same path for every tool: src/disk0.img is overwritten (cp --sparse=always) with day 1 before the full backup and with day 2 before the incremental; the no-change backup reruns on the untouched day-2 file.",
     "restic always encrypts (AES-256 + Poly1305); borg runs with -e none; coffre vault created without --encryption-key.",
     f"restic repository version {rc.get('version', '?')} (compression 'auto' = zstd when version 2); borg 1.2 defaults: buzhash 19,23,21,4095 chunker, lz4 compression.",
@@ -275,6 +290,8 @@ notes = [
     "`sync` runs (untimed) before every measured command, so earlier writes are not billed to it; writes a tool does not fsync itself (e.g. restored files) stay in the page cache and are not waited for. The restored file is compared with cmp (not timed).",
     "Repo size is du -sb of the repository directory (apparent bytes) after each phase.",
 ]
+notes.append(f"Load average (1/5/15 min) before the script started: {l0} (other work on the machine; "
+             f"should be near 0 for clean numbers); at the end: {l1} (includes the benchmark itself).")
 if bs != "default":
     notes.append(f"coffre vault block size: {bs}")
 meta = {

@@ -38,7 +38,7 @@ public protocol ChunkStore: Sendable {
 public protocol WriteSession: AnyObject, Sendable {
     /// Stages an encoded object; returns false when this session already staged it.
     /// Staged objects become visible only at `publish()`.
-    func stage(_ kind: ObjectKind, _ id: ChunkID, _ frame: [UInt8]) throws -> Bool
+    func stage(_ kind: ObjectKind, _ id: ChunkID, _ frame: UnsafeRawBufferPointer) throws -> Bool
     /// Whether this session has staged the object.
     func hasStaged(_ kind: ObjectKind, _ id: ChunkID) -> Bool
     /// Makes every staged object durable, then visible.

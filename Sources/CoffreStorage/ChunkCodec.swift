@@ -65,6 +65,7 @@ public final class CodecWorkspace {
     private let cctx: OpaquePointer
     private let dctx: OpaquePointer
     private var scratch: [UInt8] = []
+    private var output: [UInt8] = []
 
     public init(codec: ChunkCodec) {
         self.codec = codec
@@ -78,98 +79,102 @@ public final class CodecWorkspace {
     }
 
     /// Encodes `plain` as a stored frame for object `id`.
-    public func encode(_ plain: UnsafeRawBufferPointer, id: ChunkID, kind: ObjectKind) -> [UInt8] {
-        let bound = ZSTD_compressBound(plain.count)
-        if scratch.count < bound { scratch = [UInt8](repeating: 0, count: bound) }
-        var flags: UInt8 = 0
-        var payloadLength = plain.count
-        let compressed = scratch.withUnsafeMutableBytes { dst -> Int in
-            ZSTD_compressCCtx(cctx, dst.baseAddress, bound, plain.baseAddress, plain.count, codec.compressionLevel)
-        }
-        // Keep compression only when it saves at least 1/32 of the block: random data is stored as is.
-        if ZSTD_isError(compressed) == 0, compressed < plain.count - plain.count / 32 {
-            flags |= 1
-            payloadLength = compressed
-        }
-        var header = ChunkCodec.magic
-        header += [0, 0, 0, 0]
-        withUnsafeBytes(of: UInt32(plain.count).littleEndian) { header += $0 }
-
-        func payload<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-            if flags & 1 != 0 {
-                return scratch.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<payloadLength])) }
-            }
-            return body(plain)
-        }
-
-        guard let keys = codec.keys else {
-            header[4] = flags
-            var frame = header
-            frame.reserveCapacity(ChunkCodec.headerSize + payloadLength)
-            payload { frame.append(contentsOf: $0) }
-            return frame
-        }
-        flags |= 2
-        header[4] = flags
-        let aad = Self.authenticatedData(header: header, id: id, kind: kind)
-        let sealed = payload { bytes in
-            try! AES.GCM.seal(bytes, using: keys.encryption, nonce: AES.GCM.Nonce(), authenticating: aad)
-        }
-        var frame = header
-        frame.reserveCapacity(ChunkCodec.headerSize + 12 + payloadLength + 16)
-        frame.append(contentsOf: sealed.combined!)
-        return frame
+    public func encode(_ plain: [UInt8], id: ChunkID, kind: ObjectKind) -> [UInt8] {
+        plain.withUnsafeBytes { encode($0, id: id, kind: kind) { Array($0) } }
     }
 
-    public func encode(_ plain: [UInt8], id: ChunkID, kind: ObjectKind) -> [UInt8] {
-        plain.withUnsafeBytes { encode($0, id: id, kind: kind) }
+    /// Encodes `plain` as a stored frame for object `id` and passes the frame to `body`; the
+    /// frame is built in place in this workspace. **The buffer is only valid inside `body`.**
+    public func encode<R>(
+        _ plain: UnsafeRawBufferPointer, id: ChunkID, kind: ObjectKind, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        let header = ChunkCodec.headerSize
+        let bound = ZSTD_compressBound(plain.count)
+        if scratch.count < header + bound { scratch = [UInt8](repeating: 0, count: header + bound) }
+        return try scratch.withUnsafeMutableBytes { raw in
+            let payload = raw.baseAddress! + header
+            var flags: UInt8 = 0
+            var length = ZSTD_compressCCtx(cctx, payload, bound, plain.baseAddress, plain.count, codec.compressionLevel)
+            // Keep compression only when it saves at least 1/32 of the block: random data is stored as is.
+            if ZSTD_isError(length) == 0, length < plain.count - plain.count / 32 {
+                flags |= 1
+            } else {
+                length = plain.count
+                if length > 0 { payload.copyMemory(from: plain.baseAddress!, byteCount: length) }
+            }
+            ChunkCodec.magic.withUnsafeBytes { raw.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: 4) }
+            raw.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
+            raw.storeBytes(of: UInt32(plain.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+            guard let keys = codec.keys else {
+                raw[4] = flags
+                return try body(UnsafeRawBufferPointer(rebasing: raw[0..<(header + length)]))
+            }
+            raw[4] = flags | 2
+            let headerBytes = Array(raw[0..<header])
+            let aad = Self.authenticatedData(header: headerBytes, id: id, kind: kind)
+            let sealed = try! AES.GCM.seal(UnsafeRawBufferPointer(rebasing: raw[header..<(header + length)]),
+                                           using: keys.encryption, nonce: AES.GCM.Nonce(), authenticating: aad)
+            let frame = headerBytes + sealed.combined!
+            return try frame.withUnsafeBytes { try body($0) }
+        }
     }
 
     /// Decodes a stored frame and checks that its plaintext hashes to `id`.
     /// - Throws: `ChunkDamaged` on any mismatch; never returns wrong bytes.
     public func decode(_ frame: [UInt8], id: ChunkID, kind: ObjectKind) throws -> [UInt8] {
-        let plain = try decodeUnverified(frame, id: id, kind: kind)
-        guard codec.id(of: plain) == id else {
-            throw CoffreError.chunkDamaged(id.hex, detail: "content does not match its digest")
-        }
-        return plain
+        try decode(frame, id: id, kind: kind) { Array($0) }
     }
 
-    private func decodeUnverified(_ frame: [UInt8], id: ChunkID, kind: ObjectKind) throws -> [UInt8] {
+    /// Decodes a stored frame, checks it against `id`, and passes the plaintext to `body`
+    /// without copying it. **The buffer is only valid inside `body`.**
+    public func decode<R>(
+        _ frame: [UInt8], id: ChunkID, kind: ObjectKind, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
         let damaged = { (detail: String) in CoffreError.chunkDamaged(id.hex, detail: detail) }
-        guard frame.count >= ChunkCodec.headerSize, Array(frame[0..<4]) == ChunkCodec.magic else {
+        guard frame.count >= ChunkCodec.headerSize, frame[0..<4].elementsEqual(ChunkCodec.magic) else {
             throw damaged("bad header")
         }
         let flags = frame[4]
         guard flags & ~3 == 0, frame[5] == 0, frame[6] == 0, frame[7] == 0 else { throw damaged("unknown flags") }
         let length = frame.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))) }
-        var payload = Array(frame[ChunkCodec.headerSize...])
+
+        func finish(_ payload: UnsafeRawBufferPointer) throws -> R {
+            if flags & 1 != 0 {
+                if output.count < length { output = [UInt8](repeating: 0, count: length) }
+                let n = output.withUnsafeMutableBytes { dst in
+                    ZSTD_decompressDCtx(dctx, dst.baseAddress, length, payload.baseAddress, payload.count)
+                }
+                guard ZSTD_isError(n) == 0, n == length else { throw damaged("decompression failed") }
+                return try output.withUnsafeBytes { raw in
+                    try verified(UnsafeRawBufferPointer(rebasing: raw[0..<length]))
+                }
+            }
+            guard payload.count == length else { throw damaged("length mismatch") }
+            return try verified(payload)
+        }
+        func verified(_ plain: UnsafeRawBufferPointer) throws -> R {
+            guard codec.id(of: plain) == id else { throw damaged("content does not match its digest") }
+            return try body(plain)
+        }
+
         if flags & 2 != 0 {
             guard let keys = codec.keys else {
                 throw CoffreError.encryptionKeyMissing("object \(id.hex) is encrypted")
             }
             let aad = Self.authenticatedData(header: Array(frame[0..<ChunkCodec.headerSize]), id: id, kind: kind)
+            let opened: Data
             do {
-                let box = try AES.GCM.SealedBox(combined: payload)
-                payload = Array(try AES.GCM.open(box, using: keys.encryption, authenticating: aad))
+                let box = try AES.GCM.SealedBox(combined: frame[ChunkCodec.headerSize...])
+                opened = try AES.GCM.open(box, using: keys.encryption, authenticating: aad)
             } catch {
                 throw damaged("authentication failed")
             }
-        } else if codec.keys != nil {
-            throw damaged("unencrypted object in an encrypted vault")
+            return try opened.withUnsafeBytes { try finish($0) }
         }
-        if flags & 1 == 0 {
-            guard payload.count == length else { throw damaged("length mismatch") }
-            return payload
+        guard codec.keys == nil else { throw damaged("unencrypted object in an encrypted vault") }
+        return try frame.withUnsafeBytes { raw in
+            try finish(UnsafeRawBufferPointer(rebasing: raw[ChunkCodec.headerSize...]))
         }
-        var plain = [UInt8](repeating: 0, count: length)
-        let n = plain.withUnsafeMutableBytes { dst in
-            payload.withUnsafeBytes { src in
-                ZSTD_decompressDCtx(dctx, dst.baseAddress, length, src.baseAddress, src.count)
-            }
-        }
-        guard ZSTD_isError(n) == 0, n == length else { throw damaged("decompression failed") }
-        return plain
     }
 
     static func authenticatedData(header: [UInt8], id: ChunkID, kind: ObjectKind) -> [UInt8] {

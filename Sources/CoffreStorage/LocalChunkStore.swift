@@ -143,6 +143,7 @@ public final class LocalChunkStore: ChunkStore {
         let marks = try mark(live.flatMap(\.roots))
         // Objects a running writer wrote or refreshed are younger than the writer's start.
         let cutoff = live.map(\.started).min()
+        removeAbandonedManifestFiles(olderThan: cutoff)
 
         for kind in [ObjectKind.chunk, .index] {
             for shard in 0..<256 {
@@ -171,6 +172,17 @@ public final class LocalChunkStore: ChunkStore {
             }
         }
         return report
+    }
+
+    /// Removes the temp files of manifest writes that a killed process never renamed into place.
+    /// A running session may be writing one right now: only files older than it go.
+    private func removeAbandonedManifestFiles(olderThan cutoff: Double?) {
+        let folder = "\(root)/points"
+        for name in (try? FileIO.list(folder)) ?? [] where name.hasPrefix(".tmp-") {
+            guard let st = FileIO.lstatOrNil("\(folder)/\(name)") else { continue }
+            if let cutoff, Double(st.st_mtim.tv_sec) >= cutoff { continue }
+            unlink("\(folder)/\(name)")
+        }
     }
 
     /// Removes an unreferenced object unless a running writer may be using it; returns its size when removed.
@@ -271,7 +283,7 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
         "\(staging)/\(kind.rawValue)-\(id.hex)"
     }
 
-    func stage(_ kind: ObjectKind, _ id: ChunkID, _ frame: [UInt8]) throws -> Bool {
+    func stage(_ kind: ObjectKind, _ id: ChunkID, _ frame: UnsafeRawBufferPointer) throws -> Bool {
         let p = stagedPath(kind, id)
         let fd = Glibc.open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         if fd < 0 {
@@ -280,7 +292,7 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
         }
         defer { Glibc.close(fd) }
         do {
-            try FileIO.write(fd, frame, path: p)
+            try FileIO.pwrite(fd, frame, at: 0, path: p)
         } catch {
             unlink(p)
             throw error

@@ -207,12 +207,14 @@ final class BackupJob: Sendable {
             if b < baseEntries.count, baseEntries[b] == id { continue }
             changed += 1
             if try vault.store.contains(.chunk, id, refresh: true) || session.hasStaged(.chunk, id) { continue }
-            let frame = worker.block.withUnsafeBytes { raw in
-                worker.workspace.encode(UnsafeRawBufferPointer(rebasing: raw[0..<length]), id: id, kind: .chunk)
+            let written = try worker.block.withUnsafeBytes { raw in
+                try worker.workspace.encode(UnsafeRawBufferPointer(rebasing: raw[0..<length]), id: id, kind: .chunk) { frame in
+                    try session.stage(.chunk, id, frame) ? Int64(frame.count) : nil
+                }
             }
-            if try session.stage(.chunk, id, frame) {
+            if let written {
                 added += 1
-                local.writtenBytes += Int64(frame.count)
+                local.writtenBytes += written
             }
         }
 
@@ -240,7 +242,7 @@ final class BackupJob: Sendable {
     func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace) throws -> Int64 {
         if try vault.store.contains(.index, id, refresh: true) || session.hasStaged(.index, id) { return 0 }
         let frame = workspace.encode(bytes, id: id, kind: .index)
-        guard try session.stage(.index, id, frame) else { return 0 }
+        guard try frame.withUnsafeBytes({ try session.stage(.index, id, $0) }) else { return 0 }
         state.withLock { $0.indexObjectsAdded += 1 }
         return Int64(frame.count)
     }

@@ -94,21 +94,22 @@ final class RestoreJob: Sendable {
         local.scannedBytes = min(disk.size, start + Int64(entries.count) * blockSize) - start
         for (b, id) in entries.enumerated() where !id.isZero {
             let offset = start + Int64(b) * blockSize
-            let block: [UInt8]
+            let expected = Int(min(blockSize, disk.size - offset))
             do {
                 guard let frame = try vault.store.read(.chunk, id) else { throw CoffreError.chunkMissing(id.hex) }
                 local.readBytes += Int64(frame.count)
-                block = try workspace.decode(frame, id: id, kind: .chunk)
-            } catch let error as CoffreError {
+                try workspace.decode(frame, id: id, kind: .chunk) { block in
+                    guard block.count == expected else {
+                        throw CoffreError.chunkDamaged(id.hex, detail: "wrong length for block \(offset / blockSize) of \(disk.name)")
+                    }
+                    try FileIO.pwrite(files[unit.disk], block, at: offset, path: paths[unit.disk])
+                }
+            } catch let error as CoffreError where error.code == "ChunkMissing" || error.code == "ChunkDamaged" {
                 throw CoffreError(error.code,
                                   "\(error.message) (point \(manifest.id), disk \(disk.name), block \(offset / blockSize))",
                                   workaround: error.workaround)
             }
-            guard Int64(block.count) == min(blockSize, disk.size - offset) else {
-                throw CoffreError.chunkDamaged(id.hex, detail: "wrong length for block \(offset / blockSize) of \(disk.name)")
-            }
-            try block.withUnsafeBytes { try FileIO.pwrite(files[unit.disk], $0, at: offset, path: paths[unit.disk]) }
-            local.writtenBytes += Int64(block.count)
+            local.writtenBytes += Int64(expected)
         }
         let snapshot = state.withLock { s -> TransferProgress in
             s.scannedBytes += local.scannedBytes
