@@ -279,13 +279,20 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
 
     deinit { close() }
 
+    /// Staged objects are sharded like the store: one directory would serialize the workers'
+    /// file creations on its lock.
     private func stagedPath(_ kind: ObjectKind, _ id: ChunkID) -> String {
-        "\(staging)/\(kind.rawValue)-\(id.hex)"
+        let hex = id.hex
+        return "\(staging)/\(hex.prefix(2))/\(kind.rawValue)-\(hex)"
     }
 
     func stage(_ kind: ObjectKind, _ id: ChunkID, _ frame: UnsafeRawBufferPointer) throws -> Bool {
         let p = stagedPath(kind, id)
-        let fd = Glibc.open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        var fd = Glibc.open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 && errno == ENOENT {
+            try FileIO.makeDirectory(FileIO.directoryName(p))
+            fd = Glibc.open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        }
         if fd < 0 {
             if errno == EEXIST { return false }
             throw CoffreError.io("create", p, errno: errno)
@@ -306,12 +313,16 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
 
     func publish() throws {
         try FileIO.syncFileSystem(of: store.root)
-        for name in try FileIO.list(staging) {
-            guard let dash = name.firstIndex(of: "-"),
-                  let raw = UInt8(name[..<dash]), let kind = ObjectKind(rawValue: raw),
-                  let id = ChunkID(hex: name[name.index(after: dash)...]) else { continue }
-            let target = store.path(kind, id)
-            if rename("\(staging)/\(name)", target) != 0 { throw CoffreError.io("rename", target, errno: errno) }
+        for shard in try FileIO.list(staging) {
+            for name in try FileIO.list("\(staging)/\(shard)") {
+                guard let dash = name.firstIndex(of: "-"),
+                      let raw = UInt8(name[..<dash]), let kind = ObjectKind(rawValue: raw),
+                      let id = ChunkID(hex: name[name.index(after: dash)...]) else { continue }
+                let target = store.path(kind, id)
+                if rename("\(staging)/\(shard)/\(name)", target) != 0 {
+                    throw CoffreError.io("rename", target, errno: errno)
+                }
+            }
         }
         try FileIO.syncFileSystem(of: store.root)
     }
