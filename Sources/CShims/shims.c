@@ -4,9 +4,11 @@
 #include <unistd.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <fcntl.h>
 
 const int coffre_SEEK_DATA = SEEK_DATA;
 const int coffre_SEEK_HOLE = SEEK_HOLE;
+const int coffre_O_DIRECT = O_DIRECT;
 
 int coffre_syncfs(int fd) { return syncfs(fd); }
 

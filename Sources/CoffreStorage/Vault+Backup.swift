@@ -221,7 +221,7 @@ final class BackupJob: Sendable {
         let pageBytes = DiskIndex.encode(entries)
         let pageID = vault.codec.id(of: pageBytes)
         if pageID != basePageID {
-            local.writtenBytes += try storeIndexObject(pageBytes, id: pageID, workspace: worker.workspace)
+            try storeIndexObject(pageBytes, id: pageID, workspace: worker.workspace)
         }
         pages.withLock { $0[unit.disk][unit.page] = pageID }
         let snapshot = state.withLock { s -> TransferProgress in
@@ -237,13 +237,14 @@ final class BackupJob: Sendable {
         progress?(snapshot)
     }
 
-    /// Stores an index object unless the vault or this session has it; returns bytes written.
-    @discardableResult
-    func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace) throws -> Int64 {
-        if try vault.store.contains(.index, id, refresh: true) || session.hasStaged(.index, id) { return 0 }
+    /// Stores an index object (a page or a root) unless the vault or this session has it.
+    func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace) throws {
+        if try vault.store.contains(.index, id, refresh: true) || session.hasStaged(.index, id) { return }
         let frame = workspace.encode(bytes, id: id, kind: .index)
-        guard try frame.withUnsafeBytes({ try session.stage(.index, id, $0) }) else { return 0 }
-        state.withLock { $0.indexObjectsAdded += 1 }
-        return Int64(frame.count)
+        guard try frame.withUnsafeBytes({ try session.stage(.index, id, $0) }) else { return }
+        state.withLock {
+            $0.indexObjectsAdded += 1
+            $0.progress.writtenBytes += Int64(frame.count)
+        }
     }
 }

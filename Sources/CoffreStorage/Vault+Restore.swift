@@ -1,4 +1,5 @@
 public import CoffreCore
+import CShims
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -26,12 +27,15 @@ extension Vault {
         // Keeps the point's objects through a concurrent expiry and collection.
         let session = try store.beginSession(purpose: "restore", protecting: manifest.disks.map(\.rootID))
         defer { session.close() }
+        // Expired between reading it and registering the session: its objects may be gone.
+        guard try store.readManifest(id) != nil else { throw CoffreError.pointNotFound(id) }
 
         let workspace = CodecWorkspace(codec: codec)
         var files: [Int32] = []
+        var directFiles: [Int32] = []
         var partials: [String] = []
         defer {
-            files.forEach { close($0) }
+            (files + directFiles.filter { $0 >= 0 }).forEach { close($0) }
             partials.forEach { unlink($0) }
         }
         var units: [RestoreUnit] = []
@@ -41,13 +45,16 @@ extension Vault {
             files.append(fd)
             partials.append(partial)
             if ftruncate(fd, off_t(disk.size)) != 0 { throw CoffreError.io("truncate", partial, errno: errno) }
+            // Whole blocks bypass the page cache (see RestoreJob); -1 where the file system refuses O_DIRECT.
+            directFiles.append(Glibc.open(partial, O_WRONLY | coffre_O_DIRECT | O_CLOEXEC))
             let pages = try loadIDs(disk.rootID, with: workspace)
             units += pages.enumerated().map { RestoreUnit(disk: index, page: $0.offset, pageID: $0.element) }
         }
 
-        let job = RestoreJob(vault: self, manifest: manifest, files: files, paths: partials, progress: progress)
-        try await runParallel(units, width: width, makeState: { [codec] in CodecWorkspace(codec: codec) },
-                              body: { workspace, unit in try job.process(unit, workspace: workspace) })
+        let job = RestoreJob(vault: self, manifest: manifest, files: files, directFiles: directFiles,
+                             paths: partials, progress: progress)
+        try await runParallel(units, width: width, makeState: { [codec] in RestoreWorker(codec: codec) },
+                              body: { worker, unit in try job.process(unit, worker: worker) })
 
         for (index, target) in targets.enumerated() {
             try FileIO.fsync(files[index], path: partials[index])
@@ -65,19 +72,43 @@ struct RestoreUnit: Sendable {
     var pageID: ChunkID
 }
 
+/// Per-thread state of a restore: a codec workspace and an aligned buffer that gathers runs of
+/// consecutive blocks into one direct write.
+final class RestoreWorker {
+    static let bufferSize = 4 << 20
+    let workspace: CodecWorkspace
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: RestoreWorker.bufferSize, alignment: 4096)
+    var runStart: Int64 = 0
+    var runLength = 0
+
+    init(codec: ChunkCodec) {
+        workspace = CodecWorkspace(codec: codec)
+    }
+
+    deinit { buffer.deallocate() }
+}
+
 /// The shared state of one restore run.
+///
+/// Whole blocks are written with O_DIRECT, in runs of up to 4 MiB: a restore writes gigabytes
+/// that nobody will read back soon, and pushing them through the page cache cost 2–3× the CPU
+/// of the rest of the restore on the benchmark machine (docs/benchmarks.md). A disk's final
+/// partial block, and file systems without O_DIRECT, use the buffered descriptor.
 final class RestoreJob: Sendable {
     let vault: Vault
     let manifest: RecoveryPointManifest
     let files: [Int32]
+    let directFiles: [Int32]
     let paths: [String]
     let progress: ProgressHandler?
     private let state: Mutex<TransferProgress>
 
-    init(vault: Vault, manifest: RecoveryPointManifest, files: [Int32], paths: [String], progress: ProgressHandler?) {
+    init(vault: Vault, manifest: RecoveryPointManifest, files: [Int32], directFiles: [Int32], paths: [String],
+         progress: ProgressHandler?) {
         self.vault = vault
         self.manifest = manifest
         self.files = files
+        self.directFiles = directFiles
         self.paths = paths
         self.progress = progress
         var total = TransferProgress()
@@ -85,24 +116,43 @@ final class RestoreJob: Sendable {
         state = Mutex(total)
     }
 
-    func process(_ unit: RestoreUnit, workspace: CodecWorkspace) throws {
+    func process(_ unit: RestoreUnit, worker: RestoreWorker) throws {
         let disk = manifest.disks[unit.disk]
         let blockSize = Int64(manifest.blockSize)
         let start = Int64(unit.page) * Int64(manifest.pageEntries) * blockSize
-        let entries = try vault.loadIDs(unit.pageID, with: workspace)
+        let entries = try vault.loadIDs(unit.pageID, with: worker.workspace)
+        let file = files[unit.disk], direct = directFiles[unit.disk], path = paths[unit.disk]
         var local = TransferProgress()
         local.scannedBytes = min(disk.size, start + Int64(entries.count) * blockSize) - start
-        for (b, id) in entries.enumerated() where !id.isZero {
+
+        func flush() throws {
+            guard worker.runLength > 0 else { return }
+            let run = UnsafeRawBufferPointer(rebasing: worker.buffer[0..<worker.runLength])
+            try FileIO.pwrite(direct, run, at: worker.runStart, path: path)
+            worker.runLength = 0
+        }
+        for (b, id) in entries.enumerated() {
+            guard !id.isZero else {
+                try flush()  // a hole: the next block starts a new run
+                continue
+            }
             let offset = start + Int64(b) * blockSize
             let expected = Int(min(blockSize, disk.size - offset))
             do {
                 guard let frame = try vault.store.read(.chunk, id) else { throw CoffreError.chunkMissing(id.hex) }
                 local.readBytes += Int64(frame.count)
-                try workspace.decode(frame, id: id, kind: .chunk) { block in
+                try worker.workspace.decode(frame, id: id, kind: .chunk) { block in
                     guard block.count == expected else {
                         throw CoffreError.chunkDamaged(id.hex, detail: "wrong length for block \(offset / blockSize) of \(disk.name)")
                     }
-                    try FileIO.pwrite(files[unit.disk], block, at: offset, path: paths[unit.disk])
+                    guard direct >= 0, expected == Int(blockSize) else {
+                        try FileIO.pwrite(file, block, at: offset, path: path)
+                        return
+                    }
+                    if worker.runLength + expected > RestoreWorker.bufferSize { try flush() }
+                    if worker.runLength == 0 { worker.runStart = offset }
+                    (worker.buffer.baseAddress! + worker.runLength).copyMemory(from: block.baseAddress!, byteCount: expected)
+                    worker.runLength += expected
                 }
             } catch let error as CoffreError where error.code == "ChunkMissing" || error.code == "ChunkDamaged" {
                 throw CoffreError(error.code,
@@ -111,6 +161,7 @@ final class RestoreJob: Sendable {
             }
             local.writtenBytes += Int64(expected)
         }
+        try flush()
         let snapshot = state.withLock { s -> TransferProgress in
             s.scannedBytes += local.scannedBytes
             s.readBytes += local.readBytes

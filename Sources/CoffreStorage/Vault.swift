@@ -11,7 +11,7 @@ public final class Vault: Sendable {
     public let configuration: VaultConfiguration
     public let store: any ChunkStore
     public let codec: ChunkCodec
-    /// Worker threads for hashing, compression and I/O.
+    /// Worker threads for hashing, compression and I/O (`COFFRE_WORKERS` overrides).
     public let width: Int
 
     public var blockSize: Int { configuration.blockSize }
@@ -23,7 +23,8 @@ public final class Vault: Sendable {
         self.configuration = configuration
         self.store = LocalChunkStore(root: path)
         self.codec = ChunkCodec(keys: keys, compressionLevel: configuration.compression.level)
-        self.width = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        let override = ProcessInfo.processInfo.environment["COFFRE_WORKERS"].flatMap(Int.init)
+        self.width = max(1, override ?? max(2, ProcessInfo.processInfo.activeProcessorCount))
     }
 
     /// Creates a vault in a new or empty directory.

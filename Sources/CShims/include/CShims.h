@@ -5,6 +5,8 @@
 /// lseek whence values missing from Swift's Glibc overlay.
 extern const int coffre_SEEK_DATA;
 extern const int coffre_SEEK_HOLE;
+/// open(2) flag missing from Swift's Glibc overlay (needs _GNU_SOURCE).
+extern const int coffre_O_DIRECT;
 
 /// syncfs(2): flush every dirty page of the file system holding fd.
 int coffre_syncfs(int fd);
