@@ -259,7 +259,7 @@ cv=-
 if [[ " $TOOLS " == *" coffre "* ]]; then
   cv=$("$COFFRE_BIN" --version 2>/dev/null | head -n 1 || true)
   [[ -n "$cv" ]] || cv="git $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(
-    [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- Sources Package.swift 2>/dev/null)" ]] && echo '+dirty')"
+    [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- Sources Package.swift 2>/dev/null)" ]] && echo '+dirty' || true)"
 fi
 versions=$(ver_json coffre "$cv" \
   restic "$(restic version 2>/dev/null | awk '{print $2}' || echo -)" \
@@ -287,7 +287,7 @@ notes = [
     f"restic repository version {rc.get('version', '?')} (compression 'auto' = zstd when version 2); borg 1.2 defaults: buzhash 19,23,21,4095 chunker, lz4 compression.",
     "No-change run: restic skips the unchanged file via the parent snapshot's metadata (notes: 'unmodified'). borg 1.2 never keeps this file in its files cache: it drops cache entries whose ctime/mtime equals the newest one seen in the run (cache.py _newest_cmtime, against timestamp-granularity races), and with a single file that is always the file itself, so borg re-reads and re-chunks the whole image on every run (notes: status A = not found in the files cache). Reported as measured.",
     "restic 0.14 restore has no --sparse option, so its restore writes the holes out as zeros; borg extract uses --sparse.",
-    "`sync` runs (untimed) before every measured command, so earlier writes are not billed to it; writes a tool does not fsync itself (e.g. restored files) stay in the page cache and are not waited for. The restored file is compared with cmp (not timed).",
+    "`sync` runs (untimed) before every measured command, so earlier writes are not billed to it. Coffre fsyncs each restored file before renaming it into place (whole blocks are written with O_DIRECT); restic and borg do not fsync restored files, so their writes are not waited for. The restored file is compared with cmp (not timed).",
     "Repo size is du -sb of the repository directory (apparent bytes) after each phase.",
 ]
 notes.append(f"Load average (1/5/15 min) before the script started: {l0} (other work on the machine; "
