@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Parses and formats sizes such as `64KiB`, `1MiB`, `4096`.
 public enum ByteSize {

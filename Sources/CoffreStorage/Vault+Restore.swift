@@ -1,4 +1,4 @@
-public import CoffreCore
+import CoffreCore
 import CShims
 import Foundation
 import Synchronization

@@ -1,5 +1,5 @@
 public import CoffreCore
-public import Foundation
+import Foundation
 
 /// A Coffre vault: a configuration, a chunk store, and the recovery points in it.
 ///
