@@ -66,10 +66,18 @@ struct ImageCommand: AsyncParsableCommand {
                                bytesFreedIfExpired: a?.bytesFreedIfExpired ?? 0)
                 }
                 if json { return try printJSON(rows) }
-                print("id                          time                  disks  added  only-here  freed-if-expired")
+                func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+                    let fill = String(repeating: " ", count: max(0, width - text.count))
+                    return right ? fill + text : text + fill
+                }
+                let formatter = ISO8601DateFormatter()
+                print(pad("id", 28) + pad("time", 22) + pad("disks", 6, right: true) + pad("added", 10, right: true)
+                      + pad("only here", 11, right: true) + pad("freed if expired", 18, right: true))
                 for row in rows {
-                    let time = ISO8601DateFormatter().string(from: row.time)
-                    print("\(row.id)  \(time)  \(row.disks.count)  \(row.blocksAdded)  \(row.blocksOnlyHere)  \(ByteSize.format(row.bytesFreedIfExpired))")
+                    print(pad(row.id, 28) + pad(formatter.string(from: row.time), 22)
+                          + pad("\(row.disks.count)", 6, right: true) + pad("\(row.blocksAdded)", 10, right: true)
+                          + pad("\(row.blocksOnlyHere)", 11, right: true)
+                          + pad(ByteSize.format(row.bytesFreedIfExpired), 18, right: true))
                 }
             }
         }
