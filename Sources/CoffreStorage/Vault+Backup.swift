@@ -83,7 +83,9 @@ extension Vault {
     /// Re-checks the base after registering: if it expired in between, picks again.
     private func openBackupSession(item: String) throws -> (RecoveryPointManifest?, any WriteSession) {
         for _ in 0..<5 {
-            let base = try points(item: item).last
+            // A damaged manifest (verify reports it) must not stop new backups: compare with the
+            // latest readable point instead.
+            let base = try points(item: item, skippingDamaged: true).last
             let session = try store.beginSession(purpose: "backup", protecting: base?.disks.map(\.rootID) ?? [])
             if let base, try store.readManifest(base.id) == nil {
                 session.close()

@@ -69,15 +69,17 @@ extension Vault {
             stats.indexChunks += 1
             stats.indexBytes += size
         }
-        let points = try points()
+        // Informational: a damaged manifest (verify names it) is left out rather than failing.
+        let points = try points(skippingDamaged: true)
         stats.points = points.count
         stats.logicalBytes = points.reduce(0) { $0 + $1.logicalBytes }
         return stats
     }
 
-    /// Accounting of every live point, by point id.
+    /// Accounting of every live point, by point id. Points whose manifest is damaged are left
+    /// out (verify names them), so what they share counts as held by the others alone.
     public func accounting() throws -> [String: PointAccounting] {
-        let points = try points()
+        let points = try points(skippingDamaged: true)
         let workspace = CodecWorkspace(codec: codec)
         // Owner of each object: the index of the only point referencing it, or -1 when shared.
         var chunkOwner: [ChunkID: Int] = [:]

@@ -97,12 +97,19 @@ public final class Vault: Sendable {
     // MARK: Points
 
     /// Every live recovery point, oldest first.
-    public func points(item: String? = nil) throws -> [RecoveryPointManifest] {
+    /// - Parameter skippingDamaged: leave out manifests that fail to decode instead of throwing
+    ///   (collection must never skip one: it could not know what the manifest references).
+    public func points(item: String? = nil, skippingDamaged: Bool = false) throws -> [RecoveryPointManifest] {
         let workspace = CodecWorkspace(codec: codec)
         var points: [RecoveryPointManifest] = []
         for name in try store.manifestNames() {
             guard let bytes = try store.readManifest(name) else { continue }  // expired meanwhile
-            let manifest = try RecoveryPointManifest.decode(bytes, name: name, with: workspace)
+            let manifest: RecoveryPointManifest
+            do {
+                manifest = try RecoveryPointManifest.decode(bytes, name: name, with: workspace)
+            } catch let error as CoffreError where skippingDamaged && error.code == "ChunkDamaged" {
+                continue
+            }
             if item == nil || manifest.item == item { points.append(manifest) }
         }
         return points.sorted { ($0.time, $0.id) < ($1.time, $1.id) }

@@ -95,9 +95,9 @@ import Testing
         let t = try TestVault()
         // A lease nobody holds and a staging folder: what a killed backup leaves.
         let root = t.vault.path
-        FileManager.default.createFile(atPath: root + "/leases/backup-1-dead", contents: Data("{}".utf8))
+        _ = FileManager.default.createFile(atPath: root + "/leases/backup-1-dead", contents: Data("{}".utf8))
         try FileManager.default.createDirectory(atPath: root + "/tmp/backup-1-dead", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: root + "/tmp/backup-1-dead/1-" + String(repeating: "ab", count: 32), contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: root + "/tmp/backup-1-dead/1-" + String(repeating: "ab", count: 32), contents: Data([1]))
         let report = try t.vault.collectGarbage()
         #expect(report.staleSessionsRemoved == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/tmp").isEmpty)
@@ -136,5 +136,24 @@ import Testing
         await #expect(throws: CoffreError.self) { try await t.vault.restore(point: first.id, to: t.folder + "/r") }
         #expect(try FileManager.default.contentsOfDirectory(atPath: t.folder + "/r").isEmpty)
         #expect(try await t.restore(second.id)["d"] == disk)
+    }
+
+    @Test func damagedManifestStopsCollectionButNotBackups() async throws {
+        let t = try TestVault()
+        var g = SeededGenerator(seed: 14)
+        var disk = g.bytes(4 * (16 << 10))
+        let first = try await t.backup("vm", ["d": disk])
+        let path = t.vault.path + "/points/" + first.id
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count - 1] ^= 1
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        #expect(throws: CoffreError.self) { try t.vault.collectGarbage() }
+        #expect(try t.storedChunks == 4)
+        disk[0] ^= 1
+        let second = try await t.backup("vm", ["d": disk])
+        #expect(second.base == nil)
+        #expect(try await t.restore(second.id)["d"] == disk)
+        #expect(try t.vault.verify().brokenPoints == [first.id])
     }
 }
