@@ -158,15 +158,12 @@ extension Vault {
                 broken.insert(name)
             }
         }
-        var goodIndex = Set<ChunkID>()
         for point in manifests {
             var bad = false
             func ids(_ id: ChunkID) -> [ChunkID] {
                 if damaged.contains(id) || missing.contains(id) { bad = true; return [] }
                 do {
-                    let list = try loadIDs(id, with: workspace)
-                    goodIndex.insert(id)
-                    return list
+                    return try loadIDs(id, with: workspace)
                 } catch let error as CoffreError where error.code == "ChunkMissing" {
                     missing.insert(id)
                 } catch {
