@@ -180,16 +180,21 @@ public final class LocalChunkStore: ChunkStore {
         let folder = "\(root)/points"
         for name in (try? FileIO.list(folder)) ?? [] where name.hasPrefix(".tmp-") {
             guard let st = FileIO.lstatOrNil("\(folder)/\(name)") else { continue }
-            if let cutoff, Double(st.st_mtim.tv_sec) >= cutoff { continue }
+            if let cutoff, Self.modificationTime(st) >= cutoff { continue }
             unlink("\(folder)/\(name)")
         }
+    }
+
+    /// Seconds since the epoch, comparable with a session's `started`.
+    static func modificationTime(_ st: stat) -> Double {
+        Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
     }
 
     /// Removes an unreferenced object unless a running writer may be using it; returns its size when removed.
     private func removeUnlessYoung(_ p: String, cutoff: Double?) throws -> Int64? {
         func isYoung(_ st: stat) -> Bool {
             guard let cutoff else { return false }
-            return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9 >= cutoff
+            return Self.modificationTime(st) >= cutoff
         }
         guard let st = FileIO.lstatOrNil(p), !isYoung(st) else { return nil }
         let trash = p + ".gc"

@@ -210,9 +210,7 @@ final class BackupJob: Sendable {
             changed += 1
             if try vault.store.contains(.chunk, id, refresh: true) || session.hasStaged(.chunk, id) { continue }
             let written = try worker.block.withUnsafeBytes { raw in
-                try worker.workspace.encode(UnsafeRawBufferPointer(rebasing: raw[0..<length]), id: id, kind: .chunk) { frame in
-                    try session.stage(.chunk, id, frame) ? Int64(frame.count) : nil
-                }
+                try stage(.chunk, id, UnsafeRawBufferPointer(rebasing: raw[0..<length]), workspace: worker.workspace)
             }
             if let written {
                 added += 1
@@ -239,14 +237,23 @@ final class BackupJob: Sendable {
         progress?(snapshot)
     }
 
+    /// Encodes and stages an object; returns the bytes written, or nil when this session had
+    /// already staged it.
+    private func stage(
+        _ kind: ObjectKind, _ id: ChunkID, _ plain: UnsafeRawBufferPointer, workspace: CodecWorkspace
+    ) throws -> Int64? {
+        try workspace.encode(plain, id: id, kind: kind) { frame in
+            try session.stage(kind, id, frame) ? Int64(frame.count) : nil
+        }
+    }
+
     /// Stores an index object (a page or a root) unless the vault or this session has it.
     func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace) throws {
         if try vault.store.contains(.index, id, refresh: true) || session.hasStaged(.index, id) { return }
-        let frame = workspace.encode(bytes, id: id, kind: .index)
-        guard try frame.withUnsafeBytes({ try session.stage(.index, id, $0) }) else { return }
+        guard let written = try bytes.withUnsafeBytes({ try stage(.index, id, $0, workspace: workspace) }) else { return }
         state.withLock {
             $0.indexObjectsAdded += 1
-            $0.progress.writtenBytes += Int64(frame.count)
+            $0.progress.writtenBytes += written
         }
     }
 }
