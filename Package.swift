@@ -10,13 +10,21 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "coffre", targets: ["coffre"]),
+        .executable(name: "coffre-agent", targets: ["coffre-agent"]),
         .library(name: "CoffreCore", targets: ["CoffreCore"]),
         .library(name: "CoffreStorage", targets: ["CoffreStorage"]),
+        .library(name: "CoffreSQLite", targets: ["CoffreSQLite"]),
+        .library(name: "CoffreLocalFabric", targets: ["CoffreLocalFabric"]),
+        .library(name: "CoffreExtension", targets: ["CoffreExtension"]),
+        .library(name: "CoffreEngine", targets: ["CoffreEngine"]),
         .library(name: "CoffreTesting", targets: ["CoffreTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -34,11 +42,35 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "CoffreSQLite",
+            dependencies: ["CoffreCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "CoffreLocalFabric", dependencies: ["CoffreCore", "CoffreStorage", "CShims"], swiftSettings: swiftSettings),
+        .target(name: "CoffreExtension", dependencies: ["CoffreCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "CoffreEngine",
+            dependencies: [
+                "CoffreCore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "CoffreTesting", dependencies: ["CoffreCore", "CoffreStorage"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "coffre",
             dependencies: [
-                "CoffreCore", "CoffreStorage",
+                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "coffre-agent",
+            dependencies: [
+                "CoffreCore", "CoffreExtension",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -46,6 +78,26 @@ let package = Package(
         .testTarget(
             name: "CoffreStorageTests",
             dependencies: ["CoffreCore", "CoffreStorage", "CoffreTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CoffreSQLiteTests",
+            dependencies: ["CoffreCore", "CoffreSQLite", "CoffreTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CoffreLocalFabricTests",
+            dependencies: ["CoffreCore", "CoffreStorage", "CoffreLocalFabric", "CoffreTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CoffreExtensionTests",
+            dependencies: ["CoffreCore", "CoffreExtension"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CoffreEngineTests",
+            dependencies: ["CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -44,11 +44,7 @@ public struct RecoveryPointManifest: Codable, Sendable, Equatable {
 extension RecoveryPointManifest {
     /// Time-sortable unique id, e.g. `rp-20261122T101530-3f9a1c2b`.
     static func makeID(at time: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss"
-        return "rp-\(formatter.string(from: time))-\(randomHex(4))"
+        "rp-\(compactTimestamp(time))-\(randomHex(4))"
     }
 
     /// Encodes as `id · frame`, the id being the digest of the JSON plaintext.

@@ -3,21 +3,6 @@ import CShims
 import Foundation
 import Synchronization
 
-/// Progress of a backup or restore, in bytes.
-public struct TransferProgress: Sendable, Equatable {
-    /// Disk bytes dealt with so far (holes included), out of `totalBytes`.
-    public var scannedBytes: Int64 = 0
-    public var totalBytes: Int64 = 0
-    /// Bytes read from the source (backup) or from the vault (restore).
-    public var readBytes: Int64 = 0
-    /// Bytes written to the vault (backup) or to the target (restore).
-    public var writtenBytes: Int64 = 0
-    public init() {}
-}
-
-/// A progress callback; called from worker threads, must be cheap.
-public typealias ProgressHandler = @Sendable (TransferProgress) -> Void
-
 extension Vault {
     /// Backs up disks as a new recovery point of `item`.
     ///

@@ -15,15 +15,6 @@ public struct VaultStats: Codable, Sendable, Equatable {
     public var indexBytes: Int64 = 0
 }
 
-/// The accounting of one point against all other live points (K2).
-public struct PointAccounting: Codable, Sendable, Equatable {
-    /// Data chunks the backup stored that the vault did not already hold.
-    public var blocksAdded: Int
-    /// Data chunks no other live point references.
-    public var blocksOnlyHere: Int
-    /// Stored bytes (data and index) that expiring this point and collecting would free.
-    public var bytesFreedIfExpired: Int64
-}
 
 /// What `verify` found.
 public struct VerifyReport: Codable, Sendable, Equatable {

@@ -12,13 +12,26 @@ struct Coffre: AsyncParsableCommand {
         commandName: "coffre",
         abstract: "Coffre: a self-hosted backup vault for virtual machines.",
         discussion: """
-            Quick start:
+            VMs (data folder ./coffre-data or --data DIR: SQLite catalog, vault, local fabric):
+              coffre discover
+              coffre vm list --unregistered
+              coffre register web01 db01
+              coffre policy create nightly --daily 22:00 --time-zone Europe/Paris --keep-days 30
+              coffre protect web01 db01 --policy nightly
+              coffre backup web01
+              coffre jobs --since 24h
+              coffre points web01
+              coffre restore web01 --point rp-… --to ./restored
+            Plain disk images, no catalog:
               coffre vault create ./vault
               coffre image backup --vault ./vault --item web01 disk0.img disk1.img
-              coffre image points --vault ./vault --item web01
-              coffre image restore --vault ./vault --point rp-… --to ./restored
             """,
-        subcommands: [VaultCommand.self, ImageCommand.self]
+        subcommands: [
+            DiscoverCommand.self, VMCommand.self, RegisterCommand.self, PolicyCommand.self, ProtectCommand.self,
+            BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self,
+            StopProtectionCommand.self, UndeleteCommand.self, ResumeCommand.self, DashboardCommand.self,
+            SchedulerCommand.self, VaultCommand.self, ImageCommand.self,
+        ]
     )
 }
 

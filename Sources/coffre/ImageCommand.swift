@@ -66,10 +66,6 @@ struct ImageCommand: AsyncParsableCommand {
                                bytesFreedIfExpired: a?.bytesFreedIfExpired ?? 0)
                 }
                 if json { return try printJSON(rows) }
-                func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
-                    let fill = String(repeating: " ", count: max(0, width - text.count))
-                    return right ? fill + text : text + fill
-                }
                 let formatter = ISO8601DateFormatter()
                 print(pad("id", 28) + pad("time", 22) + pad("disks", 6, right: true) + pad("added", 10, right: true)
                       + pad("only here", 11, right: true) + pad("freed if expired", 18, right: true))

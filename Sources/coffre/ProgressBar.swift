@@ -23,6 +23,11 @@ final class ProgressBar: Sendable {
         return { [self] progress in draw(progress, force: false) }
     }
 
+    /// Draws `progress` (throttled); for callers that poll instead of passing `handler`.
+    func update(_ progress: TransferProgress) {
+        if enabled { draw(progress, force: false) }
+    }
+
     private func draw(_ p: TransferProgress, force: Bool) {
         let now = Date().timeIntervalSince(started)
         let due = lastDraw.withLock { last -> Bool in

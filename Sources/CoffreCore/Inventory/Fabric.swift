@@ -1,0 +1,70 @@
+import Foundation
+
+/// A connection to where VMs live: a local folder of VMs, a libvirt host.
+///
+/// The engine sees fabrics only through this protocol. Every method may be called from
+/// several jobs at once.
+public protocol Fabric: Sendable {
+    /// The fabric's name in the vault (unique, chosen in configuration).
+    var name: String { get }
+    /// The region the fabric belongs to.
+    var region: String { get }
+    /// Every VM the fabric holds now. Throws when the fabric cannot be reached.
+    func discover() async throws -> [DiscoveredVM]
+    /// The VM as it is now, or nil when the fabric no longer has it.
+    func vm(_ key: VMKey) async throws -> DiscoveredVM?
+    /// Installs (or connects) the extension in the guest and returns its version (R1).
+    /// Takes as long as it takes; the caller applies the install timeout.
+    func installExtension(on key: VMKey) async throws -> String
+    /// How the vault talks to the extension inside the VM; nil when the VM has no way in.
+    func guestChannel(for key: VMKey) async throws -> (any GuestChannel)?
+    /// A point-in-time view of every disk of the VM, named `id` (the backup job's id).
+    func makeSnapshot(of key: VMKey, id: String) async throws -> any FabricSnapshot
+    /// Removes a snapshot a previous run left behind (the run was killed); no error when absent.
+    func removeSnapshot(of key: VMKey, id: String) async throws
+    /// A place to restore a point's disks into, committed or aborted by the caller (X1).
+    func makeRestoreTarget(_ request: RestoreRequest) async throws -> any RestoreTarget
+}
+
+/// A point-in-time view of a VM's disks, alive until `delete()`.
+public protocol FabricSnapshot: Sendable {
+    /// One device per disk, named as the VM's disks.
+    var disks: [any BlockDevice] { get }
+    /// What taking the snapshot cost, in words ("reflink", "copied 2.1 GiB in 3.2 s").
+    var cost: String { get }
+    /// Bytes copied to take the snapshot (0 for a reflink or a hypervisor snapshot).
+    var bytesCopied: Int64 { get }
+    /// Deletes the snapshot. Must be called even when the job fails or is cancelled.
+    func delete() async throws
+}
+
+/// Where a restore should land.
+public enum RestoreRequest: Sendable, Equatable {
+    /// A new VM in the fabric, named `name`, in the original's cloud service, shaped like `original`.
+    case newVM(name: String, original: DiscoveredVM)
+    /// Over the disks of an existing VM (replace disks); the fabric refuses when that is unsafe.
+    case replaceDisks(VMKey)
+}
+
+/// A folder to restore disks into, then made visible (or thrown away) as a whole.
+public protocol RestoreTarget: Sendable {
+    /// Where the restore writes one raw file per disk, named as the disks.
+    var directory: String { get }
+    /// Makes the restored disks the VM's: a new VM appears, or the disks are swapped in.
+    /// - Returns: the key of the VM that now has the disks.
+    func commit() async throws -> VMKey
+    /// Throws away what was restored; the fabric is as before.
+    func abort() async
+}
+
+/// How the vault reaches the extension inside a guest (B1): `coffre-agent` run as a
+/// subprocess (local fabric) or through the hypervisor's guest agent.
+///
+/// The conversation is the JSON protocol in `docs/agent-protocol.md` (`AgentReport`).
+public protocol GuestChannel: Sendable {
+    /// Pre-script, then freeze. A thrown error means the agent could not be reached or
+    /// answered nonsense; a report with `ok == false` means the agent says the backup must fail.
+    func prepare(job: String, diskCount: Int) async throws -> AgentReport
+    /// Thaw, then post-script. Called as soon as the snapshot exists, and also when taking it failed.
+    func release(job: String) async throws -> AgentReport
+}

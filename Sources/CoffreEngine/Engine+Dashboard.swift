@@ -1,0 +1,70 @@
+public import CoffreCore
+import Foundation
+
+/// The dashboard's numbers (J1).
+public struct Dashboard: Codable, Sendable, Equatable {
+    /// VMs under an active policy, pending initial backup included.
+    public var protectedVMs: Int
+    public var pendingInitialBackup: Int
+    public var stoppedProtection: Int
+    public var softDeleted: Int
+    /// Jobs started in the last 24 hours, by outcome.
+    public var jobsSucceeded: Int
+    public var jobsFailed: Int
+    public var jobsInProgress: Int
+    public var jobsCancelled: Int
+}
+
+/// A protected item with what a person wants to see next to it.
+public struct ItemSummary: Codable, Sendable, Equatable {
+    public var item: ProtectedItem
+    /// `Protected`, `Protected (pending initial backup)`, `Protection stopped (data retained)`,
+    /// `Soft deleted (purge after …)`.
+    public var status: String
+    public var pointCount: Int
+    public var lastPoint: RecoveryPointRecord?
+}
+
+extension Engine {
+    public func dashboard() async throws -> Dashboard {
+        let summaries = try await itemSummaries()
+        let jobs = try await catalog.jobs(JobFilter(since: clock.now().addingTimeInterval(-24 * 3600)))
+        func count(_ status: JobStatus) -> Int { jobs.filter { $0.status == status }.count }
+        return Dashboard(
+            protectedVMs: summaries.filter { $0.item.state == .protected || $0.item.state == .configuring }.count,
+            pendingInitialBackup: summaries.filter { $0.item.state == .protected && $0.pointCount == 0 }.count,
+            stoppedProtection: summaries.filter { $0.item.state == .stopped }.count,
+            softDeleted: summaries.filter { $0.item.state == .softDeleted }.count,
+            jobsSucceeded: count(.succeeded), jobsFailed: count(.failed),
+            jobsInProgress: count(.inProgress), jobsCancelled: count(.cancelled))
+    }
+
+    public func itemSummaries() async throws -> [ItemSummary] {
+        var summaries: [ItemSummary] = []
+        for item in try await catalog.items() {
+            let points = try await catalog.points(item: item.id)
+            let status = switch item.state {
+            case .configuring: "Configuring protection"
+            case .protected: points.isEmpty ? "Protected (pending initial backup)" : "Protected"
+            case .stopped: "Protection stopped (data retained)"
+            case .softDeleted: "Soft deleted (purge after \(Self.day(item.purgeAfter)))"
+            }
+            summaries.append(ItemSummary(item: item, status: status, pointCount: points.count, lastPoint: points.last))
+        }
+        return summaries
+    }
+
+    /// A VM's recovery points with the vault's block accounting (K2), oldest first.
+    public func points(of name: String) async throws -> (item: ProtectedItem, points: [RecoveryPointRecord], accounting: [String: PointAccounting]) {
+        let key = try await resolveVM(name).key
+        guard let item = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
+        return (item, try await catalog.points(item: item.id), try store.accounting())
+    }
+
+    public func jobs(_ filter: JobFilter) async throws -> [Job] { try await catalog.jobs(filter) }
+
+    public func job(_ id: String) async throws -> Job {
+        guard let job = try await catalog.job(id: id) else { throw CoffreError.jobNotFound(id) }
+        return job
+    }
+}

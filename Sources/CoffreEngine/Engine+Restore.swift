@@ -1,0 +1,85 @@
+public import CoffreCore
+import Foundation
+
+/// Where a restore writes a point's disks (X1).
+public enum RestoreDestination: Sendable, Equatable {
+    /// Raw sparse image files in a folder.
+    case folder(String)
+    /// A new VM in the original VM's fabric.
+    case newVM(name: String)
+    /// Over the original VM's disks; `confirmed` must be true.
+    case replaceDisks(confirmed: Bool)
+}
+
+extension Engine {
+    /// Starts a Restore job of one point of a VM (X1, X2): byte-identical sparse disks, every
+    /// block verified. One operation per item (B6). A soft-deleted item's points need undelete first.
+    public func restore(_ name: String, point pointID: String, to destination: RestoreDestination) async throws -> Job {
+        let record = try await resolveVM(name)
+        let key = record.key
+        guard let item = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
+        if item.state == .softDeleted { throw CoffreError.itemSoftDeleted(key, purgeAfter: Self.day(item.purgeAfter)) }
+        guard let point = try await catalog.point(id: pointID), point.item == item.id else {
+            throw CoffreError.recoveryPointNotFound(pointID, vm: key)
+        }
+        if case .replaceDisks(false) = destination { throw CoffreError.confirmationRequired("Replacing the disks of \(key)") }
+        let fabric = try fabric(named: record.fabric)
+        let details = ["point": point.id, "target": Self.describe(destination)]
+        return try await launch(.restore, vm: key, lock: Self.itemLock(key), details: details) { job in
+            let total = point.disks.reduce(0) { $0 + $1.size }
+            switch destination {
+            case .folder(let directory):
+                try await self.restoreData(job, point: point, into: directory, total: total)
+            case .newVM(let name):
+                try await self.restoreThroughFabric(job, point: point, total: total,
+                                                    request: .newVM(name: name, original: record.vm), fabric: fabric)
+            case .replaceDisks:
+                try await self.restoreThroughFabric(job, point: point, total: total,
+                                                    request: .replaceDisks(key), fabric: fabric)
+            }
+        }
+    }
+
+    private func restoreThroughFabric(
+        _ job: JobContext, point: RecoveryPointRecord, total: Int64, request: RestoreRequest, fabric: any Fabric
+    ) async throws {
+        let target = try await job.step("Prepare restore target") {
+            let target = try await fabric.makeRestoreTarget(request)
+            job.note(target.directory)
+            return target
+        }
+        do {
+            try await restoreData(job, point: point, into: target.directory, total: total)
+            try job.checkCancelled()
+            let key = try await job.step("Attach disks") {
+                let key = try await target.commit()
+                job.note("disks are now \(key)'s")
+                return key
+            }
+            job.setDetail("restoredVM", key.description)
+        } catch {
+            await target.abort()
+            throw error
+        }
+    }
+
+    private func restoreData(_ job: JobContext, point: RecoveryPointRecord, into directory: String, total: Int64) async throws {
+        try await job.step("Restore data") {
+            job.setProgress(JobProgress(totalBytes: total))
+            let files = try await store.restorePoint(point.id, to: directory, overwrite: false) { progress in
+                job.setProgress(JobProgress(totalBytes: total, scannedBytes: progress.scannedBytes,
+                                            readBytes: progress.readBytes, writtenBytes: progress.writtenBytes))
+            }
+            job.note("\(files.count) disks, \(ByteSize.format(total)), every block verified", bytes: total)
+            job.setDetail("files", files.joined(separator: ","))
+        }
+    }
+
+    static func describe(_ destination: RestoreDestination) -> String {
+        switch destination {
+        case .folder(let path): "folder \(path)"
+        case .newVM(let name): "new VM \(name)"
+        case .replaceDisks: "replace disks"
+        }
+    }
+}

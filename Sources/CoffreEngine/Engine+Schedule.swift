@@ -1,0 +1,120 @@
+public import CoffreCore
+import Foundation
+public import ServiceLifecycle
+
+extension Engine {
+    /// Creates the Backup jobs that are due at `now` (P5): for each protected item, the latest
+    /// slot of its policy's schedule at or before `now`, if no job was made for it yet. Slots
+    /// missed while the vault was down collapse into that one job. An item busy with another
+    /// operation is retried at the next tick.
+    /// - Returns: the jobs started.
+    @discardableResult
+    public func runDueBackups() async throws -> [Job] {
+        let now = clock.now()
+        var started: [Job] = []
+        var policies: [String: Policy] = [:]
+        for policy in try await catalog.policies() { policies[policy.name] = policy }
+        for var item in try await catalog.items() where item.state == .protected {
+            guard let policy = policies[item.policy],
+                  let slot = policy.schedule.latestSlot(atOrBefore: now),
+                  slot > (item.lastScheduledSlot ?? item.protectedAt)
+            else { continue }
+            do {
+                started.append(try await startScheduledBackup(item, slot: slot))
+                item.lastScheduledSlot = slot
+                try await catalog.saveItem(item)
+            } catch let error as CoffreError where error.code == "AnotherOperationInProgress" {
+                logger.info("scheduled backup of \(item.vm) waits: \(error.message)")
+            }
+        }
+        return started
+    }
+
+    /// Expires what retention says is over (K3–K5) and frees unreferenced blocks.
+    ///
+    /// - Protected items: points whose expiry passed go — except the item's newest point, which
+    ///   never expires while it is the last one (a VM deleted from its fabric keeps it, K5).
+    /// - Stopped items keep everything; soft-deleted items keep everything, expired or not,
+    ///   until `purgeAfter`, when all their data is purged (DeleteBackupData job).
+    /// - Returns: the ids of the points removed.
+    @discardableResult
+    public func runRetention() async throws -> [String] {
+        let now = clock.now()
+        var removed: [String] = []
+        for item in try await catalog.items() {
+            switch item.state {
+            case .protected, .configuring:
+                let points = try await catalog.points(item: item.id)
+                let newest = points.max { ($0.takenAt, $0.id) < ($1.takenAt, $1.id) }?.id
+                let expired = points.filter { $0.id != newest && ($0.expiresAt.map { $0 <= now } ?? false) }
+                guard !expired.isEmpty else { continue }
+                try await catalog.deletePoints(ids: expired.map(\.id))
+                for point in expired { try store.expirePoint(point.id) }
+                removed += expired.map(\.id)
+                logger.info("retention expired \(expired.count) points of \(item.vm)")
+            case .softDeleted:
+                guard let purgeAfter = item.purgeAfter, purgeAfter <= now else { continue }
+                removed += try await purge(item)
+            case .stopped:
+                continue
+            }
+        }
+        if !removed.isEmpty { _ = try store.collectGarbage() }
+        return removed
+    }
+
+    /// Deletes a soft-deleted item's data for good, as a DeleteBackupData job.
+    private func purge(_ item: ProtectedItem) async throws -> [String] {
+        let points = try await catalog.points(item: item.id)
+        let job = try await launch(.deleteBackupData, vm: item.vm, lock: Self.itemLock(item.vm),
+                                   details: ["trigger": "soft-delete period over"]) { job in
+            try await job.step("Purge backup data") {
+                try await self.catalog.deleteItem(id: item.id)
+                for point in try self.store.storedPoints(item: item.id) { try self.store.expirePoint(point.id) }
+                job.note("\(points.count) points purged after the soft-delete period")
+            }
+        }
+        let finished = try await wait(for: job.id)
+        if let error = finished.error { throw error }
+        return points.map(\.id)
+    }
+
+    /// Points whose store data exists but the catalog never committed, of items with no
+    /// running backup, are expired too: a crash between the two is cleaned up here.
+    public func expireOrphans() async throws {
+        let busy = Set(try await catalog.jobs(JobFilter(status: .inProgress)).compactMap(\.vm))
+        for item in try await catalog.items() where !busy.contains(item.vm) {
+            try await expireUncommittedPoints(of: item)
+        }
+    }
+}
+
+extension Engine: Service {
+    /// The long-lived loop (`coffre serve`, `coffre scheduler`): starts due backups and runs
+    /// retention every `tickInterval` until graceful shutdown, then cancels running jobs
+    /// (they end as Cancelled, leaving nothing visible).
+    public func run() async throws {
+        try await start()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await tick()
+            let interval = configuration.tickInterval
+            _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+        await cancelAllAndWait()
+    }
+
+    /// One pass of the scheduler and of retention; errors are logged, never fatal.
+    public func tick() async {
+        do {
+            try await runDueBackups()
+        } catch {
+            logger.error("scheduler: \(error)")
+        }
+        do {
+            try await runRetention()
+            try await expireOrphans()
+        } catch {
+            logger.error("retention: \(error)")
+        }
+    }
+}

@@ -1,0 +1,147 @@
+public import CoffreCore
+import Foundation
+public import Logging
+import Synchronization
+
+/// The vault service: discovery, registration, protection, the scheduler, the job runner,
+/// backup and restore, retention and soft delete.
+///
+/// The engine sees only protocols — a `Catalog`, a `PointStore`, `Fabric`s and a `TimeSource` —
+/// and is assembled where the application starts (the CLI, the server, tests). Every
+/// operation on an item is a `Job` recorded in the catalog; at most one runs per item (B6).
+public final class Engine: Sendable {
+    /// Settings with the product's defaults.
+    public struct Configuration: Sendable {
+        /// The vault's region: only VMs of this region are offered and registered (R3).
+        public var region: String
+        /// Data disks a VM may have to be registered (R4; Azure's preview allowed 5).
+        public var maxDataDisks = 16
+        /// The oldest VM agent version registration accepts.
+        public var minimumAgentVersion = "1.0"
+        /// How long installing the extension may take (R4 `ExtensionInstallTimeout`).
+        public var installTimeout: Duration = .seconds(120)
+        /// How long guest preparation plus the snapshot may take (`SnapshotTimeout`).
+        public var snapshotTimeout: Duration = .seconds(600)
+        /// How long copying a VM's disks into the vault may take (`BackupCopyTimeout`).
+        public var copyTimeout: Duration = .seconds(24 * 3600)
+        /// Days soft-deleted backup data is kept before it is purged (K4).
+        public var softDeleteDays = 14
+        /// Days an on-demand point is kept when no date is given (B5).
+        public var onDemandRetentionDays = 30
+        /// How often a running job saves its progress and looks for a cancel request.
+        public var monitorInterval: Duration = .milliseconds(500)
+        /// How often `run()` looks for due backups and expired points.
+        public var tickInterval: Duration = .seconds(30)
+
+        public init(region: String) {
+            self.region = region
+        }
+    }
+
+    public let configuration: Configuration
+    public let catalog: any Catalog
+    public let store: any PointStore
+    public let fabrics: [any Fabric]
+    public let clock: any TimeSource
+    /// This engine instance's name as a job owner.
+    public let owner: String
+    let isOwnerAlive: @Sendable (String) -> Bool
+    let logger: Logger
+    let running = Mutex<[String: RunningJob]>([:])
+
+    /// - Parameters:
+    ///   - owner: this instance's name in job records (`ProcessIdentity.current` for a process).
+    ///   - isOwnerAlive: whether the instance named by a job's owner still runs; jobs of dead
+    ///     owners are marked interrupted by `recoverInterruptedJobs()`.
+    public init(
+        configuration: Configuration, catalog: any Catalog, store: any PointStore, fabrics: [any Fabric],
+        clock: any TimeSource = SystemTimeSource(), owner: String = ProcessIdentity.current,
+        isOwnerAlive: @escaping @Sendable (String) -> Bool = ProcessIdentity.isAlive,
+        logger: Logger = Logger(label: "coffre.engine")
+    ) {
+        self.configuration = configuration
+        self.catalog = catalog
+        self.store = store
+        self.fabrics = fabrics
+        self.clock = clock
+        self.owner = owner
+        self.isOwnerAlive = isOwnerAlive
+        self.logger = logger
+    }
+
+    /// Records the configured fabrics and recovers what a killed process left behind.
+    /// Call once before using the engine.
+    public func start() async throws {
+        for fabric in fabrics {
+            try await catalog.recordFabric(FabricRecord(
+                name: fabric.name, kind: String(describing: type(of: fabric)), region: fabric.region, address: ""))
+        }
+        try await recoverInterruptedJobs()
+    }
+
+    func fabric(named name: String) throws -> any Fabric {
+        guard let fabric = fabrics.first(where: { $0.name == name }) else { throw CoffreError.fabricNotFound(name) }
+        return fabric
+    }
+
+    // MARK: Naming VMs
+
+    /// The VM a user means by `name` or `cloudService/name` (R3: same names told apart by cloud service).
+    public func resolveVM(_ text: String) async throws -> VMRecord {
+        let key = VMKey(parsing: text)
+        let all = try await catalog.vms()
+        if text.contains("/") {
+            guard let record = all.first(where: { $0.key == key }) else { throw CoffreError.vmNotFound(text) }
+            return record
+        }
+        let matches = all.filter { $0.vm.name == text }
+        switch matches.count {
+        case 0: throw CoffreError.vmNotFound(text)
+        case 1: return matches[0]
+        default:
+            // A vanished twin does not make a present VM ambiguous.
+            let present = matches.filter { $0.presence == .present }
+            if present.count == 1 { return present[0] }
+            throw CoffreError.ambiguousVMName(text, candidates: matches.map(\.key))
+        }
+    }
+
+    /// Lists VMs; `unregistered` offers only those registration accepts: not yet registered,
+    /// present, in the vault's region (R3).
+    public func vms(unregistered: Bool = false) async throws -> [VMRecord] {
+        let all = try await catalog.vms()
+        guard unregistered else { return all }
+        return all.filter {
+            $0.registration != .registered && $0.presence == .present && $0.vm.region == configuration.region
+        }
+    }
+}
+
+/// Names an engine process as a job owner and tells whether it still runs.
+public enum ProcessIdentity {
+    /// `host:pid:starttime` — the start time guards against a recycled pid.
+    public static let current: String = {
+        let pid = getpid()
+        return "\(hostName):\(pid):\(startTime(of: pid) ?? "0")"
+    }()
+
+    /// Whether the process named by `owner` runs. Owners of another host are assumed alive.
+    @Sendable public static func isAlive(_ owner: String) -> Bool {
+        let parts = owner.split(separator: ":").map(String.init)
+        guard parts.count == 3, let pid = Int32(parts[1]) else { return false }
+        guard parts[0] == hostName else { return true }
+        return startTime(of: pid) == parts[2]
+    }
+
+    private static let hostName: String = ProcessInfo.processInfo.hostName
+
+    /// Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot.
+    private static func startTime(of pid: Int32) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name (which may hold spaces), starting at field 3.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? String(fields[19]) : nil
+    }
+}

@@ -1,0 +1,38 @@
+import CoffreCore
+
+/// Runs `body`, cancelling it and throwing `timeoutError()` when it takes longer than `limit`.
+///
+/// The body must honour cancellation for the timeout to take effect promptly.
+func withTimeout<T: Sendable>(
+    _ limit: Duration, error timeoutError: @escaping @Sendable () -> CoffreError,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw CancellationError() }
+        guard let value = first else { throw timeoutError() }
+        return value
+    }
+}
+
+/// Compares dotted version numbers numerically: `2.10` is newer than `2.9`.
+enum Version {
+    static func isOlder(_ version: String, than minimum: String) -> Bool {
+        let lhs = numbers(version), rhs = numbers(minimum)
+        for index in 0..<max(lhs.count, rhs.count) {
+            let a = index < lhs.count ? lhs[index] : 0
+            let b = index < rhs.count ? rhs[index] : 0
+            if a != b { return a < b }
+        }
+        return false
+    }
+
+    private static func numbers(_ text: String) -> [Int] {
+        text.split(whereSeparator: { !$0.isNumber }).map { Int($0) ?? 0 }
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Synchronization
+
+/// Set when the task that started some blocking work is cancelled; the work polls it.
+final class CancellationFlag: Sendable {
+    private let state = Mutex(false)
+
+    var isSet: Bool { state.withLock { $0 } }
+    func set() { state.withLock { $0 = true } }
+}
+
+/// Runs blocking work (a disk copy, a child process's supervision) on a thread of its own,
+/// so it never holds one of the few threads of Swift's cooperative pool.
+///
+/// Cancelling the calling task sets the flag `body` receives; `body` decides how to stop.
+func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
+    let flag = CancellationFlag()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            // Set before the thread starts when the task is already cancelled.
+            if Task.isCancelled { flag.set() }
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try body(flag) })
+            }
+        }
+    } onCancel: {
+        flag.set()
+    }
+}

@@ -1,0 +1,58 @@
+import CoffreCore
+import Foundation
+
+/// The extension of a local VM: `coffre-agent` run as a subprocess with the VM's guest folder
+/// as its root (docs/agent-protocol.md).
+struct LocalGuestChannel: GuestChannel {
+    let vm: VMKey
+    let guestRoot: String
+    let command: [String]
+    let timeout: Duration
+
+    func prepare(job: String, diskCount: Int) async throws -> AgentReport {
+        try await run(["prepare", "--job", job, "--disks", String(diskCount)], job: job)
+    }
+
+    func release(job: String) async throws -> AgentReport {
+        try await run(["release", "--job", job], job: job)
+    }
+
+    /// Runs one agent command and decodes its report. Throws when the agent cannot be
+    /// started, outlives `timeout`, fails, or prints something that is not a report.
+    func run(_ arguments: [String], job: String?) async throws -> AgentReport {
+        let verb = arguments[0]
+        let process = ChildProcess(arguments: command + arguments + ["--root", guestRoot], timeout: timeout)
+        let output: ChildProcess.Output
+        do {
+            output = try await process.run()
+        } catch ChildProcess.Failure.couldNotStart(let code) {
+            throw CoffreError("GuestAgentUnavailable",
+                              "Cannot start coffre-agent (\(command[0])) for \(vm): \(String(cString: strerror(code)))",
+                              workaround: "Build it next to coffre (`swift build --product coffre-agent`) or put it on PATH")
+        } catch ChildProcess.Failure.timedOut {
+            throw CoffreError("GuestAgentTimeout",
+                              "coffre-agent \(verb) for \(vm) did not answer within \(formatSeconds(timeout.inSeconds)); it was stopped",
+                              workaround: "Check the VM's pre/post scripts: their timeoutInSeconds must fit in the agent timeout")
+        }
+        guard output.termination == .exited(0) else {
+            throw CoffreError("GuestAgentError",
+                              "coffre-agent \(verb) for \(vm) \(output.termination): \(output.stderrTail())",
+                              workaround: "Run the same command by hand in the guest to see the full message; its log is under var/log/coffre/")
+        }
+        let report: AgentReport
+        do {
+            report = try AgentReport.makeDecoder().decode(AgentReport.self, from: Data(output.stdout))
+        } catch {
+            throw CoffreError("GuestAgentError",
+                              "coffre-agent \(verb) for \(vm) printed something that is not a protocol report: \(String(decoding: output.stdout.prefix(200), as: UTF8.self))",
+                              workaround: "Install a coffre-agent that speaks protocol version \(AgentReport.protocolVersion) (register the VM again)")
+        }
+        // A newer protocol may mean something this vault would misread: not trusted.
+        guard report.protocolVersion <= AgentReport.protocolVersion else {
+            throw CoffreError("GuestAgentError",
+                              "coffre-agent \(verb) for \(vm) speaks protocol version \(report.protocolVersion), newer than this vault's \(AgentReport.protocolVersion)",
+                              workaround: "Upgrade Coffre, or install the coffre-agent that comes with this version (register the VM again)")
+        }
+        return report
+    }
+}

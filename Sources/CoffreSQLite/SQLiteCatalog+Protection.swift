@@ -1,0 +1,94 @@
+public import CoffreCore
+internal import GRDB
+
+extension SQLiteCatalog {
+    // MARK: Policies
+
+    public func insertPolicy(_ policy: Policy) async throws {
+        try await write { db in
+            guard try !PolicyRow.exists(db, key: policy.name) else { throw CoffreError.policyAlreadyExists(policy.name) }
+            try PolicyRow(policy).insert(db)
+        }
+    }
+
+    public func updatePolicy(_ policy: Policy) async throws {
+        try await write { db in
+            guard try PolicyRow(policy).updateIfPresent(db) else { throw CoffreError.policyNotFound(policy.name) }
+        }
+    }
+
+    public func policies() async throws -> [Policy] {
+        try await read { db in
+            try PolicyRow.order(PolicyRow.Columns.name).fetchAll(db).map { try $0.record() }
+        }
+    }
+
+    public func policy(named name: String) async throws -> Policy? {
+        try await read { db in try PolicyRow.fetchOne(db, key: name)?.record() }
+    }
+
+    // MARK: Protected items
+
+    public func items() async throws -> [ProtectedItem] {
+        try await read { db in
+            try ItemRow.order(ItemRow.Columns.vmName, ItemRow.Columns.vmCloudService).fetchAll(db).map { try $0.record() }
+        }
+    }
+
+    public func item(for vm: VMKey) async throws -> ProtectedItem? {
+        try await read { db in try ItemRow.filter(vm: vm).fetchOne(db)?.record() }
+    }
+
+    public func item(id: String) async throws -> ProtectedItem? {
+        try await read { db in try ItemRow.fetchOne(db, key: id)?.record() }
+    }
+
+    public func saveItem(_ item: ProtectedItem) async throws {
+        try await write { db in try Self.save(item, db) }
+    }
+
+    public func deleteItem(id: String) async throws {
+        // The item's points go with it: ON DELETE CASCADE.
+        try await write { db in _ = try ItemRow.deleteOne(db, key: id) }
+    }
+
+    /// Inserts or updates `item` (never REPLACE, which would delete it and cascade to its points).
+    private static func save(_ item: ProtectedItem, _ db: Database) throws {
+        if let holder = try ItemRow.filter(vm: item.vm).fetchOne(db), holder.id != item.id {
+            throw CoffreError.alreadyProtected(item.vm, policy: holder.policy)
+        }
+        try ItemRow(item).save(db)
+    }
+
+    // MARK: Recovery points
+
+    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem) async throws {
+        try await write { db in
+            try Self.save(item, db)
+            try PointRow(point).save(db)
+        }
+    }
+
+    public func points(item: String) async throws -> [RecoveryPointRecord] {
+        try await read { db in
+            try PointRow.filter(PointRow.Columns.item == item)
+                .order(PointRow.Columns.takenAt, PointRow.Columns.id)
+                .fetchAll(db).map { try $0.record() }
+        }
+    }
+
+    public func point(id: String) async throws -> RecoveryPointRecord? {
+        try await read { db in try PointRow.fetchOne(db, key: id)?.record() }
+    }
+
+    public func updatePoints(_ points: [RecoveryPointRecord]) async throws {
+        // A point deleted meanwhile (cleanup in another process) stays deleted.
+        try await write { db in
+            for point in points { _ = try PointRow(point).updateIfPresent(db) }
+        }
+    }
+
+    public func deletePoints(ids: [String]) async throws {
+        try await write { db in _ = try PointRow.deleteAll(db, keys: ids) }
+    }
+}

@@ -1,0 +1,56 @@
+import CoffreCore
+import Foundation
+
+// How domain values become column values and back. Every conversion is exact: the catalog
+// must give back what it was given, field for field.
+
+extension Date {
+    /// Seconds since 2001-01-01, `Date`'s own representation. Seconds since 1970 would be
+    /// computed by adding an offset, which loses the last bit of about half of all dates.
+    var stored: Double { timeIntervalSinceReferenceDate }
+
+    init(stored: Double) {
+        self.init(timeIntervalSinceReferenceDate: stored)
+    }
+}
+
+/// A column value this version of Coffre cannot read back: an unknown enum case, broken JSON.
+struct UnreadableValue: Error, CustomStringConvertible {
+    var column: String
+    var value: String
+
+    var description: String { "column \(column) holds '\(value.prefix(200))', which this version of Coffre cannot read" }
+}
+
+/// Nested lists and dictionaries kept as JSON text in one column.
+enum JSONColumn {
+    static func encode(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        // Dates inside JSON keep Date's own Double, as the date columns do.
+        encoder.dateEncodingStrategy = .deferredToDate
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ text: String, column: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+        } catch {
+            throw UnreadableValue(column: column, value: text)
+        }
+    }
+}
+
+/// An enum stored by its raw value.
+func decodeRaw<T: RawRepresentable<String>>(_ raw: String, column: String) throws -> T {
+    guard let value = T(rawValue: raw) else { throw UnreadableValue(column: column, value: raw) }
+    return value
+}
+
+extension ErrorInfo {
+    /// Rebuilds an error kept as code, message and workaround columns; nil when there is none.
+    init?(storedCode code: String?, message: String?, workaround: String?) {
+        guard let code else { return nil }
+        self.init(code: code, message: message ?? "", workaround: workaround)
+    }
+}

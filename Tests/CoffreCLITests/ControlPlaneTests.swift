@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control plane through the `coffre` binary on its embedded defaults: a data folder with
+/// the SQLite catalog, the vault and a local fabric whose guest channel runs `coffre-agent`.
+@Suite("CLI control plane", .serialized)
+struct ControlPlaneTests {
+    /// Writes a local-fabric VM: vm.json and a disk with `data` at offset 0.
+    func makeVM(_ data: URL, name: String, cloudService: String = "prod", size: Int, content: Data) throws -> URL {
+        let folder = data.appendingPathComponent("fabric/\(cloudService)/\(name)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let disk = folder.appendingPathComponent("os.img")
+        FileManager.default.createFile(atPath: disk.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: disk)
+        try handle.write(contentsOf: content)
+        try handle.truncate(atOffset: UInt64(size))
+        try handle.close()
+        let json: [String: Any] = ["name": name, "cloudService": cloudService, "region": "local", "powerState": "running",
+                                   "agentVersion": "2.0", "disks": ["os.img"]]
+        try JSONSerialization.data(withJSONObject: json).write(to: folder.appendingPathComponent("vm.json"))
+        return disk
+    }
+
+    struct JobInfo: Decodable {
+        var id: String
+        var type: String
+        var status: String
+        var details: [String: String]
+        var error: ErrorInfo?
+        var steps: [Step]
+        struct ErrorInfo: Decodable { var code: String; var message: String; var workaround: String? }
+        struct Step: Decodable { var name: String; var status: String }
+    }
+
+    struct PointRow: Decodable {
+        var point: Point
+        var blocksAdded: Int
+        struct Point: Decodable { var id: String; var consistency: String; var type: String }
+    }
+
+    @Test("discover → register → protect → backup → restore, from the command line")
+    func flow() throws {
+        let coffre = try Coffre()
+        try withTempDir { tmp in
+            let data = tmp.appendingPathComponent("data")
+            var rng = SplitMix64(seed: 42)
+            let content = rng.bytes(3 * MiB)
+            let disk = try makeVM(data, name: "web01", size: 8 * MiB, content: content)
+            let env = ["COFFRE_DATA": data.path]
+            let discovery = try coffre.ok(["discover"], env: env)
+            #expect(discovery.stdout.contains("Discovery") && discovery.stdout.contains("Succeeded"))
+            let listing = try coffre.ok(["vm", "list", "--unregistered"], env: env)
+            #expect(listing.stdout.contains("prod/web01"))
+            try coffre.ok(["register", "web01"], env: env)
+            #expect(try coffre.ok(["vm", "list", "--unregistered"], env: env).stdout.contains("prod/web01") == false)
+            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--time-zone", "Europe/Paris", "--keep-days", "30"], env: env)
+            let bad = try coffre.run(["policy", "create", "bad", "--daily", "25:00", "--keep-days", "30"], env: env)
+            expectOneLineError(bad, "InvalidSchedule")
+            #expect(bad.stderr.contains("[InvalidSchedule]"))
+            try coffre.ok(["protect", "prod/web01", "--policy", "nightly"], env: env)
+            #expect(try coffre.ok(["dashboard"], env: env).stdout.contains("Protected VMs: 1 (1 pending initial backup)"))
+
+            let backup = try decodeJSON(JobInfo.self, try coffre.ok(["backup", "web01", "--json"], env: env).stdout)
+            #expect(backup.status == "Succeeded")
+            let point = try #require(backup.details["point"])
+            let rows = try decodeJSON([PointRow].self, try coffre.ok(["points", "web01", "--json"], env: env).stdout)
+            #expect(rows.map(\.point.id) == [point])
+            #expect(rows.first?.point.type == "onDemand")
+            #expect(rows.first?.blocksAdded ?? 0 > 0)
+
+            let target = tmp.appendingPathComponent("restored")
+            try coffre.ok(["restore", "web01", "--point", point, "--to", target.path], env: env)
+            #expect(try readFile(target.appendingPathComponent("os.img")) == readFile(disk))
+            let jobs = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--json"], env: env).stdout)
+            #expect(jobs.map(\.type) == ["Restore", "Backup", "ConfigureProtection", "Register", "Discovery"])
+            let shown = try coffre.ok(["job", "show", backup.id], env: env).stdout
+            #expect(shown.contains("Transfer data: succeeded"))
+            let missing = try coffre.run(["job", "cancel", "job-nope"], env: env)
+            expectOneLineError(missing, "JobNotFound")
+            #expect(missing.stderr.contains("[JobNotFound]"))
+        }
+    }
+
+    @Test("kill -9 during a backup: on restart the job is failed, no point shows, the item is free")
+    func restartAfterKill() throws {
+        let coffre = try Coffre()
+        try withTempDir { tmp in
+            let data = tmp.appendingPathComponent("data")
+            var rng = SplitMix64(seed: 7)
+            _ = try makeVM(data, name: "big", size: 96 * MiB, content: rng.bytes(96 * MiB))
+            let morning = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T08:00:00Z"]
+            try coffre.ok(["discover"], env: morning)
+            try coffre.ok(["register", "big"], env: morning)
+            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "7"], env: morning)
+            try coffre.ok(["protect", "big", "--policy", "nightly"], env: morning)
+
+            // Start a backup in the background and kill it while it copies data.
+            let process = Process()
+            process.executableURL = coffre.binary
+            process.arguments = ["backup", "big", "--no-progress"]
+            var environment = ProcessInfo.processInfo.environment
+            for (key, value) in morning { environment[key] = value }
+            process.environment = environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var running: JobInfo?
+            for _ in 0..<600 where running == nil {
+                let jobs = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--type", "backup", "--json"], env: morning).stdout)
+                running = jobs.first { job in job.status == "InProgress" && job.steps.contains { $0.name == "Transfer data" } }
+                if running == nil { usleep(20_000) }
+            }
+            let job = try #require(running, "the backup never reached its transfer step")
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+
+            // Any command recovers: the job is failed as interrupted.
+            let after = try decodeJSON(JobInfo.self, try coffre.ok(["job", "show", job.id, "--json"], env: morning).stdout)
+            #expect(after.status == "Failed")
+            #expect(after.error?.code == "JobInterrupted")
+            #expect(try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: morning).stdout).isEmpty)
+            let snapshots = data.appendingPathComponent("fabric/.coffre-snapshots")
+            #expect(directoryEntries(snapshots).isEmpty)
+            let vaultPoints = data.appendingPathComponent("vault/points")
+            #expect(directoryEntries(vaultPoints).filter { !$0.hasPrefix(".") }.isEmpty)
+
+            // The item is not stuck busy: the scheduled backup of the evening runs and succeeds.
+            let evening = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T22:05:00Z"]
+            let pass = try coffre.ok(["scheduler", "--once"], env: evening, timeout: 300)
+            #expect(pass.stdout.contains("Backup prod/big Succeeded"))
+            let rows = try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: evening).stdout)
+            #expect(rows.map(\.point.type) == ["scheduled"])
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import CoffreCore
+import CoffreTesting
+import Foundation
+import Synchronization
+
+/// The local fabric with faults a test can switch on, a fake guest per VM, and a log of
+/// what the engine asked for, in order.
+final class TestFabric: Fabric {
+    let inner: any Fabric
+    let root: String
+
+    struct State {
+        var guests: [VMKey: FakeGuestChannel] = [:]
+        var unreachable = false
+        var installDelay: Duration?
+        var snapshotDelay: Duration?
+        /// While true, disk reads of snapshots wait (a backup stays "in progress").
+        var holdReads = false
+        /// Every disk read throws this (not a CoffreError: an unexpected failure).
+        var failReads = false
+        /// Sleep per read, to make overlap between disks observable.
+        var readDelay: Duration?
+        /// Reads wait (up to 10 s) until this many disks are being read at once: proves
+        /// parallelism without depending on how fast threads start on a busy machine.
+        var awaitConcurrentDisks: Int?
+        var discoverGate = false
+        var events: [String] = []
+        var activeDisks: [String: Int] = [:]
+        var maxConcurrentDisks = 0
+        var liveSnapshots = Set<String>()
+    }
+
+    let state = Mutex(State())
+
+    init(_ inner: any Fabric, root: String) {
+        self.inner = inner
+        self.root = root
+    }
+
+    var name: String { inner.name }
+    var region: String { inner.region }
+
+    func guest(_ key: VMKey) -> FakeGuestChannel {
+        state.withLock { s in
+            if let guest = s.guests[key] { return guest }
+            let guest = FakeGuestChannel()
+            s.guests[key] = guest
+            return guest
+        }
+    }
+
+    func log(_ event: String) { state.withLock { $0.events.append(event) } }
+    var events: [String] { state.withLock { $0.events } }
+    func set(_ change: (inout State) -> Void) { state.withLock { change(&$0) } }
+    func get<T>(_ read: (State) -> T) -> T { state.withLock { read($0) } }
+
+    func discover() async throws -> [DiscoveredVM] {
+        log("discover")
+        while get(\.discoverGate) { try await Task.sleep(for: .milliseconds(5)) }
+        if get(\.unreachable) {
+            throw CoffreError("FabricUnreachable", "Cannot read \(root): connection refused")
+        }
+        return try await inner.discover()
+    }
+
+    func vm(_ key: VMKey) async throws -> DiscoveredVM? { try await inner.vm(key) }
+
+    func installExtension(on key: VMKey) async throws -> String {
+        log("install \(key)")
+        if let delay = get(\.installDelay) { try await Task.sleep(for: delay) }
+        return "1.0.0"
+    }
+
+    func guestChannel(for key: VMKey) async throws -> (any GuestChannel)? {
+        LoggingGuest(guest(key), fabric: self)
+    }
+
+    func makeSnapshot(of key: VMKey, id: String) async throws -> any FabricSnapshot {
+        log("snapshot")
+        if let delay = get(\.snapshotDelay) { try await Task.sleep(for: delay) }
+        let snapshot = try await inner.makeSnapshot(of: key, id: id)
+        set { $0.liveSnapshots.insert(id) }
+        return TracingSnapshot(inner: snapshot, id: id, fabric: self)
+    }
+
+    func removeSnapshot(of key: VMKey, id: String) async throws {
+        log("removeSnapshot")
+        set { $0.liveSnapshots.remove(id) }
+        try await inner.removeSnapshot(of: key, id: id)
+    }
+
+    func makeRestoreTarget(_ request: RestoreRequest) async throws -> any RestoreTarget {
+        try await inner.makeRestoreTarget(request)
+    }
+}
+
+/// Logs guest calls into the fabric's event list.
+struct LoggingGuest: GuestChannel {
+    let inner: FakeGuestChannel
+    let fabric: TestFabric
+    init(_ inner: FakeGuestChannel, fabric: TestFabric) {
+        self.inner = inner
+        self.fabric = fabric
+    }
+
+    func prepare(job: String, diskCount: Int) async throws -> AgentReport {
+        fabric.log("prepare")
+        return try await inner.prepare(job: job, diskCount: diskCount)
+    }
+
+    func release(job: String) async throws -> AgentReport {
+        fabric.log("release")
+        return try await inner.release(job: job)
+    }
+}
+
+struct TracingSnapshot: FabricSnapshot {
+    let inner: any FabricSnapshot
+    let id: String
+    let fabric: TestFabric
+    let disks: [any BlockDevice]
+
+    init(inner: any FabricSnapshot, id: String, fabric: TestFabric) {
+        self.inner = inner
+        self.id = id
+        self.fabric = fabric
+        disks = inner.disks.map { TracingDevice(inner: $0, fabric: fabric) }
+    }
+
+    var cost: String { inner.cost }
+    var bytesCopied: Int64 { inner.bytesCopied }
+
+    func delete() async throws {
+        fabric.log("deleteSnapshot")
+        fabric.set { $0.liveSnapshots.remove(id) }
+        try await inner.delete()
+    }
+}
+
+struct ReadFailure: Error {}
+
+/// Records which disks are being read at once; can hold or fail reads.
+final class TracingDevice: BlockDevice {
+    let inner: any BlockDevice
+    let fabric: TestFabric
+    private let started = Mutex(false)
+
+    init(inner: any BlockDevice, fabric: TestFabric) {
+        self.inner = inner
+        self.fabric = fabric
+    }
+
+    var name: String { inner.name }
+    var size: Int64 { inner.size }
+
+    func dataExtents(in range: Range<Int64>) throws -> [Range<Int64>] { try inner.dataExtents(in: range) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+        fabric.state.withLock { s in
+            s.activeDisks[name, default: 0] += 1
+            s.maxConcurrentDisks = max(s.maxConcurrentDisks, s.activeDisks.values.filter { $0 > 0 }.count)
+        }
+        let first = started.withLock { started in
+            defer { started = true }
+            return !started
+        }
+        defer { fabric.state.withLock { $0.activeDisks[name, default: 1] -= 1 } }
+        if first { fabric.log("read") }
+        while fabric.get(\.holdReads) { usleep(2000) }
+        if first, let wanted = fabric.get(\.awaitConcurrentDisks) {
+            for _ in 0..<5000 where fabric.get(\.maxConcurrentDisks) < wanted { usleep(2000) }
+        }
+        if let delay = fabric.get(\.readDelay) {
+            usleep(UInt32(delay.inSeconds * 1_000_000))
+        }
+        if fabric.get(\.failReads) { throw ReadFailure() }
+        try inner.read(into: buffer, at: offset)
+    }
+}

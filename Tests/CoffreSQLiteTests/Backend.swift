@@ -1,0 +1,47 @@
+import CoffreCore
+import CoffreSQLite
+import CoffreTesting
+import Foundation
+import Testing
+
+/// The catalogs the conformance tests run against.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory
+    case sqlite
+
+    var testDescription: String { rawValue }
+
+    /// Runs `body` with an empty catalog, removed afterwards.
+    ///
+    /// Callers write `{ catalog throws in`: a closure whose only `try`s are inside `#expect`
+    /// is otherwise type-checked as non-throwing (Swift 6.3).
+    func withCatalog(_ body: (any Catalog) async throws -> Void) async throws {
+        switch self {
+        case .memory:
+            try await body(MemoryCatalog())
+        case .sqlite:
+            try await withTemporaryFolder { folder in
+                let catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
+                try await body(catalog)
+                try catalog.close()
+            }
+        }
+    }
+}
+
+/// Runs `body` with the path of a folder that does not exist yet, and removes it afterwards.
+func withTemporaryFolder(_ body: (String) async throws -> Void) async throws {
+    let folder = NSTemporaryDirectory() + "coffre-catalog-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try await body(folder)
+}
+
+/// Expects `body` to throw the `CoffreError` with `code`, and returns it.
+@discardableResult
+func expectError(
+    _ code: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void
+) async -> CoffreError? {
+    let error = await #expect(throws: CoffreError.self, sourceLocation: sourceLocation) { try await body() }
+    #expect(error?.code == code, sourceLocation: sourceLocation)
+    return error
+}

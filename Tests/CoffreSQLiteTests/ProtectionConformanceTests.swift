@@ -1,0 +1,160 @@
+import CoffreCore
+import Foundation
+import Testing
+
+/// Policies, protected items and recovery points, on every catalog.
+@Suite struct ProtectionConformanceTests {
+    @Test(arguments: Backend.allCases)
+    func policyNamesAreUnique(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            try await catalog.insertPolicy(Sample.policy("gold", days: 30))
+            await expectError("PolicyAlreadyExists") { try await catalog.insertPolicy(Sample.policy("gold", days: 7)) }
+            #expect(try await catalog.policy(named: "gold") == Sample.policy("gold", days: 30))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func updatePolicyReplacesItOrThrowsPolicyNotFound(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            await expectError("PolicyNotFound") { try await catalog.updatePolicy(Sample.policy("gold")) }
+            #expect(try await catalog.policy(named: "gold") == nil)
+
+            try await catalog.insertPolicy(Sample.policy("gold"))
+            let daily = Policy(name: "gold", schedule: .daily(at: TimeOfDay(hour: 6, minute: 0)), retention: Retention(days: 9999))
+            try await catalog.updatePolicy(daily)
+            #expect(try await catalog.policy(named: "gold") == daily)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func policiesAreSortedByName(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            for name in ["silver", "Gold", "bronze"] { try await catalog.insertPolicy(Sample.policy(name)) }
+            #expect(try await catalog.policies().map(\.name) == ["Gold", "bronze", "silver"])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func saveItemInsertsOrReplacesByIDWithOneItemPerVM(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            let web = Sample.key("web"), db = Sample.key("db", in: "cs2")
+            try await catalog.saveItem(Sample.item("item-web", vm: web))
+            try await catalog.saveItem(Sample.item("item-db", vm: db))
+            var stopped = Sample.item("item-web", vm: web, state: .softDeleted)
+            stopped.softDeletedAt = Sample.at(10.5)
+            stopped.purgeAfter = Sample.at(14 * 86400.5)
+            try await catalog.saveItem(stopped)
+
+            let error = await expectError("AlreadyProtected") {
+                try await catalog.saveItem(Sample.item("item-web-2", vm: web, policy: "silver"))
+            }
+            #expect(error?.message.contains("'gold'") == true, "names the policy already protecting the VM")
+
+            #expect(try await catalog.item(id: "item-web") == stopped)
+            #expect(try await catalog.item(for: web) == stopped)
+            #expect(try await catalog.item(id: "item-web-2") == nil)
+            #expect(try await catalog.item(for: Sample.key("web", in: "other")) == nil)
+            #expect(try await catalog.items().map(\.id) == ["item-db", "item-web"], "sorted by VM name")
+
+            let moved = Sample.item("item-db", vm: Sample.key("db2"))
+            try await catalog.saveItem(moved)
+            #expect(try await catalog.item(for: db) == nil, "an item may move to a VM no other item holds")
+            #expect(try await catalog.item(for: Sample.key("db2")) == moved)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func deleteItemRemovesItAndItsPointsOnly(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            let web = Sample.item("item-web", vm: Sample.key("web")), db = Sample.item("item-db", vm: Sample.key("db"))
+            try await catalog.commitPoint(Sample.point("p1", of: web, takenAt: Sample.at(1)), item: web)
+            try await catalog.commitPoint(Sample.point("p2", of: web, takenAt: Sample.at(2)), item: web)
+            try await catalog.commitPoint(Sample.point("p3", of: db, takenAt: Sample.at(3)), item: db)
+
+            try await catalog.deleteItem(id: web.id)
+            #expect(try await catalog.item(id: web.id) == nil)
+            #expect(try await catalog.points(item: web.id).isEmpty)
+            #expect(try await catalog.point(id: "p1") == nil)
+            #expect(try await catalog.points(item: db.id).map(\.id) == ["p3"])
+            try await catalog.deleteItem(id: "unknown")
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func commitPointRecordsThePointAndSavesItsItem(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            var item = Sample.item("item-web", vm: Sample.key("web"))
+            try await catalog.saveItem(item)
+            item.lastScheduledSlot = Sample.at(86400.5)
+            let point = Sample.point("p1", of: item, takenAt: Sample.at(86401.25))
+            try await catalog.commitPoint(point, item: item)
+            #expect(try await catalog.item(id: item.id) == item)
+            #expect(try await catalog.point(id: "p1") == point)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func commitPointThatCannotSaveItsItemRecordsNothing(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            try await catalog.saveItem(Sample.item("item-web", vm: Sample.key("web")))
+            let intruder = Sample.item("item-other", vm: Sample.key("web"))
+            await expectError("AlreadyProtected") {
+                try await catalog.commitPoint(Sample.point("p1", of: intruder, takenAt: Sample.t0), item: intruder)
+            }
+            #expect(try await catalog.point(id: "p1") == nil)
+            #expect(try await catalog.item(id: "item-other") == nil)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func pointsComeOldestFirstAndRoundTripExactly(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            let item = Sample.item("item-web", vm: Sample.key("web"))
+            let points = (0..<20).map { index in
+                // Dates spread from 2001 to 2070 by the golden ratio, with every bit of their
+                // fractions set by the multiplication: each must come back bit for bit.
+                let spread = (Double(index) * 0.618_033_988_749_895).truncatingRemainder(dividingBy: 1)
+                let date = Date(timeIntervalSinceReferenceDate: spread * 2_200_000_000)
+                var point = Sample.point("p\(index)", of: item, takenAt: date)
+                point.retainUntil = index.isMultiple(of: 2) ? date.addingTimeInterval(0.1) : nil
+                point.type = index.isMultiple(of: 3) ? .onDemand : .scheduled
+                return point
+            }
+            for point in points { try await catalog.commitPoint(point, item: item) }
+            #expect(try await catalog.points(item: item.id) == points.sorted { $0.takenAt < $1.takenAt })
+            #expect(try await catalog.points(item: "other").isEmpty)
+            #expect(try await catalog.point(id: "p7") == points[7])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func updatePointsReplacesKnownPointsOnly(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            let item = Sample.item("item-web", vm: Sample.key("web"))
+            var p1 = Sample.point("p1", of: item, takenAt: Sample.at(1))
+            let p2 = Sample.point("p2", of: item, takenAt: Sample.at(2))
+            try await catalog.commitPoint(p1, item: item)
+            try await catalog.commitPoint(p2, item: item)
+
+            p1.expiresAt = nil
+            p1.tags = []
+            let unknown = Sample.point("p9", of: item, takenAt: Sample.at(9))
+            try await catalog.updatePoints([p1, unknown])
+            #expect(try await catalog.points(item: item.id) == [p1, p2])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func deletePointsRemovesThoseIDs(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            let item = Sample.item("item-web", vm: Sample.key("web"))
+            for index in 1...4 {
+                try await catalog.commitPoint(Sample.point("p\(index)", of: item, takenAt: Sample.at(Double(index))), item: item)
+            }
+            try await catalog.deletePoints(ids: ["p1", "p3", "unknown"])
+            try await catalog.deletePoints(ids: [])
+            #expect(try await catalog.points(item: item.id).map(\.id) == ["p2", "p4"])
+            #expect(try await catalog.item(id: item.id) != nil)
+        }
+    }
+}
