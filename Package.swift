@@ -64,6 +64,8 @@ let package = Package(
             dependencies: [
                 "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -69,8 +69,10 @@ extension Engine {
         let job = try await launch(.deleteBackupData, vm: item.vm, lock: Self.itemLock(item.vm),
                                    details: ["trigger": "soft-delete period over"]) { job in
             try await job.step("Purge backup data") {
-                try await self.catalog.deleteItem(id: item.id)
+                // Store first: a crash in between leaves catalog rows the next pass purges again,
+                // never store data no catalog row leads to.
                 for point in try self.store.storedPoints(item: item.id) { try self.store.expirePoint(point.id) }
+                try await self.catalog.deleteItem(id: item.id)
                 job.note("\(points.count) points purged after the soft-delete period")
             }
         }

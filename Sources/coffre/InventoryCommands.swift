@@ -2,6 +2,8 @@ import ArgumentParser
 import CoffreCore
 import CoffreEngine
 import Foundation
+import Logging
+import ServiceLifecycle
 
 struct DiscoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -120,7 +122,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let engine = try await app.makeEngine()
-            guard once else { return try await engine.run() }
+            guard once else { return try await runUntilStopped(engine) }
             let jobs = try await engine.runDueBackups()
             var failed = false
             for job in jobs {
@@ -133,5 +135,15 @@ struct SchedulerCommand: AsyncParsableCommand {
             print("retention: \(removed.count) points removed")
             if failed { throw ExitCode(1) }
         }
+    }
+
+    /// Runs the engine's loop until SIGTERM or SIGINT; running jobs are then cancelled and
+    /// recorded as Cancelled before the process exits.
+    private func runUntilStopped(_ engine: Engine) async throws {
+        let logger = Logger(label: "coffre.scheduler")
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        print("scheduler running (\(engine.configuration.tickInterval) between passes); stop with Ctrl-C or SIGTERM")
+        try await group.run()
     }
 }

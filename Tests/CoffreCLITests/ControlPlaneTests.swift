@@ -14,7 +14,7 @@ struct ControlPlaneTests {
         let folder = data.appendingPathComponent("fabric/\(cloudService)/\(name)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let disk = folder.appendingPathComponent("os.img")
-        FileManager.default.createFile(atPath: disk.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: disk.path, contents: nil)
         let handle = try FileHandle(forWritingTo: disk)
         try handle.write(contentsOf: content)
         try handle.truncate(atOffset: UInt64(size))
@@ -79,6 +79,9 @@ struct ControlPlaneTests {
             #expect(jobs.map(\.type) == ["Restore", "Backup", "ConfigureProtection", "Register", "Discovery"])
             let shown = try coffre.ok(["job", "show", backup.id], env: env).stdout
             #expect(shown.contains("Transfer data: succeeded"))
+            // The real coffre-agent answered in the guest folder; it had nothing to freeze there.
+            #expect(shown.contains("Prepare guest: succeeded") && shown.contains("Release guest: succeeded"))
+            #expect(rows.first?.point.consistency == "crashConsistent")
             let missing = try coffre.run(["job", "cancel", "job-nope"], env: env)
             expectOneLineError(missing, "JobNotFound")
             #expect(missing.stderr.contains("[JobNotFound]"))
@@ -134,6 +137,49 @@ struct ControlPlaneTests {
             #expect(pass.stdout.contains("Backup prod/big Succeeded"))
             let rows = try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: evening).stdout)
             #expect(rows.map(\.point.type) == ["scheduled"])
+        }
+    }
+
+    @Test("SIGTERM stops the scheduler cleanly: its running backup ends Cancelled and leaves no point")
+    func gracefulStop() throws {
+        let coffre = try Coffre()
+        try withTempDir { tmp in
+            let data = tmp.appendingPathComponent("data")
+            var rng = SplitMix64(seed: 9)
+            _ = try makeVM(data, name: "big", size: 96 * MiB, content: rng.bytes(96 * MiB))
+            let morning = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T08:00:00Z"]
+            try coffre.ok(["discover"], env: morning)
+            try coffre.ok(["register", "big"], env: morning)
+            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "7"], env: morning)
+            try coffre.ok(["protect", "big", "--policy", "nightly"], env: morning)
+
+            // The evening's slot is due: the scheduler starts the backup at once.
+            let evening = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T22:05:00Z"]
+            let process = Process()
+            process.executableURL = coffre.binary
+            process.arguments = ["scheduler"]
+            var environment = ProcessInfo.processInfo.environment
+            for (key, value) in evening { environment[key] = value }
+            process.environment = environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var running: JobInfo?
+            for _ in 0..<600 where running == nil {
+                let jobs = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--type", "backup", "--json"], env: evening).stdout)
+                running = jobs.first { job in job.status == "InProgress" && job.steps.contains { $0.name == "Transfer data" } }
+                if running == nil { usleep(20_000) }
+            }
+            let job = try #require(running, "the scheduled backup never reached its transfer step")
+            process.terminate()  // SIGTERM
+            process.waitUntilExit()
+            #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+
+            let after = try decodeJSON(JobInfo.self, try coffre.ok(["job", "show", job.id, "--json"], env: evening).stdout)
+            #expect(after.status == "Cancelled")
+            #expect(try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: evening).stdout).isEmpty)
+            #expect(directoryEntries(data.appendingPathComponent("fabric/.coffre-snapshots")).isEmpty)
+            #expect(directoryEntries(data.appendingPathComponent("vault/points")).filter { !$0.hasPrefix(".") }.isEmpty)
         }
     }
 }

@@ -58,7 +58,7 @@ final class Harness: @unchecked Sendable {
         for (number, size) in disks.enumerated() {
             let disk = number == 0 ? "os.img" : "data\(number).img"
             names.append(disk)
-            FileManager.default.createFile(atPath: "\(folder)/\(disk)", contents: nil)
+            _ = FileManager.default.createFile(atPath: "\(folder)/\(disk)", contents: nil)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(folder)/\(disk)"))
             try handle.truncate(atOffset: UInt64(size))
             try handle.close()

@@ -30,7 +30,7 @@ final class FabricFolder: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: folder + "/vm.json"))
         for (name, disk) in disks {
-            FileManager.default.createFile(atPath: folder + "/" + name, contents: Data(disk.bytes))
+            _ = FileManager.default.createFile(atPath: folder + "/" + name, contents: Data(disk.bytes))
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/" + name))
             try handle.truncate(atOffset: UInt64(disk.size))
             try handle.close()
@@ -38,6 +38,7 @@ final class FabricFolder: @unchecked Sendable {
         return folder
     }
 
+    @discardableResult
     func addSimpleVM(_ path: String, name: String? = nil, power: String = "running", agent: String? = "2.1",
                      bytes: [UInt8] = Array(repeating: 7, count: 4096), size: Int64 = 1 << 20) throws -> String {
         var json: [String: Any] = ["disks": ["os.img"], "powerState": power]
