@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "CoffreExtension", targets: ["CoffreExtension"]),
         .library(name: "CoffreEngine", targets: ["CoffreEngine"]),
         .library(name: "CoffreTesting", targets: ["CoffreTesting"]),
+        .library(name: "CoffreServer", targets: ["CoffreServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -25,6 +26,11 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -59,11 +65,29 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CoffreTesting", dependencies: ["CoffreCore", "CoffreStorage"], swiftSettings: swiftSettings),
+        .target(
+            name: "CoffreServer",
+            dependencies: [
+                "CoffreCore", "CoffreEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            resources: [.embedInCode("OpenAPI/openapi.json")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "coffre",
             dependencies: [
-                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
+                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -100,6 +124,17 @@ let package = Package(
         .testTarget(
             name: "CoffreEngineTests",
             dependencies: ["CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CoffreServerTests",
+            dependencies: [
+                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreServer",
+                "CoffreTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

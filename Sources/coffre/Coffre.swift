@@ -30,7 +30,7 @@ struct Coffre: AsyncParsableCommand {
             DiscoverCommand.self, VMCommand.self, RegisterCommand.self, PolicyCommand.self, ProtectCommand.self,
             BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self,
             StopProtectionCommand.self, UndeleteCommand.self, ResumeCommand.self, DashboardCommand.self,
-            SchedulerCommand.self, VaultCommand.self, ImageCommand.self,
+            SchedulerCommand.self, ServeCommand.self, DemoCommand.self, VaultCommand.self, ImageCommand.self,
         ]
     )
 }

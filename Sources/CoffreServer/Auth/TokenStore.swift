@@ -1,0 +1,103 @@
+import CoffreCore
+import Crypto
+import Foundation
+import Synchronization
+
+/// API tokens and their roles, kept hashed (SHA-256) in `tokens.json` (mode 600).
+///
+/// Only the hash of a token is stored: a stolen `tokens.json` does not let anyone in. The plain
+/// token is shown once, when it is created.
+public final class TokenStore: Sendable {
+    /// One token as stored.
+    public struct Entry: Codable, Sendable, Equatable {
+        public var name: String
+        public var role: Role
+        /// Hex SHA-256 of the token.
+        public var hash: String
+        public var createdAt: Date
+    }
+
+    /// The file the entries are saved to; `nil` keeps them in memory (tests).
+    public let path: String?
+    private let entries: Mutex<[Entry]>
+
+    /// Tokens kept in memory only.
+    public init() {
+        self.path = nil
+        self.entries = Mutex([])
+    }
+
+    /// Opens the tokens of a data folder (`DIR/tokens.json`), or none when the file is missing.
+    public init(path: String) throws {
+        self.path = path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            self.entries = Mutex([])
+            return
+        }
+        do {
+            self.entries = Mutex(try APIJSON.decoder.decode([Entry].self, from: data))
+        } catch {
+            throw CoffreError("InvalidConfiguration", "\(path) is not a valid token file: \(error)",
+                              workaround: "Fix the file, or remove it and restart to get a new admin token")
+        }
+    }
+
+    /// Opens `<data>/tokens.json`; when there is no token yet, creates an admin token and writes
+    /// it in plain text to `<data>/admin-token` (mode 600).
+    /// - Returns: the store and the admin token file's path when one was just created.
+    public static func openCreatingAdmin(dataFolder: String) throws -> (store: TokenStore, newAdminTokenFile: String?) {
+        let store = try TokenStore(path: dataFolder + "/tokens.json")
+        guard store.isEmpty else { return (store, nil) }
+        let token = try store.create(name: "admin", role: .admin)
+        let file = dataFolder + "/admin-token"
+        try writePrivate(Data((token + "\n").utf8), to: file)
+        return (store, file)
+    }
+
+    public var isEmpty: Bool { entries.withLock { $0.isEmpty } }
+
+    /// Every token's name, role and hash.
+    public var all: [Entry] { entries.withLock { $0 } }
+
+    /// Creates a token with `role`, saves its hash and returns the token (shown only now).
+    @discardableResult
+    public func create(name: String, role: Role) throws -> String {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for index in bytes.indices { bytes[index] = UInt8.random(in: .min ... .max) }
+        let token = "cof_" + Self.hex(bytes)
+        let entry = Entry(name: name, role: role, hash: Self.hash(token), createdAt: Date())
+        let all = entries.withLock { entries in
+            entries.append(entry)
+            return entries
+        }
+        try save(all)
+        return token
+    }
+
+    /// The role of `token`, or `nil` when it is unknown.
+    public func role(of token: String) -> Role? {
+        let digest = Self.hash(token)
+        return entries.withLock { $0.first { $0.hash == digest }?.role }
+    }
+
+    private func save(_ all: [Entry]) throws {
+        guard let path else { return }
+        let encoder = APIJSON.encoder
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try Self.writePrivate(try encoder.encode(all), to: path)
+    }
+
+    /// Writes a file only its owner can read (mode 600), atomically.
+    static func writePrivate(_ data: Data, to path: String) throws {
+        let temporary = path + ".tmp"
+        _ = FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary)
+        guard rename(temporary, path) == 0 else { throw CoffreError.io("rename", path, errno: errno) }
+    }
+
+    static func hash(_ token: String) -> String { hex(Array(SHA256.hash(data: Data(token.utf8)))) }
+
+    private static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+public import Hummingbird
+
+/// What a caller may do: readers look, operators run operations, admins also destroy data.
+public enum Role: String, Codable, Sendable, Comparable, CaseIterable {
+    case reader
+    case `operator`
+    case admin
+
+    private var rank: Int {
+        switch self {
+        case .reader: 0
+        case .operator: 1
+        case .admin: 2
+        }
+    }
+
+    public static func < (lhs: Role, rhs: Role) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// The request context of every Coffre route: Hummingbird's storage plus the caller's role.
+public struct CoffreContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The caller's role, set by the auth middleware; `nil` when no valid token came.
+    public var role: Role?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.role = nil
+    }
+
+    /// JSON with ISO 8601 dates in both directions.
+    public var requestDecoder: JSONDecoder { APIJSON.decoder }
+    public var responseEncoder: JSONEncoder { APIJSON.encoder }
+}
+
+extension CoffreContext {
+    /// Throws 401 when the caller is not authenticated, 403 when its role is below `role`.
+    public func require(_ role: Role) throws {
+        guard let current = self.role else { throw APIError.unauthenticated() }
+        guard current >= role else { throw APIError.forbidden(needs: role, has: current) }
+    }
+}
+
+/// The API's JSON settings.
+enum APIJSON {
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,43 @@
+import CoffreCore
+import Foundation
+import Hummingbird
+import Logging
+
+/// Turns every error a route throws into the API's JSON error body with the right status:
+/// `CoffreError` by its code, malformed requests as 400, anything else as a logged 500.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = CoffreContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as CoffreError {
+            throw APIError(error)
+        } catch let error as ErrorInfo {
+            throw APIError(error.error)
+        } catch let error as DecodingError {
+            throw APIError.badRequest("InvalidRequest", "The request body is not valid: \(Self.describe(error))",
+                                      workaround: "See /api/v1/openapi.json for the expected body")
+        } catch let error as HTTPError {
+            let code = error.status == .notFound ? "RouteNotFound" : "InvalidRequest"
+            throw APIError(status: error.status, code: code, message: error.body ?? error.status.reasonPhrase,
+                           workaround: error.status == .notFound ? "See /api/v1/openapi.json for the routes" : nil)
+        } catch {
+            logger.error("\(request.method) \(request.uri.path) failed", metadata: ["error": "\(error)"])
+            throw APIError(status: .internalServerError, code: "InternalError", message: "The server failed: \(error)",
+                           workaround: "Retry; if it fails again, report it with the server's log")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, let context): "missing '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            "'\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
+        @unknown default: "\(error)"
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import CoffreCore
+import CoffreEngine
+import CoffreServer
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+
+/// `coffre serve`: the engine (scheduler, retention) and the HTTP server in one process.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the vault: scheduler, retention, REST API (/api/v1), /metrics and the dashboard.",
+        discussion: """
+            The first start creates an admin token in <data>/admin-token (mode 600) and prints its path.
+            SIGTERM or Ctrl-C stops gracefully: running jobs are cancelled and recorded Cancelled.
+            Examples:
+              coffre serve --demo
+              coffre serve --data /var/lib/coffre --host 0.0.0.0 --port 9000
+              curl -H "Authorization: Bearer $(cat coffre-data/admin-token)" \\
+                http://127.0.0.1:8080/api/v1/dashboard
+            The API is described in docs/api.md and served at /api/v1/openapi.json.
+            """)
+    @OptionGroup var app: AppOptions
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
+    @Flag(help: "Create the sample VMs of `coffre demo` in the local fabric first.") var demo = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let logger = Logger(label: "coffre")
+            let dataPath = app.dataPath
+            if demo {
+                let created = try DemoFabric.populate(dataPath: dataPath)
+                if !created.isEmpty { say("Created \(created.count) sample VMs in \(dataPath)/fabric") }
+            }
+            let engine = try await app.makeEngine()
+            let (tokens, newTokenFile) = try TokenStore.openCreatingAdmin(dataFolder: dataPath)
+            if let newTokenFile { say("Admin token written to \(newTokenFile) (mode 600); send it as 'Authorization: Bearer TOKEN'") }
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            let configuration = ServerConfiguration(
+                host: host, port: port, logger: logger, restoreRoot: dataPath + "/restores", vaultFolder: dataPath + "/vault",
+                metricsRegistry: registry,
+                onServerRunning: { [host] port in say("Coffre listens on http://\(host):\(port)/ (data \(dataPath))") })
+            let group = makeServiceGroup(engine: engine, tokens: tokens, configuration: configuration)
+            try await group.run()
+        }
+    }
+}
+
+/// Prints a line at once, even into a file or a pipe: scripts wait for the "listens on" line.
+private func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -1,0 +1,131 @@
+import CoffreCore
+import CoffreEngine
+import CoffreLocalFabric
+@testable import CoffreServer
+import CoffreSQLite
+import CoffreStorage
+import CoffreTesting
+import Foundation
+import Synchronization
+import Hummingbird
+import Logging
+import HummingbirdTesting
+import Testing
+
+/// A server on a real engine (SQLite catalog, folder vault, local fabric) in a temp folder,
+/// with one token per role.
+final class ServerHarness: @unchecked Sendable {
+    let folder: String
+    let engine: Engine
+    let tokens = TokenStore()
+    let tokenByRole: [Role: String]
+    /// While held, snapshots wait: a backup stays in progress.
+    let holdSnapshots = Gate()
+    static let region = "local"
+
+    init() async throws {
+        folder = NSTemporaryDirectory() + "coffre-server-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder + "/fabric", withIntermediateDirectories: true)
+        let catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
+        let vault = try Vault.create(at: folder + "/vault", blockSize: 16 << 10)
+        var fabricConfiguration = LocalFabric.Configuration(root: folder + "/fabric")
+        fabricConfiguration.name = "local"
+        fabricConfiguration.region = Self.region
+        let fabric = FakeAgentFabric(inner: LocalFabric(configuration: fabricConfiguration), holdSnapshots: holdSnapshots)
+        var configuration = Engine.Configuration(region: Self.region)
+        configuration.monitorInterval = .milliseconds(20)
+        engine = Engine(configuration: configuration, catalog: catalog, store: vault, fabrics: [fabric],
+                        owner: "test", isOwnerAlive: { $0 == "test" })
+        try await engine.start()
+        var tokenByRole: [Role: String] = [:]
+        for role in Role.allCases { tokenByRole[role] = try tokens.create(name: role.rawValue, role: role) }
+        self.tokenByRole = tokenByRole
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: folder) }
+
+    func configuration(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> ServerConfiguration {
+        var logger = Logger(label: "coffre.server.test")
+        logger.logLevel = .warning
+        return ServerConfiguration(host: "127.0.0.1", port: 0, logger: logger, restoreRoot: folder + "/restores", vaultFolder: folder + "/vault",
+                            onServerRunning: onServerRunning)
+    }
+
+    var app: some ApplicationProtocol {
+        makeServerApplication(engine: engine, tokens: tokens, configuration: configuration())
+    }
+
+    /// Writes a VM folder: `vm.json` and sparse disks with a few bytes of content.
+    func addVM(_ name: String, cloudService: String = "prod", power: String = "running", disks: Int = 1) throws {
+        let vmFolder = "\(folder)/fabric/\(cloudService)/\(name)"
+        try FileManager.default.createDirectory(atPath: vmFolder, withIntermediateDirectories: true)
+        var names: [String] = []
+        for number in 0..<disks {
+            let disk = number == 0 ? "os.img" : "data\(number).img"
+            names.append(disk)
+            let path = vmFolder + "/" + disk
+            _ = FileManager.default.createFile(atPath: path, contents: Data("disk \(name) \(number)".utf8))
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.truncate(atOffset: 1 << 20)
+            try handle.close()
+        }
+        let json: [String: Any] = ["name": name, "cloudService": cloudService, "region": Self.region, "osType": "linux",
+                                   "powerState": power, "disks": names, "agentVersion": "2.1"]
+        try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+            .write(to: URL(fileURLWithPath: vmFolder + "/vm.json"))
+    }
+
+    /// Runs a job to its end through the engine (in-process tests).
+    @discardableResult
+    func finish(_ id: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Job {
+        let job = try await engine.wait(for: id)
+        #expect(job.status == .succeeded, "\(job.type.rawValue): \(job.error.map(\.description) ?? "")", sourceLocation: sourceLocation)
+        return job
+    }
+}
+
+/// The local fabric with the extension and the guest faked: no `coffre-agent` subprocess.
+struct FakeAgentFabric: Fabric {
+    let inner: LocalFabric
+    let holdSnapshots: Gate
+    var name: String { inner.name }
+    var region: String { inner.region }
+    func discover() async throws -> [DiscoveredVM] { try await inner.discover() }
+    func vm(_ key: VMKey) async throws -> DiscoveredVM? { try await inner.vm(key) }
+    func installExtension(on key: VMKey) async throws -> String { "1.0.0" }
+    func guestChannel(for key: VMKey) async throws -> (any GuestChannel)? { FakeGuestChannel() }
+    func makeSnapshot(of key: VMKey, id: String) async throws -> any FabricSnapshot {
+        while holdSnapshots.isHeld { try await Task.sleep(for: .milliseconds(5)) }
+        return try await inner.makeSnapshot(of: key, id: id)
+    }
+    func removeSnapshot(of key: VMKey, id: String) async throws { try await inner.removeSnapshot(of: key, id: id) }
+    func makeRestoreTarget(_ request: RestoreRequest) async throws -> any RestoreTarget { try await inner.makeRestoreTarget(request) }
+}
+
+/// A switch tests flip to hold work in progress.
+final class Gate: Sendable {
+    private let held = Mutex(false)
+    var isHeld: Bool { held.withLock { $0 } }
+    func set(_ value: Bool) { held.withLock { $0 = value } }
+}
+
+/// Requests with JSON bodies and tokens, decoding JSON answers.
+struct APIClient {
+    let client: any TestClientProtocol
+    let harness: ServerHarness
+
+    @discardableResult
+    func send(
+        _ method: HTTPRequest.Method, _ uri: String, as role: Role? = .admin, json: String? = nil,
+        headers extra: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = extra
+        if let role { headers[.authorization] = "Bearer \(harness.tokenByRole[role]!)" }
+        if json != nil { headers[.contentType] = "application/json" }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
+        try APIJSON.decoder.decode(type, from: Data(buffer: response.body))
+    }
+}

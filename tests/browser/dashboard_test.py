@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""The dashboard as a person uses it, in real headless Chromium (issue 5, browser test).
+
+Starts `coffre serve --demo` on a free port with a fresh data folder, signs in with the admin
+token from <data>/admin-token, then drives seed 000's flow: discover, register two VMs (the two
+`web01` of different cloud services), create a daily policy, protect both, back one up now and
+watch the job complete on its page without a reload, see the dashboard counts change, open the
+recovery points and restore the point as a new VM. A screenshot of every tab goes to the artifacts folder. Any JavaScript console
+error (Chromium's browser log at SEVERE) fails the test.
+
+Usage: dashboard_test.py --coffre PATH/TO/coffre [--artifacts DIR] [--keep-data] [--no-demo]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+JOB_TIMEOUT = 180  # seconds a job may take (the demo disks are small)
+
+# The sample VMs the test needs when `serve --demo` is not available: name, cloud service, power.
+FALLBACK_VMS = [("web01", "prod", "running"), ("web01", "test", "running"), ("legacy01", "prod", "stopped")]
+
+
+class Failure(Exception):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def supports_demo(coffre):
+    help_text = subprocess.run([coffre, "serve", "--help"], capture_output=True, text=True).stdout
+    return "--demo" in help_text
+
+
+def write_fallback_fabric(data):
+    """VM folders in the local fabric's format (docs/local-fabric.md): small sparse disks with data."""
+    for name, service, power in FALLBACK_VMS:
+        folder = os.path.join(data, "fabric", service, name)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "os.img"), "wb") as disk:
+            disk.truncate(8 << 20)
+            disk.write((f"{service}/{name} sample disk\n" * 4096).encode())
+            disk.seek(4 << 20)
+            disk.write(os.urandom(256 << 10))
+        with open(os.path.join(folder, "vm.json"), "w") as f:
+            json.dump({"name": name, "cloudService": service, "powerState": power,
+                       "agentVersion": "2.7", "disks": ["os.img"]}, f)
+
+
+class Server:
+    def __init__(self, coffre, artifacts, demo=True):
+        self.data = tempfile.mkdtemp(prefix="coffre-browser-")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        args = [coffre, "serve", "--port", str(self.port), "--data", self.data]
+        if demo and supports_demo(coffre):
+            args.append("--demo")
+        else:
+            print("writing the sample VMs here (without serve --demo)")
+            write_fallback_fabric(self.data)
+        self.log = open(os.path.join(artifacts, "server.log"), "w")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.token = self._wait_until_ready()
+
+    def _wait_until_ready(self):
+        deadline = time.time() + 60
+        token_file = os.path.join(self.data, "admin-token")
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise Failure(f"coffre serve exited with {self.process.returncode}; see server.log")
+            try:
+                with urllib.request.urlopen(self.base + "/login", timeout=2) as response:
+                    if response.status == 200 and os.path.exists(token_file):
+                        return open(token_file).read().strip()
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.3)
+        raise Failure("coffre serve did not answer within 60 s")
+
+    def stop(self, keep_data):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        if not keep_data:
+            shutil.rmtree(self.data, ignore_errors=True)
+
+
+class Flow:
+    def __init__(self, driver, server, artifacts):
+        self.driver = driver
+        self.server = server
+        self.artifacts = artifacts
+        self.shots = 0
+        self.console_errors = []
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def open(self, path):
+        self.driver.get(self.server.base + path)
+        self.collect_console()
+
+    def find(self, css):
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def finds(self, css):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def wait(self, condition, timeout=20, message=""):
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(condition, message)
+
+    def submit(self, css):
+        """Clicks a button or link and waits for the next page to load."""
+        old = self.find("html")
+        self.find(css).click()
+        self.wait(EC.staleness_of(old), message=f"no new page after clicking {css}")
+        self.wait(lambda d: d.execute_script("return document.readyState") == "complete")
+        self.collect_console()
+
+    def tab(self, name, ready):
+        """Opens a tab by its link and checks the page has the element `ready` (an id)."""
+        self.submit(f"#tab-{name}")
+        self.expect(self.finds(f"#{ready}"), f"the {name} tab should show #{ready}")
+
+    def screenshot(self, name):
+        self.shots += 1
+        path = os.path.join(self.artifacts, f"{self.shots:02d}-{name}.png")
+        self.driver.save_screenshot(path)
+        print(f"  screenshot {path}")
+
+    def collect_console(self):
+        for entry in self.driver.get_log("browser"):
+            if entry.get("level") == "SEVERE":
+                self.console_errors.append(f"{self.driver.current_url}: {entry.get('message')}")
+
+    def expect(self, condition, message):
+        if not condition:
+            raise Failure(message)
+
+    def count(self, element_id):
+        return int(self.find(f"#{element_id} .count").text)
+
+    def wait_for_badges(self, expected):
+        """Waits until every job badge on the page shows a finished status (they update live)."""
+        def finished(driver):
+            texts = [badge.text for badge in driver.find_elements(By.CSS_SELECTOR, "#job-table .status")]
+            return texts and all(t in ("Succeeded", "Failed", "Cancelled") for t in texts) and texts
+        texts = self.wait(finished, timeout=JOB_TIMEOUT, message="jobs did not finish")
+        self.expect(all(t == expected for t in texts), f"jobs ended {texts}, expected all {expected}")
+
+    # -- the flow --------------------------------------------------------------------------
+
+    def run(self):
+        print("sign in")
+        self.open("/")
+        self.expect("/login" in self.driver.current_url, f"an anonymous visit should land on /login, got {self.driver.current_url}")
+        self.screenshot("login")
+        self.find("#token").send_keys("not-a-valid-token")
+        self.submit("#sign-in")
+        self.expect(self.finds(".error-box"), "a wrong token should be refused on the login page")
+        self.find("#token").send_keys(self.server.token)
+        self.submit("#sign-in")
+        self.expect(self.finds("#tab-overview.active"), "after sign-in the Dashboard tab should show")
+        protected_before = self.count("count-protected")
+        succeeded_before = self.count("jobs-succeeded")
+        self.expect(protected_before == 0, f"a new vault protects nothing, the dashboard says {protected_before}")
+        self.screenshot("dashboard-empty")
+
+        print("discover")
+        self.tab("vms", "discover")
+        self.submit("#discover")
+        self.wait_for_job_page("Succeeded")
+        self.screenshot("discovery-job")
+
+        print("register the two web01")
+        self.tab("vms", "vm-table")
+        rows = {row.get_attribute("data-vm"): row for row in self.finds("#vm-table tbody tr[data-vm]")}
+        for key in ("prod/web01", "test/web01", "prod/legacy01"):
+            self.expect(key in rows, f"discovery should list {key}; the table has {sorted(rows)}")
+        self.screenshot("registered-items-discovered")
+        for key in ("prod/web01", "test/web01"):
+            self.find(f"input[name=vm][value='{key}']").click()
+        self.submit("#register")
+        self.wait_for_badges("Succeeded")
+        self.screenshot("registration-started")
+
+        print("a stopped VM is refused with the seed's error")
+        self.tab("vms", "vm-table")
+        self.find("input[name=vm][value='prod/legacy01']").click()
+        self.submit("#register")
+        self.wait_for_badges("Failed")
+        self.tab("vms", "vm-table")
+        legacy = self.find("tr[data-vm='prod/legacy01']").text
+        self.expect("VMNotRunning" in legacy, f"prod/legacy01 should show VMNotRunning, shows: {legacy}")
+        for key in ("prod/web01", "test/web01"):
+            self.expect("Registered" in self.find(f"tr[data-vm='{key}']").text, f"{key} should be registered")
+        self.screenshot("registered-items")
+
+        print("create a daily policy")
+        self.tab("policies", "policy-form")
+        self.find("#name").send_keys("daily-web")
+        self.find("#frequency-daily").click()
+        self.driver.execute_script("document.getElementById('time').value = '21:30'")
+        keep = self.find("#keepDays")
+        keep.clear()
+        keep.send_keys("14")
+        self.find("#keepWeeks").send_keys("8")
+        self.submit("#create-policy")
+        policy_row = self.find("tr[data-policy='daily-web']").text
+        self.expect("daily 21:30 UTC" in policy_row, f"the policy row should show its schedule: {policy_row}")
+        self.screenshot("policies")
+
+        print("protect both")
+        self.tab("protected", "protect-form")
+        for key in ("prod/web01", "test/web01"):
+            self.find(f"#protect-form input[name=vm][value='{key}']").click()
+        Select(self.find("#policy")).select_by_value("daily-web")
+        self.submit("#protect")
+        self.wait_for_badges("Succeeded")
+        self.tab("protected", "item-table")
+        for key in ("prod/web01", "test/web01"):
+            row = self.find(f"#item-table tr[data-vm='{key}']").text
+            self.expect("pending initial backup" in row, f"{key} should be pending initial backup: {row}")
+        self.screenshot("protected-items-pending")
+
+        self.tab("overview", "count-protected")
+        self.expect(self.count("count-protected") == 2, "the dashboard should count 2 protected VMs")
+        self.expect(self.find("#count-pending").text == "2", "the dashboard should count 2 pending initial backups")
+        self.screenshot("dashboard-protected")
+
+        print("back up prod/web01 now and watch the job")
+        self.tab("protected", "item-table")
+        self.submit("button.backup-now[data-vm='prod/web01']")
+        self.expect(self.finds("#job[data-job-id]"), "backup now should open the job's page")
+        self.driver.execute_script("window.coffreNoReload = 'same page'")
+        seen = self.watch_job()
+        self.expect(self.driver.execute_script("return window.coffreNoReload") == "same page",
+                    "the job page reloaded: progress must update in place")
+        steps = [row.text for row in self.finds("#job-steps tr")]
+        self.expect(any("Commit recovery point" in s for s in steps), f"the steps should end with the commit: {steps}")
+        self.expect(len(seen) > 1 or "InProgress" in seen[0],
+                    f"the page should have shown the running job, then its end (saw {seen})")
+        self.screenshot("backup-job-succeeded")
+
+        print("the dashboard counts changed")
+        self.tab("overview", "count-protected")
+        self.expect(self.find("#count-pending").text == "1", "one VM should still be pending its initial backup")
+        succeeded_after = self.count("jobs-succeeded")
+        self.expect(succeeded_after >= succeeded_before + 5,
+                    f"succeeded jobs in 24 h should grow by 5 (discovery, 2 registrations, 2 protections) plus the backup: "
+                    f"{succeeded_before} → {succeeded_after}")
+        self.screenshot("dashboard-after-backup")
+        self.submit("#jobs-succeeded")
+        self.expect(Select(self.find("select[name=status]")).first_selected_option.text == "Succeeded",
+                    "the count should link to the job list filtered by status")
+        self.screenshot("jobs-succeeded")
+
+        print("recovery points")
+        self.tab("protected", "item-table")
+        row = self.find("#item-table tr[data-vm='prod/web01']")
+        self.expect("pending" not in row.text, f"prod/web01 has a point now: {row.text}")
+        old = self.find("html")
+        row.find_element(By.PARTIAL_LINK_TEXT, "recovery points").click()
+        self.wait(EC.staleness_of(old))
+        self.collect_console()
+        points = self.finds("#point-table tbody tr[data-point]")
+        self.expect(len(points) == 1, f"prod/web01 should have one recovery point, the page lists {len(points)}")
+        cells = points[0].find_elements(By.TAG_NAME, "td")
+        blocks_added = int(cells[6].text)
+        self.expect(blocks_added > 0, f"the first point adds blocks, the page says {blocks_added}")
+        self.expect("On demand" in points[0].text, f"a backup-now point is on demand: {points[0].text}")
+        self.screenshot("recovery-points")
+
+        print("restore it as a new VM")
+        self.submit("#restore")
+        self.wait_for_job_page("Succeeded")
+        self.expect("web01-restored" in self.find("#job-steps").text, "the restore should name the new VM")
+        self.screenshot("restore-job")
+
+        self.tab("jobs", "job-table")
+        self.screenshot("jobs")
+
+        self.collect_console()
+        if self.console_errors:
+            raise Failure("JavaScript console errors:\n  " + "\n  ".join(self.console_errors))
+
+    def wait_for_job_page(self, expected):
+        self.expect(self.finds("#job[data-job-id]"), f"expected a job page, got {self.driver.current_url}")
+        seen = self.watch_job()
+        self.expect(seen[-1] == expected, f"the job ended {seen[-1]}, expected {expected}: "
+                    + " ".join(e.text for e in self.finds("#job-error")))
+
+    def watch_job(self):
+        """Watches #job-status change in place until the job ends; returns the statuses seen."""
+        seen = []
+        deadline = time.time() + JOB_TIMEOUT
+        while time.time() < deadline:
+            status = self.find("#job-status").text
+            if not seen or seen[-1] != status:
+                seen.append(status)
+                print(f"  job status: {status}; {self.find('#job-progress-text').text}")
+            if status in ("Succeeded", "Failed", "Cancelled"):
+                return seen
+            time.sleep(0.1)
+        raise Failure(f"the job did not finish within {JOB_TIMEOUT} s (saw {seen})")
+
+
+def make_driver():
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    return webdriver.Chrome(service=service, options=options)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--coffre", required=True, help="the coffre executable (coffre-agent beside it)")
+    parser.add_argument("--artifacts", default=".build/browser-artifacts")
+    parser.add_argument("--keep-data", action="store_true", help="keep the server's data folder")
+    parser.add_argument("--no-demo", action="store_true", help="write the sample VMs here instead of `serve --demo`")
+    args = parser.parse_args()
+    os.makedirs(args.artifacts, exist_ok=True)
+    for old in os.listdir(args.artifacts):
+        if old.endswith(".png") or old == "failure.html":
+            os.remove(os.path.join(args.artifacts, old))
+
+    server = Server(os.path.abspath(args.coffre), args.artifacts, demo=not args.no_demo)
+    driver = None
+    flow = None
+    ok = False
+    try:
+        driver = make_driver()
+        flow = Flow(driver, server, args.artifacts)
+        flow.run()
+        ok = True
+    except (Failure, TimeoutException, AssertionError) as error:
+        print(f"FAILED: {error}")
+        if flow:
+            flow.screenshot("failure")
+            with open(os.path.join(args.artifacts, "failure.html"), "w") as f:
+                f.write(driver.page_source)
+    except Exception:
+        traceback.print_exc()
+        if flow:
+            flow.screenshot("failure")
+    finally:
+        if driver:
+            driver.quit()
+        server.stop(keep_data=args.keep_data or not ok)
+        if not ok:
+            print(f"server data kept in {server.data}; log in {args.artifacts}/server.log")
+    print(f"artifacts in {args.artifacts}")
+    print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
