@@ -42,6 +42,52 @@ struct ControlPlaneTests {
         struct Point: Decodable { var id: String; var consistency: String; var type: String }
     }
 
+    /// A 96 MiB VM `big`, registered and protected by a nightly policy, on the morning of 2026-11-23.
+    func protectBigVM(_ coffre: Coffre, data: URL, seed: UInt64) throws -> [String: String] {
+        var rng = SplitMix64(seed: seed)
+        _ = try makeVM(data, name: "big", size: 96 * MiB, content: rng.bytes(96 * MiB))
+        let morning = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T08:00:00Z"]
+        try coffre.ok(["discover"], env: morning)
+        try coffre.ok(["register", "big"], env: morning)
+        try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "7"], env: morning)
+        try coffre.ok(["protect", "big", "--policy", "nightly"], env: morning)
+        return morning
+    }
+
+    /// Starts `coffre ARGS` in the background, then waits until a backup job is copying data.
+    func startUntilTransfer(_ coffre: Coffre, _ arguments: [String], env: [String: String]) throws -> (Process, JobInfo) {
+        let process = Process()
+        process.executableURL = coffre.binary
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in env { environment[key] = value }
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var running: JobInfo?
+        for _ in 0..<600 where running == nil {
+            let jobs = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--type", "backup", "--json"], env: env).stdout)
+            running = jobs.first { job in job.status == "InProgress" && job.steps.contains { $0.name == "Transfer data" } }
+            if running == nil { usleep(20_000) }
+        }
+        guard let running else {
+            process.terminate()
+            process.waitUntilExit()
+            throw HarnessError("the backup never reached its transfer step")
+        }
+        return (process, running)
+    }
+
+    /// Nothing of an unfinished backup is visible: no point listed, no snapshot, no point data.
+    func expectNothingLeft(_ coffre: Coffre, data: URL, env: [String: String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: env).stdout).isEmpty,
+                sourceLocation: sourceLocation)
+        #expect(directoryEntries(data.appendingPathComponent("fabric/.coffre-snapshots")).isEmpty, sourceLocation: sourceLocation)
+        #expect(directoryEntries(data.appendingPathComponent("vault/points")).filter { !$0.hasPrefix(".") }.isEmpty,
+                sourceLocation: sourceLocation)
+    }
+
     @Test("discover → register → protect → backup → restore, from the command line")
     func flow() throws {
         let coffre = try Coffre()
@@ -93,31 +139,9 @@ struct ControlPlaneTests {
         let coffre = try Coffre()
         try withTempDir { tmp in
             let data = tmp.appendingPathComponent("data")
-            var rng = SplitMix64(seed: 7)
-            _ = try makeVM(data, name: "big", size: 96 * MiB, content: rng.bytes(96 * MiB))
-            let morning = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T08:00:00Z"]
-            try coffre.ok(["discover"], env: morning)
-            try coffre.ok(["register", "big"], env: morning)
-            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "7"], env: morning)
-            try coffre.ok(["protect", "big", "--policy", "nightly"], env: morning)
-
+            let morning = try protectBigVM(coffre, data: data, seed: 7)
             // Start a backup in the background and kill it while it copies data.
-            let process = Process()
-            process.executableURL = coffre.binary
-            process.arguments = ["backup", "big", "--no-progress"]
-            var environment = ProcessInfo.processInfo.environment
-            for (key, value) in morning { environment[key] = value }
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var running: JobInfo?
-            for _ in 0..<600 where running == nil {
-                let jobs = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--type", "backup", "--json"], env: morning).stdout)
-                running = jobs.first { job in job.status == "InProgress" && job.steps.contains { $0.name == "Transfer data" } }
-                if running == nil { usleep(20_000) }
-            }
-            let job = try #require(running, "the backup never reached its transfer step")
+            let (process, job) = try startUntilTransfer(coffre, ["backup", "big", "--no-progress"], env: morning)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
 
@@ -125,11 +149,7 @@ struct ControlPlaneTests {
             let after = try decodeJSON(JobInfo.self, try coffre.ok(["job", "show", job.id, "--json"], env: morning).stdout)
             #expect(after.status == "Failed")
             #expect(after.error?.code == "JobInterrupted")
-            #expect(try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: morning).stdout).isEmpty)
-            let snapshots = data.appendingPathComponent("fabric/.coffre-snapshots")
-            #expect(directoryEntries(snapshots).isEmpty)
-            let vaultPoints = data.appendingPathComponent("vault/points")
-            #expect(directoryEntries(vaultPoints).filter { !$0.hasPrefix(".") }.isEmpty)
+            try expectNothingLeft(coffre, data: data, env: morning)
 
             // The item is not stuck busy: the scheduled backup of the evening runs and succeeds.
             let evening = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T22:05:00Z"]
@@ -145,41 +165,17 @@ struct ControlPlaneTests {
         let coffre = try Coffre()
         try withTempDir { tmp in
             let data = tmp.appendingPathComponent("data")
-            var rng = SplitMix64(seed: 9)
-            _ = try makeVM(data, name: "big", size: 96 * MiB, content: rng.bytes(96 * MiB))
-            let morning = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T08:00:00Z"]
-            try coffre.ok(["discover"], env: morning)
-            try coffre.ok(["register", "big"], env: morning)
-            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "7"], env: morning)
-            try coffre.ok(["protect", "big", "--policy", "nightly"], env: morning)
-
+            _ = try protectBigVM(coffre, data: data, seed: 9)
             // The evening's slot is due: the scheduler starts the backup at once.
             let evening = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T22:05:00Z"]
-            let process = Process()
-            process.executableURL = coffre.binary
-            process.arguments = ["scheduler"]
-            var environment = ProcessInfo.processInfo.environment
-            for (key, value) in evening { environment[key] = value }
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var running: JobInfo?
-            for _ in 0..<600 where running == nil {
-                let jobs = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--type", "backup", "--json"], env: evening).stdout)
-                running = jobs.first { job in job.status == "InProgress" && job.steps.contains { $0.name == "Transfer data" } }
-                if running == nil { usleep(20_000) }
-            }
-            let job = try #require(running, "the scheduled backup never reached its transfer step")
+            let (process, job) = try startUntilTransfer(coffre, ["scheduler"], env: evening)
             process.terminate()  // SIGTERM
             process.waitUntilExit()
             #expect(process.terminationReason == .exit && process.terminationStatus == 0)
 
             let after = try decodeJSON(JobInfo.self, try coffre.ok(["job", "show", job.id, "--json"], env: evening).stdout)
             #expect(after.status == "Cancelled")
-            #expect(try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: evening).stdout).isEmpty)
-            #expect(directoryEntries(data.appendingPathComponent("fabric/.coffre-snapshots")).isEmpty)
-            #expect(directoryEntries(data.appendingPathComponent("vault/points")).filter { !$0.hasPrefix(".") }.isEmpty)
+            try expectNothingLeft(coffre, data: data, env: evening)
         }
     }
 }
