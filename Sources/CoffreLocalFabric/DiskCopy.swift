@@ -19,11 +19,9 @@ enum DiskCopy {
     static let bufferSize = 1 << 20
 
     static func clone(_ source: String, to destination: String, cancelled: CancellationFlag) throws -> Result {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw CoffreError.io("open", source, errno: errno) }
+        let input = try FileIO.open(source, O_RDONLY)
         defer { close(input) }
-        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw CoffreError.io("create", destination, errno: errno) }
+        let output = try FileIO.open(destination, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
         defer { close(output) }
 
         if ioctl(output, ficlone, input) == 0 {
@@ -45,21 +43,11 @@ enum DiskCopy {
                 let count = Int(min(Int64(bufferSize), extent.upperBound - offset))
                 let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
                 try device.read(into: slice, at: offset)
-                try write(slice, to: output, at: offset, path: destination)
+                try FileIO.pwrite(output, UnsafeRawBufferPointer(slice), at: offset, path: destination)
                 offset += Int64(count)
                 copied += Int64(count)
             }
         }
         return Result(path: destination, reflinked: false, bytesCopied: copied)
-    }
-
-    private static func write(_ bytes: UnsafeMutableRawBufferPointer, to fd: Int32, at offset: Int64, path: String) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw CoffreError.io("write", path, errno: errno) }
-            done += n
-        }
     }
 }

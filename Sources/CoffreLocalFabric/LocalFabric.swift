@@ -162,7 +162,7 @@ public final class LocalFabric: Fabric {
         }
         let versionFile = entry.folder + "/" + Self.extensionVersionFile
         try FabricFiles.makeFolder((versionFile as NSString).deletingLastPathComponent)
-        try FabricFiles.writeDurably(Data((report.agentVersion + "\n").utf8), to: versionFile)
+        try FileIO.writeFileAtomically(versionFile, Array((report.agentVersion + "\n").utf8))
         return report.agentVersion
     }
 
@@ -300,12 +300,12 @@ struct NewVMTarget: RestoreTarget {
                                       workaround: "Retry the restore; if it fails again, verify the recovery point")
                 }
             }
-            try FabricFiles.writeDurably(try definition.encoded(), to: staging + "/" + LocalFabric.definitionFile)
+            try FileIO.writeFileAtomically(staging + "/" + LocalFabric.definitionFile, Array(try definition.encoded()))
             let parent = (destination as NSString).deletingLastPathComponent
             try FabricFiles.makeFolder(parent)
             guard !FabricFiles.exists(destination) else { throw CoffreError.restoreTargetExists(key, path: destination) }
             try FabricFiles.rename(staging, to: destination)
-            try FabricFiles.syncFolder(parent)
+            try FileIO.fsyncDirectory(parent)
         }
         return key
     }
@@ -329,16 +329,18 @@ struct ReplaceDisksTarget: RestoreTarget {
         try await runOnThread { _ in
             let disks = FabricFiles.visibleEntries(staging)
             for disk in disks {
-                try FabricFiles.syncFile(staging + "/" + disk)
+                let fd = try FileIO.open(staging + "/" + disk, O_RDONLY)
+                defer { close(fd) }
+                try FileIO.fsync(fd, path: staging + "/" + disk)
                 try FabricFiles.rename(staging + "/" + disk, to: folder + "/" + disk)
             }
-            try FabricFiles.syncFolder(folder)
+            try FileIO.fsyncDirectory(folder)
             // A disk the VM no longer lists (removed after the point was taken) comes back listed.
             var definition = try VMDefinition.load(folder: folder)
             let missing = disks.filter { !definition.disks.contains($0) }
             if !missing.isEmpty {
                 definition.disks += missing
-                try FabricFiles.writeDurably(try definition.encoded(), to: folder + "/" + LocalFabric.definitionFile)
+                try FileIO.writeFileAtomically(folder + "/" + LocalFabric.definitionFile, Array(try definition.encoded()))
             }
             try FabricFiles.remove(staging)
         }
