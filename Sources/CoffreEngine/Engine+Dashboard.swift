@@ -63,6 +63,32 @@ extension Engine {
 
     public func jobs(_ filter: JobFilter) async throws -> [Job] { try await catalog.jobs(filter) }
 
+    /// Jobs matching a query as typed; an unknown type or status, a bad date or an unknown
+    /// VM is an error naming what is accepted.
+    public func jobs(matching query: JobQuery) async throws -> [Job] {
+        var filter = JobFilter(limit: query.limit)
+        if let limit = query.limit, limit <= 0 {
+            throw CoffreError("InvalidFilter", "'limit' must be a positive integer, not \(limit)")
+        }
+        if let type = query.type {
+            guard let parsed = JobType(parsing: type) else {
+                throw CoffreError("InvalidFilter", "Unknown job type '\(type)'",
+                                  workaround: "Use one of \(JobType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            filter.type = parsed
+        }
+        if let status = query.status {
+            guard let parsed = JobStatus(parsing: status) else {
+                throw CoffreError("InvalidFilter", "Unknown job status '\(status)'",
+                                  workaround: "Use one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            filter.status = parsed
+        }
+        if let since = query.since { filter.since = try DateText.since(since, now: clock.now()) }
+        if let vm = query.vm { filter.vm = try await resolveVM(vm).key }
+        return try await catalog.jobs(filter)
+    }
+
     public func job(_ id: String) async throws -> Job {
         guard let job = try await catalog.job(id: id) else { throw CoffreError.jobNotFound(id) }
         return job

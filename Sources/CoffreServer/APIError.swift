@@ -6,6 +6,8 @@ public import Hummingbird
 public struct APIError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     public var body: Body
+    /// The `Allow` header of a 405.
+    var allow: String?
 
     /// The JSON body of every error response.
     public struct Body: Codable, Sendable, Equatable {
@@ -28,6 +30,7 @@ public struct APIError: HTTPResponseError, Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if let allow { headers[.allow] = allow }
         let data = try APIJSON.encoder.encode(body)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
@@ -35,6 +38,11 @@ public struct APIError: HTTPResponseError, Sendable {
     static func unauthenticated() -> APIError {
         APIError(status: .unauthorized, code: "Unauthenticated", message: "This request needs a token",
                  workaround: "Send 'Authorization: Bearer TOKEN'; the first admin token is in the data folder's admin-token file")
+    }
+
+    static func unknownToken() -> APIError {
+        APIError(status: .unauthorized, code: "Unauthenticated", message: "This server does not know the token sent",
+                 workaround: "Check the token (an admin lists them with `coffre token list`); the first admin token is in the data folder's admin-token file")
     }
 
     static func forbidden(needs: Role, has: Role) -> APIError {

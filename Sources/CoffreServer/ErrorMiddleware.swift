@@ -21,6 +21,13 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as DecodingError {
             throw APIError.badRequest("InvalidRequest", "The request body is not valid: \(Self.describe(error))",
                                       workaround: "See /api/v1/openapi.json for the expected body")
+        } catch let error as HTTPError where error.status == .notFound && !APIRoutes.methods(forPath: request.uri.path).isEmpty {
+            let allowed = APIRoutes.methods(forPath: request.uri.path)
+            var failure = APIError(status: .methodNotAllowed, code: "MethodNotAllowed",
+                                   message: "\(request.uri.path) does not answer \(request.method.rawValue)",
+                                   workaround: "Use \(allowed.joined(separator: " or "))")
+            failure.allow = allowed.joined(separator: ", ")
+            throw failure
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "RouteNotFound" : "InvalidRequest"
             throw APIError(status: error.status, code: code, message: error.body ?? error.status.reasonPhrase,

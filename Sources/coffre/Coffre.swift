@@ -22,6 +22,9 @@ struct Coffre: AsyncParsableCommand {
               coffre jobs --since 24h
               coffre points web01
               coffre restore web01 --point rp-… --to ./restored
+            The same commands against a running `coffre serve` (remote mode):
+              export COFFRE_SERVER=http://127.0.0.1:8080 COFFRE_TOKEN_FILE=coffre-data/admin-token
+              coffre backup web01            (a progress bar on a terminal; --json for scripts)
             Plain disk images, no catalog:
               coffre vault create ./vault
               coffre image backup --vault ./vault --item web01 disk0.img disk1.img
@@ -30,7 +33,7 @@ struct Coffre: AsyncParsableCommand {
             DiscoverCommand.self, VMCommand.self, RegisterCommand.self, PolicyCommand.self, ProtectCommand.self,
             BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self,
             StopProtectionCommand.self, UndeleteCommand.self, ResumeCommand.self, DashboardCommand.self,
-            SchedulerCommand.self, ServeCommand.self, DemoCommand.self, VaultCommand.self, ImageCommand.self,
+            SchedulerCommand.self, ServeCommand.self, TokenCommand.self, DemoCommand.self, VaultCommand.self, ImageCommand.self,
         ]
     )
 }

@@ -8,13 +8,13 @@ import ServiceLifecycle
 struct DiscoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "discover", abstract: "Ask every fabric for its VMs (a Discovery job). Run it first, and again after adding VMs.")
-    @OptionGroup var app: AppOptions
+    @OptionGroup var options: ConnectOptions
     @Flag(help: "Print the job as JSON.") var json = false
 
     func run() async throws {
         try await reportingErrors {
-            let engine = try await app.makeEngine()
-            _ = try await JobOutput.wait(engine, try await engine.discover(), json: json)
+            let plane = try await options.connect()
+            _ = try await JobOutput.wait(plane, try await plane.discover(), json: json)
         }
     }
 }
@@ -27,28 +27,24 @@ struct VMCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List discovered VMs with their registration and protection.",
             discussion: "--unregistered lists only the VMs `coffre register` accepts: present, not registered, in the vault's region.")
-        @OptionGroup var app: AppOptions
+        @OptionGroup var options: ConnectOptions
         @Flag(help: "Only VMs that can be registered.") var unregistered = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await reportingErrors {
-                let engine = try await app.makeEngine()
-                let vms = try await engine.vms(unregistered: unregistered)
-                let items = Dictionary(try await engine.itemSummaries().map { ($0.item.vm, $0) }, uniquingKeysWith: { a, _ in a })
-                if json {
-                    struct Row: Encodable { var vm: VMRecord; var protection: String?; var policy: String? }
-                    return try printJSON(vms.map { Row(vm: $0, protection: items[$0.key]?.status, policy: items[$0.key]?.item.policy) })
-                }
+                let views = try await options.connect().vms(unregistered: unregistered)
+                if json { return try printJSON(views) }
                 print(pad("VM (cloudService/name)", 30) + pad("region", 10) + pad("power", 9) + pad("disks", 6, right: true)
                       + "  " + pad("agent", 8) + pad("registration", 14) + "protection")
-                for record in vms {
+                for view in views {
+                    let record = view.vm
                     var registration = record.registration.rawValue
                     if record.presence == .vanished { registration += " (vanished)" }
                     print(pad(record.key.description, 30) + pad(record.vm.region, 10) + pad(record.vm.powerState.rawValue, 9)
                           + pad("\(record.vm.disks.count)", 6, right: true) + "  " + pad(record.vm.agentVersion ?? "none", 8)
                           + pad(registration, 14)
-                          + (items[record.key].map { "\($0.status), policy \($0.item.policy)" } ?? "-"))
+                          + (view.protection.map { "\($0), policy \(view.policy ?? "-")" } ?? "-"))
                     if record.registration == .failed, let error = record.registrationError { print("    \(error)") }
                 }
             }
@@ -60,14 +56,14 @@ struct RegisterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "register", abstract: "Register VMs with the vault: one Register job per VM, which installs the extension.",
         discussion: "Example: coffre register web01 prod/db01   (name a VM as cloudService/name when two share a name)")
-    @OptionGroup var app: AppOptions
+    @OptionGroup var options: ConnectOptions
     @Flag(help: "Print JSON.") var json = false
     @Argument(help: "VMs, as name or cloudService/name.") var vms: [String]
 
     func run() async throws {
         try await reportingErrors {
-            let engine = try await app.makeEngine()
-            try await JobOutput.waitAll(engine, await engine.register(vms), json: json)
+            let plane = try await options.connect()
+            try await JobOutput.waitAll(plane, try await plane.register(vms), json: json)
         }
     }
 }
@@ -76,7 +72,7 @@ struct ProtectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protect", abstract: "Protect registered VMs with a policy: one ConfigureProtection job per VM.",
         discussion: "Example: coffre protect web01 db01 --policy nightly. The VMs are 'Protected (pending initial backup)' until their first point.")
-    @OptionGroup var app: AppOptions
+    @OptionGroup var options: ConnectOptions
     @Option(help: "The policy.") var policy: String
     @Flag(help: "Move VMs that are already protected to this policy.") var change = false
     @Flag(help: "Print JSON.") var json = false
@@ -84,8 +80,8 @@ struct ProtectCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let engine = try await app.makeEngine()
-            try await JobOutput.waitAll(engine, await engine.protect(vms, policy: policy, change: change), json: json)
+            let plane = try await options.connect()
+            try await JobOutput.waitAll(plane, try await plane.protect(vms, policy: policy, change: change), json: json)
         }
     }
 }
@@ -93,13 +89,12 @@ struct ProtectCommand: AsyncParsableCommand {
 struct DashboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dashboard", abstract: "Protected VMs and the jobs of the last 24 hours.")
-    @OptionGroup var app: AppOptions
+    @OptionGroup var options: ConnectOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         try await reportingErrors {
-            let engine = try await app.makeEngine()
-            let board = try await engine.dashboard()
+            let board = try await options.connect().dashboard()
             if json { return try printJSON(board) }
             print("Protected VMs: \(board.protectedVMs) (\(board.pendingInitialBackup) pending initial backup)")
             if board.stoppedProtection + board.softDeleted > 0 {

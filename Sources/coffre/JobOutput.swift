@@ -1,15 +1,16 @@
 import ArgumentParser
 import CoffreCore
 import CoffreEngine
+import CoffreServer
 import Foundation
 
 /// Waits for jobs and prints how they ended, the way every job-starting command does.
 enum JobOutput {
     /// Waits for `job`, drawing a progress bar on a terminal, prints its outcome and throws
     /// exit code 1 when it did not succeed.
-    static func wait(_ engine: Engine, _ job: Job, progress: Bool = false, json: Bool = false) async throws -> Job {
+    static func wait(_ plane: any ControlPlane, _ job: Job, progress: Bool = false, json: Bool = false) async throws -> Job {
         let bar = ProgressBar(enabled: progress && !json, verb: job.type.rawValue.lowercased())
-        let final = try await engine.wait(for: job.id) { current in
+        let final = try await plane.wait(for: job.id) { current in
             bar.update(TransferProgress(current.progress))
         }
         bar.finish()
@@ -22,17 +23,20 @@ enum JobOutput {
         return final
     }
 
-    /// Waits for several jobs (bulk register or protect) and prints one line each; exit 1 if any failed.
-    static func waitAll(_ engine: Engine, _ result: BulkResult, json: Bool) async throws {
+    /// Waits for several jobs (bulk register or protect) and prints one line each; exit 1 if
+    /// any failed or any VM got no job. `--json` prints the API's `{jobs, errors}` with the
+    /// jobs as they ended.
+    static func waitAll(_ plane: any ControlPlane, _ result: BulkResponse, json: Bool) async throws {
         var finals: [Job] = []
-        for job in result.jobs { finals.append(try await engine.wait(for: job.id)) }
+        for job in result.jobs { finals.append(try await plane.wait(for: job.id, onUpdate: nil)) }
         if json {
-            struct Out: Encodable { var jobs: [Job]; var errors: [ErrorInfo] }
-            try printJSON(Out(jobs: finals, errors: result.errors.map { ErrorInfo($0.error) }))
+            struct Out: Encodable { var jobs: [Job]; var errors: [BulkResponse.Failure] }
+            try printJSON(Out(jobs: finals, errors: result.errors))
         } else {
             finals.forEach { print(line($0)) }
-            for (vm, error) in result.errors {
-                FileHandle.standardError.write(Data("coffre: error \(vm): \(error)\n".utf8))
+            for failure in result.errors {
+                let error = CoffreError(failure.code, failure.message, workaround: failure.workaround)
+                FileHandle.standardError.write(Data("coffre: error \(failure.vm): \(error)\n".utf8))
             }
         }
         if !result.errors.isEmpty || finals.contains(where: { $0.status != .succeeded }) { throw ExitCode(1) }
@@ -87,17 +91,4 @@ extension TransferProgress {
 func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
     let fill = String(repeating: " ", count: max(0, width - text.count))
     return right ? fill + text : text + fill
-}
-
-/// Parses `2027-01-31` (end of that day, UTC) or a full ISO 8601 instant.
-func parseDate(_ text: String) throws -> Date {
-    if let date = ISO8601DateFormatter().date(from: text) { return date }
-    let formatter = DateFormatter()
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.dateFormat = "yyyy-MM-dd"
-    guard let day = formatter.date(from: text) else {
-        throw CoffreError("InvalidDate", "'\(text)' is not a date", workaround: "Use YYYY-MM-DD or an ISO 8601 instant such as 2027-01-31T18:00:00Z")
-    }
-    return day.addingTimeInterval(86_399)
 }

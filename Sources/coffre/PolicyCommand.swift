@@ -51,7 +51,7 @@ struct PolicyCommand: AsyncParsableCommand {
                   coffre policy create weekend --weekly sat,sun --at 06:00 --keep-days 28
                 Coffre allows retention up to 9999 days and any number of weekly/monthly/yearly points (Azure's preview capped it at 30 days).
                 """)
-        @OptionGroup var app: AppOptions
+        @OptionGroup var options: ConnectOptions
         @Argument(help: "The policy's name.") var name: String
         @OptionGroup var definition: Definition
 
@@ -59,8 +59,7 @@ struct PolicyCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let policy = Policy(name: name, schedule: try definition.schedule(default: nil),
                                     retention: try definition.retention(default: nil))
-                let engine = try await app.makeEngine()
-                try await engine.createPolicy(policy)
+                try await options.connect().createPolicy(policy)
                 print(Self.describe(policy))
             }
         }
@@ -72,13 +71,12 @@ struct PolicyCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List policies.")
-        @OptionGroup var app: AppOptions
+        @OptionGroup var options: ConnectOptions
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await reportingErrors {
-                let engine = try await app.makeEngine()
-                let policies = try await engine.policies()
+                let policies = try await options.connect().policies()
                 if json { return try printJSON(policies) }
                 policies.forEach { print(Create.describe($0)) }
             }
@@ -87,22 +85,17 @@ struct PolicyCommand: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a policy and the VMs it protects.")
-        @OptionGroup var app: AppOptions
+        @OptionGroup var options: ConnectOptions
         @Argument(help: "The policy's name.") var name: String
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await reportingErrors {
-                let engine = try await app.makeEngine()
-                let policy = try await engine.policy(named: name)
-                let items = try await engine.itemSummaries().filter { $0.item.policy == name }
-                if json {
-                    struct Out: Encodable { var policy: Policy; var items: [ItemSummary] }
-                    return try printJSON(Out(policy: policy, items: items))
-                }
-                print(Create.describe(policy))
-                if let next = policy.schedule.nextSlot(after: AppOptions.clock().now()) { print("next run: \(Engine.instant(next))") }
-                for item in items { print("  \(item.item.vm): \(item.status), \(item.pointCount) points") }
+                let view = try await options.connect().policy(named: name)
+                if json { return try printJSON(view) }
+                print(Create.describe(view.policy))
+                if let next = view.policy.schedule.nextSlot(after: AppOptions.clock().now()) { print("next run: \(Engine.instant(next))") }
+                for item in view.items { print("  \(item.item.vm): \(item.status), \(item.pointCount) points") }
             }
         }
     }
@@ -111,17 +104,17 @@ struct PolicyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change a policy; the expiry of existing points is recomputed.",
             discussion: "Example: coffre policy set nightly --keep-days 60")
-        @OptionGroup var app: AppOptions
+        @OptionGroup var options: ConnectOptions
         @Argument(help: "The policy's name.") var name: String
         @OptionGroup var definition: Definition
 
         func run() async throws {
             try await reportingErrors {
-                let engine = try await app.makeEngine()
-                let current = try await engine.policy(named: name)
+                let plane = try await options.connect()
+                let current = try await plane.policy(named: name).policy
                 let policy = Policy(name: name, schedule: try definition.schedule(default: current.schedule),
                                     retention: try definition.retention(default: current.retention))
-                try await engine.updatePolicy(policy)
+                try await plane.updatePolicy(policy)
                 print(Create.describe(policy))
             }
         }

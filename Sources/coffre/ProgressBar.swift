@@ -12,6 +12,8 @@ final class ProgressBar: Sendable {
     let verb: String
     private let started = Date()
     private let lastDraw = Mutex<Double>(0)
+    /// The newest progress seen, drawn once more by `finish()` so a short job still shows its bar.
+    private let latest = Mutex<TransferProgress?>(nil)
 
     init(enabled: Bool, verb: String) {
         self.enabled = enabled && isatty(STDERR_FILENO) == 1
@@ -20,12 +22,14 @@ final class ProgressBar: Sendable {
 
     var handler: ProgressHandler? {
         guard enabled else { return nil }
-        return { [self] progress in draw(progress, force: false) }
+        return { [self] progress in update(progress) }
     }
 
     /// Draws `progress` (throttled); for callers that poll instead of passing `handler`.
     func update(_ progress: TransferProgress) {
-        if enabled { draw(progress, force: false) }
+        guard enabled else { return }
+        latest.withLock { $0 = progress }
+        draw(progress, force: false)
     }
 
     private func draw(_ p: TransferProgress, force: Bool) {
@@ -47,6 +51,7 @@ final class ProgressBar: Sendable {
 
     func finish() {
         guard enabled else { return }
+        if let progress = latest.withLock({ $0 }) { draw(progress, force: true) }
         FileHandle.standardError.write(Data("\n".utf8))
     }
 }

@@ -36,9 +36,13 @@ struct ControlPlaneTests {
         struct Step: Decodable { var name: String; var status: String }
     }
 
-    struct PointRow: Decodable {
-        var point: Point
-        var blocksAdded: Int
+    /// `coffre points VM --json`: the API's `{item, points}`.
+    struct Points: Decodable {
+        var points: [Row]
+        struct Row: Decodable {
+            var point: Point
+            var blocksAdded: Int
+        }
         struct Point: Decodable { var id: String; var consistency: String; var type: String }
     }
 
@@ -81,7 +85,7 @@ struct ControlPlaneTests {
 
     /// Nothing of an unfinished backup is visible: no point listed, no snapshot, no point data.
     func expectNothingLeft(_ coffre: Coffre, data: URL, env: [String: String], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        #expect(try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: env).stdout).isEmpty,
+        #expect(try decodeJSON(Points.self, try coffre.ok(["points", "big", "--json"], env: env).stdout).points.isEmpty,
                 sourceLocation: sourceLocation)
         #expect(directoryEntries(data.appendingPathComponent("fabric/.coffre-snapshots")).isEmpty, sourceLocation: sourceLocation)
         #expect(directoryEntries(data.appendingPathComponent("vault/points")).filter { !$0.hasPrefix(".") }.isEmpty,
@@ -113,7 +117,7 @@ struct ControlPlaneTests {
             let backup = try decodeJSON(JobInfo.self, try coffre.ok(["backup", "web01", "--json"], env: env).stdout)
             #expect(backup.status == "Succeeded")
             let point = try #require(backup.details["point"])
-            let rows = try decodeJSON([PointRow].self, try coffre.ok(["points", "web01", "--json"], env: env).stdout)
+            let rows = try decodeJSON(Points.self, try coffre.ok(["points", "web01", "--json"], env: env).stdout).points
             #expect(rows.map(\.point.id) == [point])
             #expect(rows.first?.point.type == "onDemand")
             #expect(rows.first?.blocksAdded ?? 0 > 0)
@@ -155,7 +159,7 @@ struct ControlPlaneTests {
             let evening = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T22:05:00Z"]
             let pass = try coffre.ok(["scheduler", "--once"], env: evening, timeout: 300)
             #expect(pass.stdout.contains("Backup prod/big Succeeded"))
-            let rows = try decodeJSON([PointRow].self, try coffre.ok(["points", "big", "--json"], env: evening).stdout)
+            let rows = try decodeJSON(Points.self, try coffre.ok(["points", "big", "--json"], env: evening).stdout).points
             #expect(rows.map(\.point.type) == ["scheduled"])
         }
     }

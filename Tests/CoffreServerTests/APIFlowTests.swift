@@ -142,6 +142,8 @@ import Testing
                 (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "../etc"}"#, 400, "InvalidRestoreTarget"),
                 (.post, "/api/v1/vms/ghost/backup", nil, 404, "VMNotFound"),
                 (.get, "/api/v1/nothing-here", nil, 404, "RouteNotFound"),
+                (.delete, "/api/v1/vms/prod%2Fweb01/backup", nil, 405, "MethodNotAllowed"),
+                (.get, "/api/v1/registrations", nil, 405, "MethodNotAllowed"),
             ]
             for (method, uri, body, status, code) in cases {
                 let response = try await api.send(method, uri, as: .admin, json: body)
@@ -149,6 +151,7 @@ import Testing
                 let error = try? api.decode(APIError.Body.self, response)
                 #expect(error?.code == code, "\(method) \(uri): \(String(buffer: response.body))")
                 #expect(error?.message.isEmpty == false)
+                if status == 405 { #expect(response.headers[.allow] == "POST", "\(uri)") }
             }
             // Discovery twice at once: the second is a conflict.
             try harness.addVM("web01")
@@ -182,10 +185,17 @@ import Testing
 @Suite struct FilterTests {
     @Test func sinceAcceptsDurationsDaysAndInstants() throws {
         let now = try #require(ISO8601DateFormatter().date(from: "2026-11-23T08:00:00Z"))
-        #expect(try APIRoutes.parseSince("24h", now: now) == now.addingTimeInterval(-86_400))
-        #expect(try APIRoutes.parseSince("7d", now: now) == now.addingTimeInterval(-7 * 86_400))
-        #expect(try APIRoutes.parseSince("2026-11-01", now: now) == ISO8601DateFormatter().date(from: "2026-11-01T00:00:00Z"))
-        #expect(try APIRoutes.parseSince("2026-11-22T10:00:00Z", now: now) == ISO8601DateFormatter().date(from: "2026-11-22T10:00:00Z"))
-        #expect(throws: APIError.self) { try APIRoutes.parseSince("soon", now: now) }
+        #expect(try DateText.since("24h", now: now) == now.addingTimeInterval(-86_400))
+        #expect(try DateText.since("7d", now: now) == now.addingTimeInterval(-7 * 86_400))
+        #expect(try DateText.since("2026-11-01", now: now) == ISO8601DateFormatter().date(from: "2026-11-01T00:00:00Z"))
+        #expect(try DateText.since("2026-11-22T10:00:00Z", now: now) == ISO8601DateFormatter().date(from: "2026-11-22T10:00:00Z"))
+        #expect(throws: CoffreError.self) { try DateText.since("soon", now: now) }
+    }
+
+    @Test func untilIsTheEndOfTheDayOrTheInstant() throws {
+        #expect(try DateText.until("2027-01-31") == ISO8601DateFormatter().date(from: "2027-01-31T23:59:59Z"))
+        #expect(try DateText.until("2027-01-31T18:00:00Z") == ISO8601DateFormatter().date(from: "2027-01-31T18:00:00Z"))
+        #expect(throws: CoffreError.self) { try DateText.until("2027-1-31") }
+        #expect(throws: CoffreError.self) { try DateText.until("tomorrow") }
     }
 }

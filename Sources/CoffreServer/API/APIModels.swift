@@ -29,7 +29,7 @@ public struct BulkResponse: Codable, Sendable {
     public var jobs: [Job]
     public var errors: [Failure]
 
-    init(_ result: BulkResult) {
+    public init(_ result: BulkResult) {
         jobs = result.jobs
         errors = result.errors.map { Failure(vm: $0.vm, code: $0.error.code, message: $0.error.message, workaround: $0.error.workaround) }
     }
@@ -50,60 +50,130 @@ public struct PointsView: Codable, Sendable {
 }
 
 /// `POST /api/v1/registrations`.
-struct RegistrationBody: Codable {
-    var vms: [String]
+public struct RegistrationBody: Codable, Sendable {
+    public var vms: [String]
+
+    public init(vms: [String]) {
+        self.vms = vms
+    }
 }
 
 /// `POST /api/v1/protection`.
-struct ProtectionBody: Codable {
-    var vms: [String]
-    var policy: String
+public struct ProtectionBody: Codable, Sendable {
+    public var vms: [String]
+    public var policy: String
     /// Move VMs that are already protected to this policy.
-    var change: Bool?
+    public var change: Bool?
+
+    public init(vms: [String], policy: String, change: Bool? = nil) {
+        self.vms = vms
+        self.policy = policy
+        self.change = change
+    }
 }
 
 /// `POST /api/v1/vms/{vm}/backup`.
-struct BackupBody: Codable {
-    var retainUntil: Date?
+public struct BackupBody: Codable, Sendable {
+    public var retainUntil: Date?
+
+    public init(retainUntil: Date? = nil) {
+        self.retainUntil = retainUntil
+    }
 }
 
 /// `POST /api/v1/vms/{vm}/restore`: exactly one of `folder`, `newVmName`, `replaceDisks`.
-struct RestoreBody: Codable {
-    var point: String
+public struct RestoreBody: Codable, Sendable {
+    public var point: String
     /// Server-side folder for raw disk images: relative to the server's restore root, or
     /// absolute (admin only).
-    var folder: String?
-    var newVmName: String?
+    public var folder: String?
+    public var newVmName: String?
     /// Overwrite the VM's own disks (admin only); needs `confirm: true`.
-    var replaceDisks: Bool?
-    var confirm: Bool?
+    public var replaceDisks: Bool?
+    public var confirm: Bool?
+
+    public init(point: String, folder: String? = nil, newVmName: String? = nil, replaceDisks: Bool? = nil, confirm: Bool? = nil) {
+        self.point = point
+        self.folder = folder
+        self.newVmName = newVmName
+        self.replaceDisks = replaceDisks
+        self.confirm = confirm
+    }
 }
 
 /// `POST /api/v1/vms/{vm}/stop-protection`.
-struct StopProtectionBody: Codable {
+public struct StopProtectionBody: Codable, Sendable {
     /// `true`: soft-delete the points (admin only); `false`: keep them.
-    var deleteData: Bool
+    public var deleteData: Bool
+
+    public init(deleteData: Bool) {
+        self.deleteData = deleteData
+    }
 }
 
 /// `POST /api/v1/tokens`.
-struct TokenBody: Codable {
-    var name: String
-    var role: Role
+public struct TokenBody: Codable, Sendable {
+    public var name: String
+    public var role: Role
+
+    public init(name: String, role: Role) {
+        self.name = name
+        self.role = role
+    }
 }
 
-struct TokenResponse: Codable {
-    var name: String
-    var role: Role
+public struct TokenResponse: Codable, Sendable {
+    public var name: String
+    public var role: Role
     /// Shown only in this response.
-    var token: String
+    public var token: String
 }
 
-struct TokenView: Codable {
-    var name: String
-    var role: Role
-    var createdAt: Date
+public struct TokenView: Codable, Sendable {
+    public var name: String
+    public var role: Role
+    public var createdAt: Date
 }
 
 struct Health: Codable {
     var status: String
+}
+
+// The views are built here once, for the REST API and for the CLI working in-process.
+extension Engine {
+    /// Discovered VMs with their protection (`--unregistered`: only those `register` accepts).
+    public func vmViews(unregistered: Bool = false) async throws -> [VMView] {
+        let items = try await itemsByVM()
+        return try await vms(unregistered: unregistered).map { Self.view($0, items) }
+    }
+
+    /// One VM, named as name or cloudService/name.
+    public func vmView(_ name: String) async throws -> VMView {
+        Self.view(try await resolveVM(name), try await itemsByVM())
+    }
+
+    /// A VM's protected item and points with the vault's block accounting.
+    public func pointsView(of name: String) async throws -> PointsView {
+        let (item, points, accounting) = try await points(of: name)
+        let views = points.map { point in
+            let a = accounting[point.id]
+            return PointView(point: point, blocksAdded: a?.blocksAdded ?? point.stats.blocksAdded,
+                             blocksOnlyHere: a?.blocksOnlyHere ?? 0, bytesFreedIfExpired: a?.bytesFreedIfExpired ?? 0)
+        }
+        return PointsView(item: item, points: views)
+    }
+
+    /// A policy with the items it protects.
+    public func policyView(named name: String) async throws -> PolicyView {
+        let policy = try await policy(named: name)
+        return PolicyView(policy: policy, items: try await itemSummaries().filter { $0.item.policy == name })
+    }
+
+    private func itemsByVM() async throws -> [VMKey: ItemSummary] {
+        Dictionary(try await itemSummaries().map { ($0.item.vm, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    private static func view(_ record: VMRecord, _ items: [VMKey: ItemSummary]) -> VMView {
+        VMView(vm: record, protection: items[record.key]?.status, policy: items[record.key]?.item.policy)
+    }
 }

@@ -15,13 +15,10 @@ extension APIRoutes {
                 try Reply.accepted(try await s.engine.discover())
             },
             APIRoute(.get, prefix + "/vms", .reader) { request, _, s in
-                let unregistered = try request.boolQuery("unregistered") ?? false
-                let summaries = try await itemsByVM(s.engine)
-                return try Reply.json(try await s.engine.vms(unregistered: unregistered).map { view($0, summaries) })
+                try Reply.json(try await s.engine.vmViews(unregistered: try request.boolQuery("unregistered") ?? false))
             },
             APIRoute(.get, prefix + "/vms/{vm}", .reader) { _, context, s in
-                let record = try await s.engine.resolveVM(try context.pathParameter("vm"))
-                return try Reply.json(view(record, try await itemsByVM(s.engine)))
+                try Reply.json(try await s.engine.vmView(try context.pathParameter("vm")))
             },
             APIRoute(.post, prefix + "/registrations", .operator) { request, context, s in
                 let body = try await request.decode(as: RegistrationBody.self, context: context)
@@ -29,14 +26,6 @@ extension APIRoutes {
                 return try bulk(await s.engine.register(body.vms))
             },
         ]
-    }
-
-    static func itemsByVM(_ engine: Engine) async throws -> [VMKey: ItemSummary] {
-        Dictionary(try await engine.itemSummaries().map { ($0.item.vm, $0) }, uniquingKeysWith: { first, _ in first })
-    }
-
-    static func view(_ record: VMRecord, _ items: [VMKey: ItemSummary]) -> VMView {
-        VMView(vm: record, protection: items[record.key]?.status, policy: items[record.key]?.item.policy)
     }
 
     static func requireNames(_ names: [String]) throws {

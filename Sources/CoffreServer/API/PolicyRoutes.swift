@@ -12,10 +12,7 @@ extension APIRoutes {
                 try Reply.json(try await s.engine.policies())
             },
             APIRoute(.get, prefix + "/policies/{name}", .reader) { _, context, s in
-                let name = try context.pathParameter("name")
-                let policy = try await s.engine.policy(named: name)
-                let items = try await s.engine.itemSummaries().filter { $0.item.policy == name }
-                return try Reply.json(PolicyView(policy: policy, items: items))
+                try Reply.json(try await s.engine.policyView(named: try context.pathParameter("name")))
             },
             APIRoute(.post, prefix + "/policies", .operator) { request, context, s in
                 let policy = try await request.decode(as: Policy.self, context: context)

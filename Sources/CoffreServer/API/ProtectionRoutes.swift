@@ -21,13 +21,7 @@ extension APIRoutes {
                 return try Reply.accepted(try await s.engine.backupNow(try context.pathParameter("vm"), retainUntil: body.retainUntil))
             },
             APIRoute(.get, prefix + "/vms/{vm}/points", .reader) { _, context, s in
-                let (item, points, accounting) = try await s.engine.points(of: try context.pathParameter("vm"))
-                let views = points.map { point in
-                    let a = accounting[point.id]
-                    return PointView(point: point, blocksAdded: a?.blocksAdded ?? point.stats.blocksAdded,
-                                     blocksOnlyHere: a?.blocksOnlyHere ?? 0, bytesFreedIfExpired: a?.bytesFreedIfExpired ?? 0)
-                }
-                return try Reply.json(PointsView(item: item, points: views))
+                try Reply.json(try await s.engine.pointsView(of: try context.pathParameter("vm")))
             },
             APIRoute(.post, prefix + "/vms/{vm}/restore", .operator,
                      adminWhen: "replaceDisks is true or folder is an absolute path") { request, context, s in

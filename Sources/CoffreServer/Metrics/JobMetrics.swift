@@ -24,6 +24,8 @@ final class JobMetrics: Sendable {
         var counted: Set<String> = []
         /// When this server started: jobs that ended before are not counted.
         let since: Date
+        /// When the vault folder was last measured (wall clock).
+        var measuredAt: Date?
     }
 
     init(engine: Engine, registry: PrometheusCollectorRegistry, vaultFolder: String?) {
@@ -61,7 +63,14 @@ final class JobMetrics: Sendable {
             return ended
         }
         for job in ended { record(job) }
-        if let vaultFolder {
+        // Walking the vault costs time on a big vault: measure again only when a job ended
+        // (backups, purges change it) or every five minutes (retention cleanup runs between jobs).
+        let measure = state.withLock { state in
+            let due = !ended.isEmpty || state.measuredAt.map { Date().timeIntervalSince($0) > 300 } ?? true
+            if due { state.measuredAt = Date() }
+            return due
+        }
+        if let vaultFolder, measure {
             Gauge(label: "coffre_vault_stored_bytes", factory: factory).record(Self.size(of: vaultFolder))
         }
     }
