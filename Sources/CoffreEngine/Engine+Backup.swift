@@ -50,6 +50,10 @@ extension Engine {
             return vm
         }
 
+        // Changed-block tracking counts from the latest point, with the fabric's marker for it.
+        let since = try await catalog.points(item: item.id).last.flatMap { point in
+            point.changes?.token.map { ChangeBase(point: point.id, token: $0) }
+        }
         var guest = try await prepareGuest(job, vm: vm, fabric: fabric)
         let snapshot: any FabricSnapshot
         do {
@@ -57,9 +61,10 @@ extension Engine {
                 let snapshot = try await withTimeout(self.configuration.snapshotTimeout, error: {
                     .snapshotTimeout(key, seconds: self.configuration.snapshotTimeout.inSeconds)
                 }) {
-                    try await fabric.makeSnapshot(of: key, id: job.id)
+                    try await fabric.makeSnapshot(of: key, id: job.id, since: since)
                 }
                 job.note(snapshot.cost, bytes: snapshot.bytesCopied)
+                if let reason = snapshot.resyncReason { job.note("full read: \(reason)") }
                 return snapshot
             }
         } catch {
@@ -86,7 +91,8 @@ extension Engine {
             try job.checkCancelled()
             try await job.step("Commit recovery point") {
                 try await self.commit(stored, job: job, itemID: itemID, vm: vm, takenAt: takenAt, type: type,
-                                      retainUntil: retainUntil, guest: guest)
+                                      retainUntil: retainUntil, guest: guest,
+                                      changes: Self.changeTracking(snapshot, stored: stored, since: since))
             }
         } catch {
             try? store.expirePoint(stored.id)
@@ -135,7 +141,7 @@ extension Engine {
 
     private func commit(
         _ stored: StoredPoint, job: JobContext, itemID: String, vm: DiscoveredVM, takenAt: Date, type: PointType,
-        retainUntil: Date?, guest: GuestSession
+        retainUntil: Date?, guest: GuestSession, changes: ChangeTracking?
     ) async throws {
         let item = try await item(id: itemID)
         let policy = try await policy(named: item.policy)
@@ -151,12 +157,26 @@ extension Engine {
             },
             stats: PointStats(bytesRead: stored.bytesRead, bytesWritten: stored.bytesWritten,
                               blocksAdded: stored.blocksAdded, blocksChanged: stored.blocksChanged, seconds: stored.seconds),
-            guest: guest.outcome, job: job.id)
+            guest: guest.outcome, job: job.id, changes: changes)
         point.expiresAt = try await expiry(of: point, item: item, policy: policy)
         try await catalog.commitPoint(point, item: item)
         job.setDetail("point", point.id)
         job.setDetail("consistency", point.consistency.rawValue)
+        if let reason = changes?.resyncReason { job.setDetail("resyncReason", reason) }
         job.note("\(point.id), \(point.consistency.rawValue), expires \(point.expiresAt.map(Self.instant) ?? "never")")
+    }
+}
+
+extension Engine {
+    /// What changed-block tracking did for a point; nil when the fabric tracks no changes.
+    static func changeTracking(_ snapshot: any FabricSnapshot, stored: StoredPoint, since: ChangeBase?) -> ChangeTracking? {
+        guard snapshot.changeToken != nil || since != nil else { return nil }
+        var reason = snapshot.resyncReason
+        if reason == nil, since != nil, stored.changedOnlyDisks < stored.disks.count {
+            reason = "the vault's latest point of this VM is not the one the fabric's changes count from"
+        }
+        if since == nil, snapshot.changeToken != nil { reason = nil }  // a first backup is full by nature
+        return ChangeTracking(token: snapshot.changeToken, changedOnlyDisks: stored.changedOnlyDisks, resyncReason: reason)
     }
 }
 

@@ -9,6 +9,10 @@ enum Schema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: createTables)
+        migrator.registerMigration("v2-change-tracking") { db in
+            // JSON `ChangeTracking` of points taken on fabrics with changed-block tracking.
+            try db.alter(table: "recovery_points") { t in t.add(column: "changes", .jsonText) }
+        }
         return migrator
     }
 

@@ -36,6 +36,9 @@ public struct RecoveryPointManifest: Codable, Sendable, Equatable {
         public var bytesWritten: Int64
         public var indexObjectsAdded: Int
         public var seconds: Double
+        /// Disks read through their changed ranges only (nil in manifests written before
+        /// changed-block tracking existed).
+        public var changedOnlyDisks: Int?
     }
 
     public var logicalBytes: Int64 { disks.reduce(0) { $0 + $1.size } }

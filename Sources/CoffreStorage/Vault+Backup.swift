@@ -8,7 +8,8 @@ extension Vault {
     ///
     /// Each allocated block is read and hashed; a block equal to the same block of the item's
     /// previous point is reused without touching the store, other blocks are stored unless the
-    /// vault already holds them. Zero blocks and holes are recorded as zero entries. All disks
+    /// vault already holds them. A `ChangeTrackingDevice` whose changes count from that previous
+    /// point is read only where it changed; its other blocks are taken from that point. Zero blocks and holes are recorded as zero entries. All disks
     /// are processed at once by `width` workers, with memory independent of disk size. The point
     /// exists only once every object is durable and its manifest is written; on error or
     /// cancellation nothing of it is visible.
@@ -33,7 +34,14 @@ extension Vault {
             basePages[disk.name] = try loadIDs(disk.rootID, with: workspace)
         }
 
-        let job = BackupJob(vault: self, session: session, disks: disks, basePages: basePages, progress: progress)
+        // Changes are trusted only against the very point they count from, disk by disk.
+        let changesOnly = disks.map { disk -> Bool in
+            guard let base, let tracking = disk as? any ChangeTrackingDevice, tracking.changesSince == base.id,
+                  basePages[disk.name] != nil else { return false }
+            return base.disks.contains { $0.name == disk.name && $0.size == disk.size }
+        }
+        let job = BackupJob(vault: self, session: session, disks: disks, basePages: basePages, changesOnly: changesOnly,
+                            progress: progress)
         try await runParallel(job.units, width: width, makeState: { [codec, blockSize] in
             BackupWorker(codec: codec, blockSize: blockSize)
         }, body: { worker, unit in
@@ -59,7 +67,8 @@ extension Vault {
             stats: .init(blocksAdded: totals.blocksAdded, blocksChanged: totals.blocksChanged,
                          bytesRead: totals.progress.readBytes, bytesWritten: totals.progress.writtenBytes,
                          indexObjectsAdded: totals.indexObjectsAdded,
-                         seconds: Date().timeIntervalSince(started)))
+                         seconds: Date().timeIntervalSince(started),
+                         changedOnlyDisks: changesOnly.filter { $0 }.count))
         try store.writeManifest(manifest.id, try manifest.encoded(with: workspace))
         return manifest
     }
@@ -115,17 +124,20 @@ final class BackupJob: Sendable {
     let session: any WriteSession
     let disks: [any BlockDevice]
     let basePages: [String: [ChunkID]]
+    /// Per disk: read only its changed ranges, take the rest from the base point.
+    let changesOnly: [Bool]
     let progress: ProgressHandler?
     let units: [BackupUnit]
     private let pages: Mutex<[[ChunkID]]>
     private let state: Mutex<Totals>
 
     init(vault: Vault, session: any WriteSession, disks: [any BlockDevice],
-         basePages: [String: [ChunkID]], progress: ProgressHandler?) {
+         basePages: [String: [ChunkID]], changesOnly: [Bool], progress: ProgressHandler?) {
         self.vault = vault
         self.session = session
         self.disks = disks
         self.basePages = basePages
+        self.changesOnly = changesOnly
         self.progress = progress
         let span = Int64(vault.pageEntries * vault.blockSize)
         var units: [BackupUnit] = []
@@ -158,13 +170,20 @@ final class BackupJob: Sendable {
         let start = Int64(firstBlock) * Int64(blockSize)
         let end = min(disk.size, start + Int64(vault.pageEntries) * Int64(blockSize))
         let count = Int((end - start + Int64(blockSize) - 1) / Int64(blockSize))
-        let extents = try disk.dataExtents(in: start..<end)
 
         let basePageID = basePages[disk.name].flatMap { unit.page < $0.count ? $0[unit.page] : nil }
+        // Changed ranges only when the base point is the one they count from (see `backup`).
+        let changes = changesOnly[unit.disk] ? try (disk as? any ChangeTrackingDevice)?.changedExtents(in: start..<end) : nil
+        if let changes, changes.isEmpty, let basePageID {
+            try reuse(basePageID, unit: unit, count: count, scanned: end - start, workspace: worker.workspace)
+            return
+        }
         var baseEntries: [ChunkID] = []
         if let basePageID, !basePageID.isZero {
             baseEntries = try vault.loadIDs(basePageID, with: worker.workspace)
         }
+        let extents = try disk.dataExtents(in: start..<end)
+        var changeIndex = 0
 
         var entries = [ChunkID](repeating: .zero, count: count)
         var local = TransferProgress()
@@ -174,6 +193,17 @@ final class BackupJob: Sendable {
             let offset = start + Int64(b) * Int64(blockSize)
             let length = Int(min(Int64(blockSize), end - offset))
             local.scannedBytes += Int64(length)
+            if let changes {
+                while changeIndex < changes.count, changes[changeIndex].upperBound <= offset { changeIndex += 1 }
+                let changed = changeIndex < changes.count && changes[changeIndex].lowerBound < offset + Int64(length)
+                if !changed {
+                    // Unchanged since the base point: its entry, without reading.
+                    let entry = b < baseEntries.count ? baseEntries[b] : .zero
+                    entries[b] = entry
+                    if entry.isZero { zeros += 1 }
+                    continue
+                }
+            }
             while extentIndex < extents.count, extents[extentIndex].upperBound <= offset { extentIndex += 1 }
             guard extentIndex < extents.count, extents[extentIndex].lowerBound < offset + Int64(length) else {
                 zeros += 1
@@ -215,6 +245,19 @@ final class BackupJob: Sendable {
             s.progress.writtenBytes += local.writtenBytes
             s.blocksAdded += added
             s.blocksChanged += changed
+            s.blocks[unit.disk] += count
+            s.zeroBlocks[unit.disk] += zeros
+            return s.progress
+        }
+        progress?(snapshot)
+    }
+
+    /// A page with no change since the base point: the base's page as it is, nothing read.
+    private func reuse(_ pageID: ChunkID, unit: BackupUnit, count: Int, scanned: Int64, workspace: CodecWorkspace) throws {
+        let zeros = pageID.isZero ? count : try vault.loadIDs(pageID, with: workspace).filter(\.isZero).count
+        pages.withLock { $0[unit.disk][unit.page] = pageID }
+        let snapshot = state.withLock { s -> TransferProgress in
+            s.progress.scannedBytes += scanned
             s.blocks[unit.disk] += count
             s.zeroBlocks[unit.disk] += zeros
             return s.progress

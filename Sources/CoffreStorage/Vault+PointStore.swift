@@ -23,6 +23,7 @@ extension RecoveryPointManifest {
     public var stored: StoredPoint {
         StoredPoint(id: id, item: item, time: time, disks: disks.map { .init(name: $0.name, size: $0.size) },
                     bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten,
-                    blocksAdded: stats.blocksAdded, blocksChanged: stats.blocksChanged, seconds: stats.seconds)
+                    blocksAdded: stats.blocksAdded, blocksChanged: stats.blocksChanged, seconds: stats.seconds,
+                    changedOnlyDisks: stats.changedOnlyDisks ?? 0)
     }
 }

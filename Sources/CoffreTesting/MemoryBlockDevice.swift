@@ -1,4 +1,5 @@
 public import CoffreCore
+import Foundation
 
 /// A disk held in memory, for tests: bytes plus the ranges that count as allocated.
 public final class MemoryBlockDevice: BlockDevice, @unchecked Sendable {
@@ -56,5 +57,40 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
             while i < count { raw[i] = UInt8(truncatingIfNeeded: next()); i += 1 }
         }
         return out
+    }
+}
+
+/// A memory disk with changed-block tracking, for tests: `changed` is what a dirty bitmap
+/// would report since `changesSince`. `readRanges` records every read, to check what the
+/// vault touched.
+public final class ChangedMemoryDevice: ChangeTrackingDevice, @unchecked Sendable {
+    public let disk: MemoryBlockDevice
+    public let changesSince: String
+    public let changed: [Range<Int64>]
+    private let lock = NSLock()
+    private var reads: [Range<Int64>] = []
+
+    public init(_ disk: MemoryBlockDevice, since point: String, changed: [Range<Int64>]) {
+        self.disk = disk
+        self.changesSince = point
+        self.changed = changed
+    }
+
+    public var name: String { disk.name }
+    public var size: Int64 { disk.size }
+    public var readRanges: [Range<Int64>] { lock.withLock { reads } }
+
+    public func dataExtents(in range: Range<Int64>) throws -> [Range<Int64>] { try disk.dataExtents(in: range) }
+
+    public func changedExtents(in range: Range<Int64>) throws -> [Range<Int64>] {
+        changed.compactMap { r in
+            let lower = max(r.lowerBound, range.lowerBound), upper = min(r.upperBound, range.upperBound)
+            return lower < upper ? lower..<upper : nil
+        }
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+        lock.withLock { reads.append(offset..<(offset + Int64(buffer.count))) }
+        try disk.read(into: buffer, at: offset)
     }
 }

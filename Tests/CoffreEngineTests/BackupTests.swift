@@ -91,6 +91,40 @@ import Testing
         #expect(try await h.restore("web01", incremental.id) == h.disks(of: key))
     }
 
+    @Test func B3_withChangedBlockTrackingOnlyTheWrittenBlocksAreReadAndAChainBreakIsARecordedResync() async throws {
+        let h = try await Harness()  // 16 KiB blocks
+        h.fabric.set { $0.tracking = true }
+        let key = try h.addVM("web01", disks: [1 << 20])
+        try h.write(key, at: 0, pattern(1 << 20, seed: 3))
+        try await h.protect(["web01"])
+        let full = try await h.backup("web01")
+        #expect(full.changes == ChangeTracking(token: full.changes?.token, changedOnlyDisks: 0, resyncReason: nil))
+        #expect(full.changes?.token != nil)
+
+        // The guest writes 1 KiB inside block 5 and 20 KiB across blocks 40–41.
+        try h.write(key, at: 5 * 16_384 + 100, pattern(1024, seed: 4))
+        try h.write(key, at: 40 * 16_384 + 8192, pattern(20_480, seed: 5))
+        h.fabric.set { $0.writes["os.img"] = [(5 * 16_384 + 100)..<(5 * 16_384 + 1124), (40 * 16_384 + 8192)..<(40 * 16_384 + 28_672)] }
+        let incremental = try await h.backup("web01")
+        #expect(h.fabric.get(\.sinceSeen).last == ChangeBase(point: full.id, token: full.changes!.token!))
+        #expect(incremental.changes?.changedOnlyDisks == 1 && incremental.changes?.resyncReason == nil)
+        #expect(incremental.stats.bytesRead == 3 * 16_384)  // blocks 5, 40, 41 of a 64-block disk
+        #expect(try await h.restore("web01", incremental.id) == h.disks(of: key))
+
+        // The checkpoint is lost (metadata deleted): a full read, deduplicated, with the reason on the point.
+        h.fabric.set { $0.checkpoints.removeAll() }
+        try h.write(key, at: 0, pattern(512, seed: 6))
+        let resynced = try await h.backup("web01")
+        #expect(resynced.changes?.resyncReason?.contains("missing") == true)
+        #expect(resynced.changes?.changedOnlyDisks == 0)
+        #expect(resynced.stats.bytesRead == 1 << 20)
+        #expect(resynced.stats.blocksAdded == 1)
+        let job = try await h.engine.job(resynced.job)
+        #expect(job.details["resyncReason"] == resynced.changes?.resyncReason)
+        #expect(try await h.restore("web01", resynced.id) == h.disks(of: key))
+        #expect(try await h.restore("web01", full.id)["os.img"] != h.disks(of: key)["os.img"])
+    }
+
     @Test func B4_thePointExistsOnlyAfterTheSnapshotIsDeletedAndAFailedJobLeavesNothing() async throws {
         let h = try await Harness()
         let key = try h.addVM("web01")

@@ -28,6 +28,12 @@ final class TestFabric: Fabric {
         var activeDisks: [String: Int] = [:]
         var maxConcurrentDisks = 0
         var liveSnapshots = Set<String>()
+        /// Changed-block tracking as a hypervisor's dirty bitmaps would give it: the writes a
+        /// test reports per disk since the last snapshot, and the checkpoints that exist.
+        var tracking = false
+        var writes: [String: [Range<Int64>]] = [:]
+        var checkpoints = Set<String>()
+        var sinceSeen: [ChangeBase?] = []
     }
 
     let state = Mutex(State())
@@ -76,11 +82,31 @@ final class TestFabric: Fabric {
     }
 
     func makeSnapshot(of key: VMKey, id: String) async throws -> any FabricSnapshot {
+        try await makeSnapshot(of: key, id: id, since: nil)
+    }
+
+    func makeSnapshot(of key: VMKey, id: String, since: ChangeBase?) async throws -> any FabricSnapshot {
         log("snapshot")
         if let delay = get(\.snapshotDelay) { try await Task.sleep(for: delay) }
         let snapshot = try await inner.makeSnapshot(of: key, id: id)
         set { $0.liveSnapshots.insert(id) }
-        return TracingSnapshot(inner: snapshot, id: id, fabric: self)
+        var traced = TracingSnapshot(inner: snapshot, id: id, fabric: self)
+        guard get(\.tracking) else { return traced }
+        // Like a checkpoint per point: changes count from `since` when its checkpoint exists.
+        let (writes, known) = state.withLock { s in
+            s.sinceSeen.append(since)
+            defer { s.writes = [:]; s.checkpoints.insert("cp-\(id)") }
+            return (s.writes, since.map { s.checkpoints.contains($0.token) } ?? false)
+        }
+        traced.changeToken = "cp-\(id)"
+        if let since {
+            if known {
+                traced.disks = traced.disks.map { TrackedDevice($0, since: since.point, changed: writes[$0.name] ?? []) }
+            } else {
+                traced.resyncReason = "checkpoint \(since.token) is missing"
+            }
+        }
+        return traced
     }
 
     func removeSnapshot(of key: VMKey, id: String) async throws {
@@ -118,7 +144,9 @@ struct TracingSnapshot: FabricSnapshot {
     let inner: any FabricSnapshot
     let id: String
     let fabric: TestFabric
-    let disks: [any BlockDevice]
+    var disks: [any BlockDevice]
+    var changeToken: String?
+    var resyncReason: String?
 
     init(inner: any FabricSnapshot, id: String, fabric: TestFabric) {
         self.inner = inner
@@ -175,5 +203,26 @@ final class TracingDevice: BlockDevice {
         }
         if fabric.get(\.failReads) { throw ReadFailure() }
         try inner.read(into: buffer, at: offset)
+    }
+}
+
+/// A disk with the changes the test reported since a point.
+struct TrackedDevice: ChangeTrackingDevice {
+    let inner: any BlockDevice
+    let changesSince: String
+    let changed: [Range<Int64>]
+
+    init(_ inner: any BlockDevice, since point: String, changed: [Range<Int64>]) {
+        self.inner = inner
+        self.changesSince = point
+        self.changed = changed
+    }
+
+    var name: String { inner.name }
+    var size: Int64 { inner.size }
+    func dataExtents(in range: Range<Int64>) throws -> [Range<Int64>] { try inner.dataExtents(in: range) }
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws { try inner.read(into: buffer, at: offset) }
+    func changedExtents(in range: Range<Int64>) throws -> [Range<Int64>] {
+        changed.compactMap { r in r.clamped(to: range).isEmpty ? nil : r.clamped(to: range) }
     }
 }

@@ -57,6 +57,7 @@ enum Sample {
                     .init(exitCode: nil, timedOut: true, seconds: 30, outputTail: ""),
                 ])],
                 errors: [ErrorInfo(code: "PreScriptFailed", message: "exit 3", workaround: nil)]),
-            job: "job-\(id)")
+            job: "job-\(id)",
+            changes: ChangeTracking(token: "coffre-\(id)", changedOnlyDisks: 1, resyncReason: "checkpoint missing"))
     }
 }

@@ -23,3 +23,18 @@ public enum Naming {
         }
     }
 }
+
+/// A disk that knows which ranges were written since an earlier recovery point (changed-block
+/// tracking: a hypervisor's dirty bitmap). The vault reads only those ranges and takes every
+/// other block from that point, without reading it.
+///
+/// The vault uses the changes only when `changesSince` is the point it compares with (the
+/// item's latest point) and that point has a disk of the same name and size; otherwise it
+/// reads the data extents as for any disk (a resync: slower, still deduplicated).
+public protocol ChangeTrackingDevice: BlockDevice {
+    /// The recovery point the changes are counted from.
+    var changesSince: String { get }
+    /// The ranges inside `range` written since `changesSince`; the rest is as in that point.
+    /// Returning `[range]` is always correct, only slower.
+    func changedExtents(in range: Range<Int64>) throws -> [Range<Int64>]
+}

@@ -20,6 +20,10 @@ public protocol Fabric: Sendable {
     func guestChannel(for key: VMKey) async throws -> (any GuestChannel)?
     /// A point-in-time view of every disk of the VM, named `id` (the backup job's id).
     func makeSnapshot(of key: VMKey, id: String) async throws -> any FabricSnapshot
+    /// The same, for a fabric with changed-block tracking: `since` is the VM's latest recovery
+    /// point and the marker the fabric gave with it; the snapshot's disks may then be
+    /// `ChangeTrackingDevice`s counting from that point. The default ignores `since`.
+    func makeSnapshot(of key: VMKey, id: String, since: ChangeBase?) async throws -> any FabricSnapshot
     /// Removes a snapshot a previous run left behind (the run was killed); no error when absent.
     func removeSnapshot(of key: VMKey, id: String) async throws
     /// A place to restore a point's disks into, committed or aborted by the caller (X1).
@@ -36,6 +40,35 @@ public protocol FabricSnapshot: Sendable {
     var bytesCopied: Int64 { get }
     /// Deletes the snapshot. Must be called even when the job fails or is cancelled.
     func delete() async throws
+    /// The fabric's marker for this snapshot (a libvirt checkpoint name), recorded on the
+    /// recovery point and given back as `ChangeBase.token` for the next backup; nil when the
+    /// fabric tracks no changes.
+    var changeToken: String? { get }
+    /// Why the disks carry no changes although `since` was given (bitmap missing, disk
+    /// added, …): the backup reads everything. Recorded on the point.
+    var resyncReason: String? { get }
+}
+
+extension Fabric {
+    public func makeSnapshot(of key: VMKey, id: String, since: ChangeBase?) async throws -> any FabricSnapshot {
+        try await makeSnapshot(of: key, id: id)
+    }
+}
+
+extension FabricSnapshot {
+    public var changeToken: String? { nil }
+    public var resyncReason: String? { nil }
+}
+
+/// Where changed-block tracking starts from: a recovery point and the fabric's marker for it.
+public struct ChangeBase: Sendable, Equatable {
+    public var point: String
+    public var token: String
+
+    public init(point: String, token: String) {
+        self.point = point
+        self.token = token
+    }
 }
 
 /// Where a restore should land.

@@ -71,12 +71,15 @@ public struct RecoveryPointRecord: Codable, Sendable, Equatable {
     public var guest: GuestOutcome
     /// The Backup job that made it.
     public var job: String
+    /// Changed-block tracking: the fabric's marker and whether only changes were read.
+    public var changes: ChangeTracking?
 
     public init(
         id: String, item: String, vm: VMKey, takenAt: Date, type: PointType, consistency: Consistency,
         tags: [RetentionTag] = [], expiresAt: Date?, retainUntil: Date? = nil, disks: [VirtualDisk],
-        stats: PointStats, guest: GuestOutcome, job: String
+        stats: PointStats, guest: GuestOutcome, job: String, changes: ChangeTracking? = nil
     ) {
+        self.changes = changes
         self.id = id
         self.item = item
         self.vm = vm
@@ -94,6 +97,22 @@ public struct RecoveryPointRecord: Codable, Sendable, Equatable {
 }
 
 /// What a backup moved.
+/// How a point's backup used the fabric's changed-block tracking (X1 fabrics with dirty bitmaps).
+public struct ChangeTracking: Codable, Sendable, Equatable {
+    /// The fabric's marker taken with this point (next backup counts changes from it).
+    public var token: String?
+    /// Disks read through their changed ranges only.
+    public var changedOnlyDisks: Int
+    /// Why the backup read everything although an earlier point existed; nil when it did not.
+    public var resyncReason: String?
+
+    public init(token: String?, changedOnlyDisks: Int, resyncReason: String?) {
+        self.token = token
+        self.changedOnlyDisks = changedOnlyDisks
+        self.resyncReason = resyncReason
+    }
+}
+
 public struct PointStats: Codable, Sendable, Equatable {
     public var bytesRead: Int64
     public var bytesWritten: Int64

@@ -64,6 +64,8 @@ public struct StoredPoint: Codable, Sendable, Equatable {
     public var blocksAdded: Int
     public var blocksChanged: Int
     public var seconds: Double
+    /// Disks backed up from their changed ranges only (`ChangeTrackingDevice` trusted).
+    public var changedOnlyDisks: Int
 
     public struct Disk: Codable, Sendable, Equatable {
         public var name: String
@@ -75,7 +77,8 @@ public struct StoredPoint: Codable, Sendable, Equatable {
     }
 
     public init(id: String, item: String, time: Date, disks: [Disk], bytesRead: Int64, bytesWritten: Int64,
-                blocksAdded: Int, blocksChanged: Int, seconds: Double) {
+                blocksAdded: Int, blocksChanged: Int, seconds: Double, changedOnlyDisks: Int = 0) {
+        self.changedOnlyDisks = changedOnlyDisks
         self.id = id
         self.item = item
         self.time = time

@@ -32,6 +32,8 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
     /// JSON `GuestOutcome`.
     var guest: String
     var job: String
+    /// JSON `ChangeTracking`, or NULL.
+    var changes: String?
 
     init(_ point: RecoveryPointRecord) throws {
         id = point.id
@@ -52,6 +54,7 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
         seconds = point.stats.seconds
         guest = try JSONColumn.encode(point.guest)
         job = point.job
+        changes = try point.changes.map { try JSONColumn.encode($0) }
     }
 
     func record() throws -> RecoveryPointRecord {
@@ -66,6 +69,7 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
             stats: PointStats(bytesRead: bytesRead, bytesWritten: bytesWritten, blocksAdded: blocksAdded,
                               blocksChanged: blocksChanged, seconds: seconds),
             guest: try JSONColumn.decode(guest, column: "recovery_points.guest"),
-            job: job)
+            job: job,
+            changes: try changes.map { try JSONColumn.decode($0, column: "recovery_points.changes") })
     }
 }
