@@ -19,6 +19,14 @@ let package = Package(
         .library(name: "CoffreEngine", targets: ["CoffreEngine"]),
         .library(name: "CoffreTesting", targets: ["CoffreTesting"]),
         .library(name: "CoffreServer", targets: ["CoffreServer"]),
+        .library(name: "CoffreNBD", targets: ["CoffreNBD"]),
+        .library(name: "CoffreLibvirt", targets: ["CoffreLibvirt"]),
+    ],
+    traits: [
+        // The libvirt/QEMU fabric links libvirt (Debian's libvirt-dev to build, libvirt0 to run):
+        // off by default so that a vault for folders of disk images needs no libvirt.
+        // `swift build --traits Libvirt`; every file of CoffreLibvirt is inside `#if Libvirt`.
+        .trait(name: "Libvirt", description: "The libvirt/QEMU fabric (needs libvirt-dev)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -40,6 +48,11 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .target(name: "CShims"),
+        .systemLibrary(
+            name: "CLibvirt",
+            pkgConfig: "libvirt",
+            providers: [.apt(["libvirt-dev"])]
+        ),
         .target(name: "CoffreCore", swiftSettings: swiftSettings),
         .target(
             name: "CoffreStorage",
@@ -65,6 +78,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "CoffreNBD", dependencies: ["CoffreCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "CoffreLibvirt",
+            dependencies: ["CoffreCore", "CoffreNBD", .target(name: "CLibvirt", condition: .when(traits: ["Libvirt"]))],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "CoffreTesting", dependencies: ["CoffreCore", "CoffreStorage"], swiftSettings: swiftSettings),
         .target(
             name: "CoffreServer",
@@ -86,6 +105,7 @@ let package = Package(
             name: "coffre",
             dependencies: [
                 "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreServer",
+                .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -138,6 +158,14 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CoffreLibvirtTests",
+            dependencies: [
+                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreEngine", "CoffreNBD",
+                .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
             ],
             swiftSettings: swiftSettings
         ),

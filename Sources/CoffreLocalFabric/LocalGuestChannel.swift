@@ -39,20 +39,6 @@ struct LocalGuestChannel: GuestChannel {
                               "coffre-agent \(verb) for \(vm) \(output.termination): \(output.stderrTail())",
                               workaround: "Run the same command by hand in the guest to see the full message; its log is under var/log/coffre/")
         }
-        let report: AgentReport
-        do {
-            report = try AgentReport.makeDecoder().decode(AgentReport.self, from: Data(output.stdout))
-        } catch {
-            throw CoffreError("GuestAgentError",
-                              "coffre-agent \(verb) for \(vm) printed something that is not a protocol report: \(String(decoding: output.stdout.prefix(200), as: UTF8.self))",
-                              workaround: "Install a coffre-agent that speaks protocol version \(AgentReport.protocolVersion) (register the VM again)")
-        }
-        // A newer protocol may mean something this vault would misread: not trusted.
-        guard report.protocolVersion <= AgentReport.protocolVersion else {
-            throw CoffreError("GuestAgentError",
-                              "coffre-agent \(verb) for \(vm) speaks protocol version \(report.protocolVersion), newer than this vault's \(AgentReport.protocolVersion)",
-                              workaround: "Upgrade Coffre, or install the coffre-agent that comes with this version (register the VM again)")
-        }
-        return report
+        return try AgentReport.decode(Data(output.stdout), verb: verb, vm: vm)
     }
 }

@@ -2,6 +2,9 @@ import ArgumentParser
 import CoffreCore
 import CoffreEngine
 import CoffreLocalFabric
+#if Libvirt
+import CoffreLibvirt
+#endif
 import CoffreSQLite
 import CoffreStorage
 import Foundation
@@ -19,11 +22,29 @@ struct AppConfiguration: Codable, Sendable {
     var copyTimeoutSeconds = 24 * 3600
     /// Local fabrics: name and folder (relative to the data folder or absolute).
     var fabrics: [LocalFabricEntry] = [LocalFabricEntry(name: "local", path: "fabric")]
+    /// libvirt hosts (a coffre built with `--traits Libvirt`), see docs/libvirt.md.
+    var libvirtFabrics: [LibvirtFabricEntry] = []
 
     struct LocalFabricEntry: Codable, Sendable {
         var name: String
         var path: String
         var region: String?
+    }
+
+    struct LibvirtFabricEntry: Codable, Sendable {
+        var name: String
+        /// `qemu:///system`, `qemu+ssh://root@host/system`.
+        var uri: String
+        var region: String?
+        /// Default: the host's name.
+        var cloudService: String?
+        /// Fleecing scratch files and NBD sockets (default `<data>/libvirt-scratch`).
+        var scratchDirectory: String?
+        /// Disks of VMs restored as new domains (default `<data>/restored-vms`).
+        var restoreDirectory: String?
+        /// A statically linked coffre-agent to install in guests; without it guests are
+        /// frozen through qemu-guest-agent only (no pre/post scripts).
+        var agentBinary: String?
     }
 
     init() {}
@@ -41,6 +62,7 @@ struct AppConfiguration: Codable, Sendable {
         snapshotTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .snapshotTimeoutSeconds) ?? d.snapshotTimeoutSeconds
         copyTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .copyTimeoutSeconds) ?? d.copyTimeoutSeconds
         fabrics = try c.decodeIfPresent([LocalFabricEntry].self, forKey: .fabrics) ?? d.fabrics
+        libvirtFabrics = try c.decodeIfPresent([LibvirtFabricEntry].self, forKey: .libvirtFabrics) ?? d.libvirtFabrics
     }
 
     static let fileName = "coffre.json"
@@ -69,7 +91,7 @@ struct AppOptions: ParsableArguments {
             vault = try Vault.create(at: vaultPath)
         }
         let catalog = try SQLiteCatalog(path: root + "/catalog.sqlite")
-        let fabrics: [any Fabric] = try settings.fabrics.map { entry in
+        var fabrics: [any Fabric] = try settings.fabrics.map { entry in
             let path = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             var configuration = LocalFabric.Configuration(root: path)
@@ -77,6 +99,7 @@ struct AppOptions: ParsableArguments {
             configuration.region = entry.region ?? settings.region
             return LocalFabric(configuration: configuration)
         }
+        fabrics += try settings.libvirtFabrics.map { try Self.libvirtFabric($0, settings: settings, root: root) }
         var configuration = Engine.Configuration(region: settings.region)
         configuration.maxDataDisks = settings.maxDataDisks
         configuration.minimumAgentVersion = settings.minimumAgentVersion
@@ -89,6 +112,27 @@ struct AppOptions: ParsableArguments {
                             clock: Self.clock())
         try await engine.start()
         return engine
+    }
+
+    private static func libvirtFabric(
+        _ entry: AppConfiguration.LibvirtFabricEntry, settings: AppConfiguration, root: String
+    ) throws -> any Fabric {
+        #if Libvirt
+        func path(_ value: String?, _ fallback: String) -> String {
+            let value = value ?? fallback
+            return value.hasPrefix("/") ? value : root + "/" + value
+        }
+        var configuration = LibvirtFabric.Configuration(
+            name: entry.name, uri: entry.uri, region: entry.region ?? settings.region,
+            scratchDirectory: path(entry.scratchDirectory, "libvirt-scratch"),
+            restoreDirectory: path(entry.restoreDirectory, "restored-vms"))
+        configuration.cloudService = entry.cloudService
+        configuration.agentBinary = entry.agentBinary.map { path($0, $0) }
+        return LibvirtFabric(configuration: configuration)
+        #else
+        throw CoffreError("LibvirtNotBuilt", "coffre.json names the libvirt fabric '\(entry.name)', but this coffre was built without libvirt",
+                          workaround: "Build with `swift build -c release --traits Libvirt` (needs libvirt-dev), or remove libvirtFabrics from coffre.json")
+        #endif
     }
 
     private func loadConfiguration(_ root: String) throws -> AppConfiguration {

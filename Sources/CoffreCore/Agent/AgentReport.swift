@@ -110,3 +110,25 @@ public struct ScriptRun: Codable, Sendable, Equatable {
         self.attempts = attempts
     }
 }
+
+extension AgentReport {
+    /// Decodes what `coffre-agent VERB` printed for `vm`, however it was run (a local
+    /// subprocess, `guest-exec` through qemu-guest-agent). A report of a newer protocol is
+    /// refused: it may mean something this vault would misread.
+    public static func decode(_ output: Data, verb: String, vm: VMKey) throws -> AgentReport {
+        let report: AgentReport
+        do {
+            report = try makeDecoder().decode(AgentReport.self, from: output)
+        } catch {
+            throw CoffreError("GuestAgentError",
+                              "coffre-agent \(verb) for \(vm) printed something that is not a protocol report: \(String(decoding: output.prefix(200), as: UTF8.self))",
+                              workaround: "Install a coffre-agent that speaks protocol version \(protocolVersion) (register the VM again)")
+        }
+        guard report.protocolVersion <= protocolVersion else {
+            throw CoffreError("GuestAgentError",
+                              "coffre-agent \(verb) for \(vm) speaks protocol version \(report.protocolVersion), newer than this vault's \(protocolVersion)",
+                              workaround: "Upgrade Coffre, or install the coffre-agent that comes with this version (register the VM again)")
+        }
+        return report
+    }
+}

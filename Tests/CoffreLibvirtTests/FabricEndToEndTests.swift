@@ -1,0 +1,238 @@
+#if Libvirt
+import CoffreCore
+import CoffreEngine
+@testable import CoffreLibvirt
+import CoffreSQLite
+import CoffreStorage
+import Foundation
+import Testing
+
+/// The seed-000 flow on a real libvirt host: a guest of its own (cloned from the harness's
+/// tiny guest), the engine on SQLite and a vault folder, backups through libvirt's pull-mode
+/// backup API with dirty bitmaps.
+@Suite("libvirt fabric end to end", .serialized, .enabled(if: TestHost.live, "needs `scripts/libvirt-harness up`"))
+struct FabricEndToEndTests {
+    static let vmName = "coffre-e2e"
+
+    /// A scratch folder, the guest, and an engine whose only fabric is the libvirt host.
+    final class Setup: @unchecked Sendable {
+        let folder: String
+        let connection: LibvirtConnection
+        let domain: LibvirtDomain
+        let fabric: LibvirtFabric
+        let engine: Engine
+        let catalog: SQLiteCatalog
+
+        init() async throws {
+            folder = "/var/tmp/coffre-e2e-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: folder + "/vm", withIntermediateDirectories: true)
+            connection = try await TestHost.connect()
+            try await Self.removeDomain(FabricEndToEndTests.vmName, connection)
+            try await Self.removeDomain(FabricEndToEndTests.vmName + "-restored", connection)
+            // The harness's tiny guest, cloned with fresh disks: vda empty, vdb ext4 (mounted on /mnt).
+            try run("/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", folder + "/vm/vda.qcow2", "64M")
+            try run("/usr/bin/truncate", "-s", "64M", folder + "/vm/vdb.raw")
+            try run("/sbin/mkfs.ext4", "-q", "-F", folder + "/vm/vdb.raw")
+            try run("/usr/bin/qemu-img", "convert", "-O", "qcow2", folder + "/vm/vdb.raw", folder + "/vm/vdb.qcow2")
+            try FileManager.default.removeItem(atPath: folder + "/vm/vdb.raw")
+            let template = try await TestHost.running().xml(inactive: true)
+            let xml = try RestoreXML.newDomain(
+                from: template, name: FabricEndToEndTests.vmName,
+                files: ["vda": folder + "/vm/vda.qcow2", "vdb": folder + "/vm/vdb.qcow2"], socketDirectory: folder + "/vm",
+                format: "qcow2")
+            domain = try await connection.define(xml)
+            try await domain.start()
+            try await Self.waitForAgent(domain)
+
+            var configuration = LibvirtFabric.Configuration(
+                name: "kvm", uri: TestHost.uri, region: "local",
+                scratchDirectory: folder + "/scratch", restoreDirectory: folder + "/restored")
+            configuration.agentBinary = TestHost.staticAgent
+            fabric = LibvirtFabric(configuration: configuration)
+            catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
+            let vault = try Vault.create(at: folder + "/vault")
+            engine = Engine(configuration: Engine.Configuration(region: "local"), catalog: catalog, store: vault,
+                            fabrics: [fabric], clock: SystemTimeSource())
+            try await engine.start()
+        }
+
+        func tearDown() async {
+            for name in [FabricEndToEndTests.vmName, FabricEndToEndTests.vmName + "-restored"] {
+                try? await Self.removeDomain(name, connection)
+            }
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+
+        static func removeDomain(_ name: String, _ connection: LibvirtConnection) async throws {
+            guard let domain = try await connection.domain(named: name) else { return }
+            if try await domain.state().isActive { try await domain.destroy() }
+            try await domain.undefine()
+        }
+
+        static func waitForAgent(_ domain: LibvirtDomain) async throws {
+            for _ in 0..<300 {
+                if (try? await domain.guestPing()) != nil { return }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            throw CoffreError("GuestDidNotBoot", "\(domain.name) did not answer guest-ping within 60 s")
+        }
+
+        /// Runs a shell command in the guest; fails the test when it fails.
+        @discardableResult
+        func guest(_ command: String) async throws -> String {
+            let result = try await domain.guestShell(command)
+            guard result.exitCode == 0 else { throw CoffreError("GuestCommandFailed", "\(command): \(result.errorOutput)") }
+            return result.output
+        }
+
+        /// Writes `count` MiB of random data at `offset` MiB of /dev/vda, then prints the disk's sha256.
+        func writeAndHash(mib count: Int, at offset: Int) async throws -> String {
+            let output = try await guest("dd if=/dev/urandom of=/dev/vda bs=1M count=\(count) seek=\(offset) conv=fsync 2>/dev/null; sync; sha256sum /dev/vda")
+            return String(output.prefix(64))
+        }
+
+        func backup() async throws -> (RecoveryPointRecord, Job) {
+            let job = try await engine.wait(for: try await engine.backupNow(FabricEndToEndTests.vmName).id)
+            guard job.status == .succeeded, let id = job.details["point"], let point = try await catalog.point(id: id) else {
+                throw CoffreError("BackupFailed", "\(job.status.rawValue): \(job.error.map(\.description) ?? "?")")
+            }
+            return (point, job)
+        }
+
+        /// Restores a point to a folder; returns the folder.
+        func restoreFolder(_ point: String) async throws -> String {
+            let target = folder + "/restore-\(point)"
+            let job = try await engine.wait(for: try await engine.restore(FabricEndToEndTests.vmName, point: point, to: .folder(target)).id)
+            guard job.status == .succeeded else { throw CoffreError("RestoreFailed", job.error?.description ?? "?") }
+            return target
+        }
+
+        /// The agent's script configuration in the guest (root-owned, 600; script 700).
+        func configureScripts(preScript: String, continueOnFailure: Bool) async throws {
+            try await guest("mkdir -p /etc/coffre /usr/local/sbin")
+            try await domain.guestWriteFile(path: "/usr/local/sbin/coffre-pre.sh", data: Data("#!/bin/sh\n\(preScript)\n".utf8), mode: 0o700)
+            try await domain.guestWriteFile(path: "/usr/local/sbin/coffre-post.sh", data: Data("#!/bin/sh\nexit 0\n".utf8), mode: 0o700)
+            let config = """
+                {"pluginName": "ScriptRunner", "preScriptLocation": "/usr/local/sbin/coffre-pre.sh", "postScriptLocation": "/usr/local/sbin/coffre-post.sh",
+                 "preScriptParams": [], "postScriptParams": [], "preScriptNoOfRetries": 0, "postScriptNoOfRetries": 0,
+                 "timeoutInSeconds": 30, "continueBackupOnFailure": \(continueOnFailure), "fsFreezeEnabled": true}
+                """
+            try await domain.guestWriteFile(path: "/etc/coffre/VMSnapshotScriptPluginConfig.json", data: Data(config.utf8), mode: 0o600)
+            try await guest("chmod 700 /usr/local/sbin/coffre-pre.sh /usr/local/sbin/coffre-post.sh; chmod 600 /etc/coffre/VMSnapshotScriptPluginConfig.json")
+        }
+
+        /// Restores a point to a folder; returns the sha256 of each restored disk.
+        func restoreHashes(_ point: String) async throws -> [String: String] {
+            let target = try await restoreFolder(point)
+            var hashes: [String: String] = [:]
+            for disk in ["vda", "vdb"] { hashes[disk] = try String(run("/usr/bin/sha256sum", target + "/" + disk).prefix(64)) }
+            return hashes
+        }
+    }
+
+    @Test("discover → register (coffre-agent pushed) → protect → full → incremental reads only the written extents → restores match the guest → chain break → restore as a new VM that boots")
+    func seedFlow() async throws {
+        let s = try await Setup()
+        defer { Task { await s.tearDown() } }
+        let key = VMKey(cloudService: try await s.connection.hostname(), name: Self.vmName)
+
+        // Discovery sees the domain with its disks and the guest agent.
+        _ = try await s.engine.wait(for: try await s.engine.discover().id)
+        let found = try await s.engine.resolveVM(key.description)
+        #expect(found.vm.disks.map(\.name) == ["vda", "vdb"])
+        #expect(found.vm.disks.map(\.size) == [64 << 20, 64 << 20])
+        #expect(found.vm.agentVersion != nil)
+
+        // Registration copies coffre-agent into the guest and runs it there.
+        let registration = try #require(await s.engine.register([key.description]).jobs.first)
+        let registered = try await s.engine.wait(for: registration.id)
+        #expect(registered.status == .succeeded, "\(registered.error.map(\.description) ?? "")")
+        if TestHost.staticAgent != nil {
+            #expect(try await s.guest("/usr/local/bin/coffre-agent version").contains("\"agentVersion\""))
+        }
+        try await s.engine.createPolicy(Policy(name: "nightly", schedule: .daily(at: TimeOfDay(hour: 22, minute: 0)),
+                                               retention: Retention(days: 7)))
+        for job in await s.engine.protect([key.description], policy: "nightly").jobs { _ = try await s.engine.wait(for: job.id) }
+
+        // Full backup, then the guest writes 1 MiB and the incremental reads about that much.
+        let h0 = try await s.writeAndHash(mib: 4, at: 8)
+        let (full, _) = try await s.backup()
+        #expect(full.changes?.token != nil && full.changes?.resyncReason == nil)
+        #expect(full.consistency >= .fileSystemConsistent)
+        let h1 = try await s.writeAndHash(mib: 1, at: 20)
+        let (incremental, incrementalJob) = try await s.backup()
+        #expect(incremental.changes?.changedOnlyDisks == 2, "\(String(describing: incremental.changes))")
+        #expect(incremental.stats.bytesRead >= 1 << 20 && incremental.stats.bytesRead <= 2 << 20,
+                "read \(incremental.stats.bytesRead) bytes for a 1 MiB write")
+        #expect(full.stats.bytesRead >= 4 << 20)
+        print("full read \(full.stats.bytesRead) B in \(full.stats.seconds) s; incremental read \(incremental.stats.bytesRead) B in \(incremental.stats.seconds) s; \(incrementalJob.steps.map { "\($0.name): \($0.detail ?? "")" })")
+
+        // Both points restore to exactly what the guest hashed.
+        #expect(try await s.restoreHashes(full.id)["vda"] == h0)
+        #expect(try await s.restoreHashes(incremental.id)["vda"] == h1)
+
+        // Application consistency: a pre-script in the guest writes a marker before the freeze.
+        try await s.configureScripts(preScript: "echo app-quiesced > /mnt/marker; sync", continueOnFailure: false)
+        let (consistent, _) = try await s.backup()
+        #expect(consistent.consistency == .applicationConsistent, "\(consistent.guest.reason)")
+        let markerImage = try await s.restoreFolder(consistent.id) + "/vdb"
+        #expect(try run("/sbin/debugfs", "-R", "cat /marker", markerImage).contains("app-quiesced"))
+        // A failing pre-script with continueBackupOnFailure=true: file-system-consistent.
+        try await s.configureScripts(preScript: "exit 3", continueOnFailure: true)
+        let (lowered, _) = try await s.backup()
+        #expect(lowered.consistency == .fileSystemConsistent, "\(lowered.guest.reason)")
+        #expect(lowered.guest.errors.map(\.code).contains { $0.contains("PreScript") }, "\(lowered.guest.errors)")
+        try await s.guest("rm -f /etc/coffre/VMSnapshotScriptPluginConfig.json")
+
+        // The domain is destroyed and started again: bitmaps persisted, still incremental.
+        try await s.domain.destroy()
+        try await s.domain.start()
+        try await Setup.waitForAgent(s.domain)
+        let h2 = try await s.writeAndHash(mib: 1, at: 30)
+        let (afterRestart, _) = try await s.backup()
+        #expect(afterRestart.changes?.resyncReason == nil && afterRestart.changes?.changedOnlyDisks == 2,
+                "\(String(describing: afterRestart.changes))")
+        #expect(afterRestart.stats.bytesRead <= 2 << 20)
+        #expect(try await s.restoreHashes(afterRestart.id)["vda"] == h2)
+
+        // Checkpoint metadata deleted: a full read, the reason on the point.
+        let token = try #require(afterRestart.changes?.token)
+        try await s.domain.deleteCheckpoint(token, metadataOnly: true)
+        let (resynced, resyncJob) = try await s.backup()
+        #expect(resynced.changes?.resyncReason?.contains(token) == true)
+        #expect(resyncJob.details["resyncReason"] != nil)
+        #expect(resynced.stats.bytesRead >= 5 << 20)
+
+        // Restore the incremental as a new domain and boot it.
+        let restore = try await s.engine.wait(for: try await s.engine.restore(
+            key.description, point: incremental.id, to: .newVM(name: Self.vmName + "-restored")).id)
+        #expect(restore.status == .succeeded, "\(restore.error.map(\.description) ?? "")")
+        let restored = try #require(try await s.connection.domain(named: Self.vmName + "-restored"))
+        try await restored.start()
+        try await Setup.waitForAgent(restored)
+        let booted = try await restored.guestShell("sha256sum /dev/vda")
+        #expect(String(booted.output.prefix(64)) == h1)
+        try await restored.destroy()
+        await s.tearDown()
+    }
+}
+
+/// Runs a host program; its stdout, or an error with its stderr.
+@discardableResult
+func run(_ program: String, _ arguments: String...) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    let error = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw CoffreError("CommandFailed", "\(program) \(arguments.joined(separator: " ")): \(String(decoding: error, as: UTF8.self))")
+    }
+    return String(decoding: output, as: UTF8.self)
+}
+#endif
