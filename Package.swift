@@ -161,6 +161,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "CoffreNBDTests", dependencies: ["CoffreCore", "CoffreNBD"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CoffreLibvirtTests",
             dependencies: [

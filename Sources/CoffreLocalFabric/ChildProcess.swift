@@ -1,3 +1,4 @@
+import CoffreCore
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -2,18 +2,22 @@ import Foundation
 import Synchronization
 
 /// Set when the task that started some blocking work is cancelled; the work polls it.
-final class CancellationFlag: Sendable {
+package final class CancellationFlag: Sendable {
     private let state = Mutex(false)
 
-    var isSet: Bool { state.withLock { $0 } }
-    func set() { state.withLock { $0 = true } }
+    package init() {}
+
+    package var isSet: Bool { state.withLock { $0 } }
+    package func set() { state.withLock { $0 = true } }
 }
 
-/// Runs blocking work (a disk copy, a child process's supervision) on a thread of its own,
-/// so it never holds one of the few threads of Swift's cooperative pool.
+/// Runs blocking work (a disk copy, a child process's supervision, a libvirt call) on a
+/// thread of its own, so it never holds one of the few threads of Swift's cooperative pool.
 ///
 /// Cancelling the calling task sets the flag `body` receives; `body` decides how to stop.
-func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
+/// libvirt keeps its last error per thread: a call and the reading of its error belong in
+/// one `body`.
+package func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
     let flag = CancellationFlag()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
