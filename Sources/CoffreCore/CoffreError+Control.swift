@@ -193,3 +193,11 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
+
+extension CoffreError {
+    /// Replacing disks of a running VM would corrupt what the guest is writing.
+    public static func vmMustBeStopped(_ vm: VMKey) -> CoffreError {
+        CoffreError("VMMustBeStopped", "The disks of \(vm) can only be replaced while it is stopped",
+                    workaround: "Stop the VM (powerState \"stopped\" in its vm.json for the local fabric; `virsh shutdown` for libvirt), then retry the restore")
+    }
+}

@@ -169,8 +169,7 @@ public final class LibvirtFabric: Fabric {
         let domain = try await domain(key)
         let description = try await domain.describe()
         guard description.state.isActive else {
-            throw CoffreError("VMNotRunning", "The domain \(key) is \(description.state.rawValue): libvirt backs up running domains only",
-                              workaround: "Start the VM, or restore from an existing point; backups of shut-off libvirt domains are not supported yet")
+            return try await makeShutOffSnapshot(domain, key: key, description: description, id: id, since: since)
         }
         let disks = description.disks
         let tracked = disks.filter { $0.format == "qcow2" }.map(\.target)
@@ -241,6 +240,7 @@ public final class LibvirtFabric: Fabric {
     public func removeSnapshot(of key: VMKey, id: String) async throws {
         let folder = scratchFolder(id)
         guard FileManager.default.fileExists(atPath: folder) else { return }
+        QemuNBDServer.stopAll(in: folder)
         try await endBackup(try await domain(key), id: id)
     }
 
@@ -301,8 +301,17 @@ public final class LibvirtFabric: Fabric {
                                    disks: original.disks.map(\.name), staging: staging, final: final,
                                    cloudService: original.cloudService)
         case .replaceDisks(let key):
-            throw CoffreError("RestoreNotSupported", "Replacing the disks of libvirt domain \(key) is not supported yet",
-                              workaround: "Restore as a new VM (--as-new-vm NAME) or to a folder (--to DIR)")
+            let domain = try await domain(key)
+            let description = try await domain.describe()
+            guard !description.state.isActive else { throw CoffreError.vmMustBeStopped(key) }
+            for disk in description.disks where disk.type != "file" || !["raw", "qcow2", nil].contains(disk.format) {
+                throw CoffreError("RestoreNotSupported",
+                                  "The disk \(disk.target) of \(key) is a \(disk.type) \(disk.format ?? "") disk; only raw and qcow2 files can be replaced",
+                                  workaround: "Restore to a folder (--to DIR) and copy the disk by hand")
+            }
+            let staging = configuration.restoreDirectory + "/.replace-\(key.name)-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            return ReplaceDisksTarget(domain: domain, key: key, disks: description.disks, staging: staging)
         }
     }
 }
@@ -336,6 +345,81 @@ struct NewDomainTarget: RestoreTarget {
 
     func abort() async {
         try? FileManager.default.removeItem(atPath: staging)
+    }
+}
+
+/// Disks restored into a staging folder, then written over a shut-off domain's disk files: each
+/// converted next to its file in the file's format first (the long part), then all renamed
+/// over the originals. The old qcow2 files carried the checkpoints' bitmaps, so the domain's
+/// checkpoint metadata is dropped: the next backup reads in full, with that reason.
+struct ReplaceDisksTarget: RestoreTarget {
+    let domain: LibvirtDomain
+    let key: VMKey
+    let disks: [DomainDisk]
+    let staging: String
+
+    var directory: String { staging }
+
+    func commit() async throws -> VMKey {
+        guard try await !domain.state().isActive else { throw CoffreError.vmMustBeStopped(key) }
+        var converted: [(temporary: String, final: String)] = []
+        do {
+            for disk in disks {
+                guard let source = disk.source else { continue }
+                let temporary = source + ".coffre-restore"
+                try await runOnThread { _ in
+                    try qemuImg(["convert", "-q", "-f", "raw", "-O", disk.format ?? "raw", "-S", "64k",
+                                 staging + "/" + disk.target, temporary])
+                }
+                converted.append((temporary, source))
+            }
+            for file in converted { try DiskFiles.replace(file.final, with: file.temporary) }
+        } catch {
+            for file in converted { try? FileManager.default.removeItem(atPath: file.temporary) }
+            throw error
+        }
+        for name in try await domain.checkpointNames().reversed() { try await domain.deleteCheckpoint(name, metadataOnly: true) }
+        try? FileManager.default.removeItem(atPath: staging)
+        return key
+    }
+
+    func abort() async {
+        try? FileManager.default.removeItem(atPath: staging)
+    }
+}
+
+/// Runs `qemu-img` (Debian's qemu-utils) and throws its message when it fails.
+func qemuImg(_ arguments: [String]) throws {
+    let (status, message) = try HostCommand.run(
+        "/usr/bin/qemu-img", arguments, log: NSTemporaryDirectory() + "coffre-qemu-img-\(UUID().uuidString).log",
+        missing: CoffreError("QemuImgMissing", "Cannot run /usr/bin/qemu-img", workaround: "apt-get install -y qemu-utils"))
+    guard status == 0 else {
+        throw CoffreError("QemuImgFailed", "qemu-img \(arguments.joined(separator: " ")) failed: \(message)",
+                          workaround: "Check free space next to the VM's disks")
+    }
+}
+
+enum DiskFiles {
+    /// Makes `temporary` durable, then renames it over `final` (same folder: atomic), keeping
+    /// the final file's owner and mode, and makes the rename durable.
+    static func replace(_ final: String, with temporary: String) throws {
+        var info = stat()
+        if stat(final, &info) == 0 {
+            _ = chown(temporary, info.st_uid, info.st_gid)
+            _ = chmod(temporary, info.st_mode & 0o7777)
+        }
+        try sync(temporary, flags: O_RDONLY)
+        guard rename(temporary, final) == 0 else {
+            throw CoffreError("IOError", "Cannot replace \(final): \(String(cString: strerror(errno)))")
+        }
+        try sync((final as NSString).deletingLastPathComponent, flags: O_RDONLY | O_DIRECTORY)
+    }
+
+    private static func sync(_ path: String, flags: Int32) throws {
+        let fd = open(path, flags)
+        guard fd >= 0 else { throw CoffreError("IOError", "Cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw CoffreError("IOError", "Cannot flush \(path): \(String(cString: strerror(errno)))") }
     }
 }
 #endif

@@ -261,12 +261,6 @@ extension CoffreError {
         CoffreError("VMAlreadyExists", "A VM \(vm) already exists (\(path)); a restore never overwrites a VM",
                     workaround: "Choose another name with --as-new-vm, or restore over its disks with --replace-disks --yes")
     }
-
-    /// Replacing disks of a running VM would corrupt what the guest is writing.
-    public static func vmMustBeStopped(_ vm: VMKey) -> CoffreError {
-        CoffreError("VMMustBeStopped", "The disks of \(vm) can only be replaced while it is stopped",
-                    workaround: "Stop the VM (powerState \"stopped\" in its vm.json for the local fabric), then retry the restore")
-    }
 }
 
 /// The disks of a snapshot: copies in a folder of their own, or a stopped VM's own files.

@@ -203,6 +203,17 @@ struct FabricEndToEndTests {
         #expect(resyncJob.details["resyncReason"] != nil)
         #expect(resynced.stats.bytesRead >= 5 << 20)
 
+        // Shut off: the disk files are read through qemu-nbd, still incremental from the newest checkpoint.
+        try await s.domain.destroy()
+        let (offline, _) = try await s.backup()
+        #expect(offline.consistency == .crashConsistent)
+        #expect(offline.changes?.changedOnlyDisks == 2 && offline.changes?.resyncReason == nil, "\(String(describing: offline.changes))")
+        #expect(offline.stats.bytesRead <= 1 << 20)
+        #expect(try await s.restoreHashes(offline.id)["vda"] == h2)
+        #expect(!FileManager.default.fileExists(atPath: s.folder + "/scratch/" + offline.job))
+        try await s.domain.start()
+        try await Setup.waitForAgent(s.domain)
+
         // Restore the incremental as a new domain and boot it.
         let restore = try await s.engine.wait(for: try await s.engine.restore(
             key.description, point: incremental.id, to: .newVM(name: Self.vmName + "-restored")).id)
@@ -213,6 +224,20 @@ struct FabricEndToEndTests {
         let booted = try await restored.guestShell("sha256sum /dev/vda")
         #expect(String(booted.output.prefix(64)) == h1)
         try await restored.destroy()
+
+        // Replace the disks of the domain with the full point's: refused while it runs, done
+        // once it is shut off; it boots with the full point's content and its checkpoints are gone.
+        let whileRunning = try await s.engine.wait(for: try await s.engine.restore(
+            key.description, point: full.id, to: .replaceDisks(confirmed: true)).id)
+        #expect(whileRunning.status == .failed && whileRunning.error?.code == "VMMustBeStopped")
+        try await s.domain.destroy()
+        let replaced = try await s.engine.wait(for: try await s.engine.restore(
+            key.description, point: full.id, to: .replaceDisks(confirmed: true)).id)
+        #expect(replaced.status == .succeeded, "\(replaced.error.map(\.description) ?? "")")
+        #expect(try await s.domain.checkpointNames().isEmpty)
+        try await s.domain.start()
+        try await Setup.waitForAgent(s.domain)
+        #expect(String(try await s.guest("sha256sum /dev/vda").prefix(64)) == h0)
         await s.tearDown()
     }
 }

@@ -1,3 +1,4 @@
+import CoffreCore
 import CoffreNBD
 import Foundation
 import Testing
@@ -31,31 +32,10 @@ enum QemuTools {
     @discardableResult
     static func run(_ tool: String, _ arguments: [String], in directory: TestDirectory) throws -> String {
         guard let executable = path(tool) else { throw TestFailure(installHint) }
-        let log = directory.path("\(tool)-\(UUID().uuidString.prefix(8)).log")
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        posix_spawnattr_setsigmask(&attributes, &signals)
-        sigfillset(&signals)
-        posix_spawnattr_setsigdefault(&attributes, &signals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard spawned == 0 else { throw TestFailure("posix_spawn \(tool): \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+        let (status, text) = try HostCommand.run(
+            executable, arguments, log: directory.path("\(tool)-\(UUID().uuidString.prefix(8)).log"),
+            missing: CoffreError("ToolMissing", installHint))
+        guard status == 0 else {
             throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
         return text
