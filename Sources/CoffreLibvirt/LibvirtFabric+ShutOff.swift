@@ -13,7 +13,7 @@ import Glibc
 extension LibvirtFabric {
     func makeShutOffSnapshot(
         _ domain: LibvirtDomain, key: VMKey, description: DomainDescription, id: String, since: ChangeBase?
-    ) async throws -> any FabricSnapshot {
+    ) async throws -> ShutOffSnapshot {
         for disk in description.disks where disk.type != "file" || disk.source == nil || !["raw", "qcow2", nil].contains(disk.format) {
             throw CoffreError("UnsupportedDisk",
                               "The disk \(disk.target) of the shut-off domain \(key) is a \(disk.type) \(disk.format ?? "") disk; only raw and qcow2 files can be read while it is off",
@@ -86,17 +86,11 @@ struct ShutOffSnapshot: FabricSnapshot {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
+    /// The same snapshot with a resync reason (a shut-off domain read in full after all).
     func withResync(_ reason: String) -> ShutOffSnapshot {
         var copy = self
         copy.resyncReason = reason
         return copy
-    }
-}
-
-extension FabricSnapshot {
-    /// The same snapshot with a resync reason (a shut-off domain read in full after all).
-    func withResync(_ reason: String) -> any FabricSnapshot {
-        (self as? ShutOffSnapshot)?.withResync(reason) ?? self
     }
 }
 

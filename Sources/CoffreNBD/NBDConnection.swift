@@ -194,12 +194,8 @@ public final class NBDConnection {
                         UnsafeMutableRawBufferPointer(rebasing: buffer[from..<(from + Int(holeLength))]).initializeMemory(as: UInt8.self, repeating: 0)
                         covered.append(start..<(start + holeLength))
                     default:
-                        if type & NBDWire.chunkErrorBit != 0 {
-                            let error = try receiveErrorChunk(type: type, payload: payload, within: offset..<(offset + length), during: operation)
-                            serverError = serverError ?? error
-                        } else {
-                            throw CoffreError.nbdProtocolError(endpoint, "unexpected reply chunk type \(type) for \(operation)")
-                        }
+                        let error = try receiveErrorChunk(type: type, payload: payload, within: offset..<(offset + length), during: operation)
+                        serverError = serverError ?? error
                     }
                 }
             }
@@ -324,12 +320,8 @@ public final class NBDConnection {
                         }
                         result[id] = descriptors
                     default:
-                        if type & NBDWire.chunkErrorBit != 0 {
-                            let error = try receiveErrorChunk(type: type, payload: payload, within: offset..<(offset + length), during: operation)
-                            serverError = serverError ?? error
-                        } else {
-                            throw CoffreError.nbdProtocolError(endpoint, "unexpected reply chunk type \(type) for \(operation)")
-                        }
+                        let error = try receiveErrorChunk(type: type, payload: payload, within: offset..<(offset + length), during: operation)
+                        serverError = serverError ?? error
                     }
                 }
             }
@@ -419,7 +411,12 @@ public final class NBDConnection {
         return start
     }
 
+    /// A chunk the loops do not handle themselves: an error chunk is read and returned (the
+    /// reply goes on until its last chunk); any other type is a protocol error.
     private func receiveErrorChunk(type: UInt16, payload: UInt32, within request: Range<Int64>, during operation: String) throws -> CoffreError {
+        guard type & NBDWire.chunkErrorBit != 0 else {
+            throw CoffreError.nbdProtocolError(endpoint, "unexpected reply chunk type \(type) for \(operation)")
+        }
         guard payload >= 6, payload <= 6 + UInt32(NBDWire.maxString) + 8 else {
             throw CoffreError.nbdProtocolError(endpoint, "an error chunk of \(payload) bytes")
         }
