@@ -3,8 +3,8 @@ import Foundation
 
 /// Where a restore writes a point's disks (X1).
 public enum RestoreDestination: Sendable, Equatable {
-    /// Raw sparse image files in a folder.
-    case folder(String)
+    /// Raw sparse image files, or qcow2 images, in a folder.
+    case folder(String, format: DiskFormat = .raw)
     /// A new VM in the original VM's fabric.
     case newVM(name: String)
     /// Over the original VM's disks; `confirmed` must be true.
@@ -23,13 +23,16 @@ extension Engine {
             throw CoffreError.recoveryPointNotFound(pointID, vm: key)
         }
         if case .replaceDisks(false) = destination { throw CoffreError.confirmationRequired("Replacing the disks of \(key)") }
+        if case .folder(_, let format) = destination {
+            for disk in point.disks { try format.check(disk: disk.name, size: disk.size) }
+        }
         let fabric = try fabric(named: record.fabric)
         let details = ["point": point.id, "target": Self.describe(destination)]
         return try await launch(.restore, vm: key, lock: Self.itemLock(key), details: details) { job in
             let total = point.disks.reduce(0) { $0 + $1.size }
             switch destination {
-            case .folder(let directory):
-                try await self.restoreData(job, point: point, into: directory, total: total)
+            case .folder(let directory, let format):
+                try await self.restoreData(job, point: point, into: directory, format: format, total: total)
             case .newVM(let name):
                 try await self.restoreThroughFabric(job, point: point, total: total,
                                                     request: .newVM(name: name, original: record.vm), fabric: fabric)
@@ -49,7 +52,7 @@ extension Engine {
             return target
         }
         do {
-            try await restoreData(job, point: point, into: target.directory, total: total)
+            try await restoreData(job, point: point, into: target.directory, format: target.format, total: total)
             try job.checkCancelled()
             let key = try await job.step("Attach disks") {
                 let key = try await target.commit()
@@ -63,21 +66,24 @@ extension Engine {
         }
     }
 
-    private func restoreData(_ job: JobContext, point: RecoveryPointRecord, into directory: String, total: Int64) async throws {
+    private func restoreData(
+        _ job: JobContext, point: RecoveryPointRecord, into directory: String, format: DiskFormat, total: Int64
+    ) async throws {
         try await job.step("Restore data") {
             job.setProgress(JobProgress(totalBytes: total))
-            let files = try await store.restorePoint(point.id, to: directory, overwrite: false) { progress in
+            let files = try await store.restorePoint(point.id, to: directory, format: format, overwrite: false) { progress in
                 job.setProgress(JobProgress(totalBytes: total, scannedBytes: progress.scannedBytes,
                                             readBytes: progress.readBytes, writtenBytes: progress.writtenBytes))
             }
-            job.note("\(files.count) disks, \(ByteSize.format(total)), every block verified", bytes: total)
+            job.note("\(files.count) \(format.rawValue) disks, \(ByteSize.format(total)), every block verified", bytes: total)
             job.setDetail("files", files.joined(separator: ","))
         }
     }
 
     static func describe(_ destination: RestoreDestination) -> String {
         switch destination {
-        case .folder(let path): "folder \(path)"
+        case .folder(let path, .raw): "folder \(path)"
+        case .folder(let path, let format): "folder \(path) (\(format.rawValue))"
         case .newVM(let name): "new VM \(name)"
         case .replaceDisks: "replace disks"
         }

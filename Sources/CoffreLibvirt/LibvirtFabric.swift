@@ -316,8 +316,9 @@ public final class LibvirtFabric: Fabric {
     }
 }
 
-/// Disks restored into a staging folder, then moved next to each other and defined as a new
-/// domain in one commit; `abort` leaves the host as it was.
+/// Disks restored into a staging folder as qcow2 images (so the new domain gets checkpoints
+/// and incremental backups like the original), then moved next to each other and defined as a
+/// new domain in one commit; `abort` leaves the host as it was.
 struct NewDomainTarget: RestoreTarget {
     let connection: LibvirtConnection
     let originalXML: String
@@ -328,13 +329,15 @@ struct NewDomainTarget: RestoreTarget {
     let cloudService: String
 
     var directory: String { staging }
+    var format: DiskFormat { .qcow2 }
 
     func commit() async throws -> VMKey {
         guard !FileManager.default.fileExists(atPath: final) else { throw CoffreError.restoreTargetExists(final) }
         try FileManager.default.moveItem(atPath: staging, toPath: final)
-        let files = Dictionary(uniqueKeysWithValues: disks.map { ($0, final + "/" + $0) })
+        let files = Dictionary(uniqueKeysWithValues: disks.map { ($0, final + "/" + format.fileName(forDisk: $0)) })
         do {
-            let xml = try RestoreXML.newDomain(from: originalXML, name: name, files: files, socketDirectory: final)
+            let xml = try RestoreXML.newDomain(from: originalXML, name: name, files: files, socketDirectory: final,
+                                               format: format.rawValue)
             _ = try await connection.define(xml)
         } catch {
             try? FileManager.default.removeItem(atPath: final)

@@ -7,16 +7,16 @@ import FoundationXML
 /// A copy of a domain's definition for a restored VM (X1 "as a new VM").
 enum RestoreXML {
     /// The original definition with: the new `name`, no `<uuid>` (libvirt makes one), every
-    /// backed-up disk pointing at its restored raw file, no MAC addresses (libvirt makes new
+    /// backed-up disk pointing at its restored file, no MAC addresses (libvirt makes new
     /// ones: two VMs with one MAC break the network), and Unix socket paths of serial ports,
     /// consoles and channels moved next to the disks (the original VM holds the old ones).
     ///
     /// - Parameters:
-    ///   - files: restored raw file per disk target (`vda` → `/var/lib/…/vda.raw`).
+    ///   - files: restored file per disk target (`vda` → `/var/lib/…/vda.qcow2`).
     ///   - socketDirectory: where the new domain's Unix sockets go.
-    ///   - format: the restored files' format (`raw` as restores write them).
+    ///   - format: the restored files' format.
     static func newDomain(
-        from original: String, name: String, files: [String: String], socketDirectory: String, format: String = "raw"
+        from original: String, name: String, files: [String: String], socketDirectory: String, format: String
     ) throws -> String {
         let document = try XMLDocument(xmlString: original, options: [.nodePreserveWhitespace])
         guard let root = document.rootElement(), root.name == "domain" else {

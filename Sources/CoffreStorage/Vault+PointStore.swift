@@ -5,8 +5,10 @@ extension Vault: PointStore {
         try await backup(item: item, disks: disks, progress: progress).stored
     }
 
-    public func restorePoint(_ id: String, to directory: String, overwrite: Bool, progress: ProgressHandler?) async throws -> [String] {
-        try await restore(point: id, to: directory, overwrite: overwrite, progress: progress)
+    public func restorePoint(
+        _ id: String, to directory: String, format: DiskFormat, overwrite: Bool, progress: ProgressHandler?
+    ) async throws -> [String] {
+        try await restore(point: id, to: directory, format: format, overwrite: overwrite, progress: progress)
     }
 
     public func storedPoints(item: String?) throws -> [StoredPoint] {

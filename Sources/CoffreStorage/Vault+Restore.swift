@@ -7,7 +7,8 @@ import Glibc
 #endif
 
 extension Vault {
-    /// Restores every disk of a point into `directory` as sparse raw files named after the disks.
+    /// Restores every disk of a point into `directory` as sparse raw files named after the
+    /// disks, or qcow2 images (`DiskFormat.fileName(forDisk:)` names them).
     ///
     /// Every chunk read is verified against its id; any damage fails the restore and removes
     /// what it wrote — it never leaves a file with wrong content. Files appear under their
@@ -15,12 +16,13 @@ extension Vault {
     /// - Returns: the paths written.
     @discardableResult
     public func restore(
-        point id: String, to directory: String, overwrite: Bool = false, progress: ProgressHandler? = nil
+        point id: String, to directory: String, format: DiskFormat = .raw, overwrite: Bool = false,
+        progress: ProgressHandler? = nil
     ) async throws -> [String] {
         let manifest = try point(id)
         let directory = FileIO.absolutePath(directory)
         try FileIO.makeDirectory(directory)
-        let targets = manifest.disks.map { "\(directory)/\($0.name)" }
+        let targets = manifest.disks.map { "\(directory)/\(format.fileName(forDisk: $0.name))" }
         if !overwrite, let existing = targets.first(where: FileIO.exists) {
             throw CoffreError.restoreTargetExists(existing)
         }
@@ -39,24 +41,32 @@ extension Vault {
             partials.forEach { unlink($0) }
         }
         var units: [RestoreUnit] = []
+        var sinks: [any DiskSink] = []
         for (index, disk) in manifest.disks.enumerated() {
             let partial = "\(directory)/.\(disk.name).coffre-partial-\(randomHex(4))"
             let fd = try FileIO.open(partial, O_RDWR | O_CREAT | O_EXCL, mode: 0o600)
             files.append(fd)
             partials.append(partial)
-            if ftruncate(fd, off_t(disk.size)) != 0 { throw CoffreError.io("truncate", partial, errno: errno) }
             // Whole blocks bypass the page cache (see RestoreJob); -1 where the file system refuses O_DIRECT.
-            directFiles.append(Glibc.open(partial, O_WRONLY | coffre_O_DIRECT | O_CLOEXEC))
+            let direct = Glibc.open(partial, O_WRONLY | coffre_O_DIRECT | O_CLOEXEC)
+            directFiles.append(direct)
+            switch format {
+            case .raw:
+                if ftruncate(fd, off_t(disk.size)) != 0 { throw CoffreError.io("truncate", partial, errno: errno) }
+                sinks.append(RawSink(file: fd, direct: direct, path: partial))
+            case .qcow2:
+                sinks.append(try QCOW2Writer(file: fd, direct: direct, path: partial, size: disk.size, disk: disk.name))
+            }
             let pages = try loadIDs(disk.rootID, with: workspace)
             units += pages.enumerated().map { RestoreUnit(disk: index, page: $0.offset, pageID: $0.element) }
         }
 
-        let job = RestoreJob(vault: self, manifest: manifest, files: files, directFiles: directFiles,
-                             paths: partials, progress: progress)
+        let job = RestoreJob(vault: self, manifest: manifest, sinks: sinks, progress: progress)
         try await runParallel(units, width: width, makeState: { [codec] in RestoreWorker(codec: codec) },
                               body: { worker, unit in try job.process(unit, worker: worker) })
 
         for (index, target) in targets.enumerated() {
+            try sinks[index].finish()
             try FileIO.fsync(files[index], path: partials[index])
             if rename(partials[index], target) != 0 { throw CoffreError.io("rename", target, errno: errno) }
         }
@@ -97,19 +107,14 @@ final class RestoreWorker {
 final class RestoreJob: Sendable {
     let vault: Vault
     let manifest: RecoveryPointManifest
-    let files: [Int32]
-    let directFiles: [Int32]
-    let paths: [String]
+    let sinks: [any DiskSink]
     let progress: ProgressHandler?
     private let state: Mutex<TransferProgress>
 
-    init(vault: Vault, manifest: RecoveryPointManifest, files: [Int32], directFiles: [Int32], paths: [String],
-         progress: ProgressHandler?) {
+    init(vault: Vault, manifest: RecoveryPointManifest, sinks: [any DiskSink], progress: ProgressHandler?) {
         self.vault = vault
         self.manifest = manifest
-        self.files = files
-        self.directFiles = directFiles
-        self.paths = paths
+        self.sinks = sinks
         self.progress = progress
         var total = TransferProgress()
         total.totalBytes = manifest.logicalBytes
@@ -121,14 +126,14 @@ final class RestoreJob: Sendable {
         let blockSize = Int64(manifest.blockSize)
         let start = Int64(unit.page) * Int64(manifest.pageEntries) * blockSize
         let entries = try vault.loadIDs(unit.pageID, with: worker.workspace)
-        let file = files[unit.disk], direct = directFiles[unit.disk], path = paths[unit.disk]
+        let sink = sinks[unit.disk]
         var local = TransferProgress()
         local.scannedBytes = min(disk.size, start + Int64(entries.count) * blockSize) - start
 
         func flush() throws {
             guard worker.runLength > 0 else { return }
             let run = UnsafeRawBufferPointer(rebasing: worker.buffer[0..<worker.runLength])
-            try FileIO.pwrite(direct, run, at: worker.runStart, path: path)
+            try sink.write(run, at: worker.runStart, direct: true)
             worker.runLength = 0
         }
         for (b, id) in entries.enumerated() {
@@ -145,8 +150,8 @@ final class RestoreJob: Sendable {
                     guard block.count == expected else {
                         throw CoffreError.chunkDamaged(id.hex, detail: "wrong length for block \(offset / blockSize) of \(disk.name)")
                     }
-                    guard direct >= 0, expected == Int(blockSize) else {
-                        try FileIO.pwrite(file, block, at: offset, path: path)
+                    guard sink.writesDirect, expected == Int(blockSize) else {
+                        try sink.write(block, at: offset, direct: false)
                         return
                     }
                     if worker.runLength + expected > RestoreWorker.bufferSize { try flush() }
@@ -170,4 +175,33 @@ final class RestoreJob: Sendable {
         }
         progress?(snapshot)
     }
+}
+
+/// Where a restore writes one disk: at the disk's offsets, from several threads, each byte once.
+protocol DiskSink: Sendable {
+    /// Whether `write(_:at:direct: true)` bypasses the page cache (the file system takes O_DIRECT).
+    var writesDirect: Bool { get }
+    /// Writes `bytes` at the disk's `offset`; `direct` writes need 4 KiB-aligned offset and length.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64, direct: Bool) throws
+    /// Called once every write is done, before the file is made durable.
+    func finish() throws
+}
+
+/// A sparse raw file, already as long as the disk.
+struct RawSink: DiskSink {
+    let file: Int32
+    let direct: Int32
+    let path: String
+
+    var writesDirect: Bool { direct >= 0 }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64, direct useDirect: Bool) throws {
+        try FileIO.pwrite(useDirect && direct >= 0 ? direct : file, bytes, at: offset, path: path)
+    }
+
+    func finish() throws {}
+}
+
+extension QCOW2Writer: DiskSink {
+    var writesDirect: Bool { hasDirect }
 }

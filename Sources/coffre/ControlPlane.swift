@@ -57,8 +57,8 @@ struct LocalControlPlane: ControlPlane {
     func points(of vm: String) async throws -> PointsView { try await engine.pointsView(of: vm) }
     func restore(_ vm: String, point: String, to destination: RestoreDestination) async throws -> Job {
         var destination = destination
-        if case .folder(let path) = destination, !path.hasPrefix("/") {
-            destination = .folder(FileManager.default.currentDirectoryPath + "/" + path)
+        if case .folder(let path, let format) = destination, !path.hasPrefix("/") {
+            destination = .folder(FileManager.default.currentDirectoryPath + "/" + path, format: format)
         }
         return try await engine.restore(vm, point: point, to: destination)
     }

@@ -81,19 +81,25 @@ struct ImageCommand: AsyncParsableCommand {
 
     struct Restore: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Restore a point's disks as sparse raw files, one per disk, named like the originals.",
-            discussion: "Example: coffre image restore --vault /srv/coffre --point rp-20261122T101530-3f9a1c2b --to /tmp/web01")
+            abstract: "Restore a point's disks as sparse raw files (named like the originals) or qcow2 images, one per disk.",
+            discussion: """
+                Examples:
+                  coffre image restore --vault /srv/coffre --point rp-20261122T101530-3f9a1c2b --to /tmp/web01
+                  coffre image restore --vault /srv/coffre --point rp-… --to /tmp/web01 --format qcow2   (disk.raw → disk.qcow2)
+                """)
         @OptionGroup var options: VaultOptions
         @Option(help: "The recovery point id.") var point: String
         @Option(help: "Target folder (created when missing).") var to: String
+        @Option(help: "raw (sparse raw files) or qcow2.") var format = "raw"
         @Flag(help: "Replace files that already exist in the target folder.") var overwrite = false
         @Flag(help: "No progress bar, even on a terminal.") var noProgress = false
 
         func run() async throws {
             try await reportingErrors {
+                let format = try DiskFormat(parsing: format)
                 let vault = try options.open()
                 let bar = ProgressBar(enabled: !noProgress, verb: "restore")
-                let paths = try await vault.restore(point: point, to: to, overwrite: overwrite, progress: bar.handler)
+                let paths = try await vault.restore(point: point, to: to, format: format, overwrite: overwrite, progress: bar.handler)
                 bar.finish()
                 paths.forEach { print($0) }
             }

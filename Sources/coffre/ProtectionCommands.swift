@@ -117,13 +117,15 @@ struct RestoreCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               coffre restore web01 --point rp-… --to /tmp/web01
+              coffre restore web01 --point rp-… --to /tmp/web01 --format qcow2
               coffre restore web01 --point rp-… --as-new-vm web01-restored
               coffre restore web01 --point rp-… --replace-disks --yes     (the VM must be stopped)
             """)
     @OptionGroup var options: ConnectOptions
     @Argument(help: "The VM, as name or cloudService/name.") var vm: String
     @Option(help: "The recovery point id.") var point: String
-    @Option(help: "Write raw sparse disk images into this folder.") var to: String?
+    @Option(help: "Write the disks into this folder, as sparse raw files (named like the disks) or --format qcow2 images.") var to: String?
+    @Option(help: "With --to: raw or qcow2.") var format: String?
     @Option(help: "Create a new VM with this name in the VM's fabric and cloud service.") var asNewVm: String?
     @Flag(help: "Overwrite the VM's own disks.") var replaceDisks = false
     @Flag(help: "Confirm --replace-disks.") var yes = false
@@ -132,8 +134,13 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            let diskFormat = try DiskFormat(parsing: format ?? "raw")
+            if format != nil, to == nil {
+                throw CoffreError("InvalidOption", "--format applies to --to only",
+                                  workaround: "A new VM or replaced disks get the format the fabric uses for them")
+            }
             let destinations: [RestoreDestination] = [
-                to.map { .folder($0) },
+                to.map { .folder($0, format: diskFormat) },
                 asNewVm.map { .newVM(name: $0) },
                 replaceDisks ? .replaceDisks(confirmed: yes) : nil,
             ].compactMap { $0 }

@@ -50,7 +50,7 @@ struct RemoteControlPlane: ControlPlane {
     func restore(_ vm: String, point: String, to destination: RestoreDestination) async throws -> Job {
         var body = RestoreBody(point: point)
         switch destination {
-        case .folder(let path): body.folder = path
+        case .folder(let path, let format): (body.folder, body.format) = (path, format == .raw ? nil : format.rawValue)
         case .newVM(let name): body.newVmName = name
         case .replaceDisks(let confirmed): (body.replaceDisks, body.confirm) = (true, confirmed)
         }

@@ -127,6 +127,13 @@ struct ControlPlaneTests {
             #expect(try readFile(target.appendingPathComponent("os.img")) == readFile(disk))
             let jobs = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--json"], env: env).stdout)
             #expect(jobs.map(\.type) == ["Restore", "Backup", "ConfigureProtection", "Register", "Discovery"])
+            let qcow2 = tmp.appendingPathComponent("restored-qcow2")
+            try coffre.ok(["restore", "web01", "--point", point, "--to", qcow2.path, "--format", "qcow2"], env: env)
+            #expect(try readFile(qcow2.appendingPathComponent("os.qcow2")).prefix(4) == Data([0x51, 0x46, 0x49, 0xFB]))
+            expectOneLineError(try coffre.run(["restore", "web01", "--point", point, "--as-new-vm", "w2", "--format", "qcow2"], env: env),
+                               "InvalidOption")
+            expectOneLineError(try coffre.run(["restore", "web01", "--point", point, "--to", qcow2.path, "--format", "vmdk"], env: env),
+                               "InvalidDiskFormat")
             let shown = try coffre.ok(["job", "show", backup.id], env: env).stdout
             #expect(shown.contains("Transfer data: succeeded"))
             // The real coffre-agent answered in the guest folder; it had nothing to freeze there.

@@ -55,26 +55,27 @@ let sample = """
 
 @Test func newDomainFromOriginal() throws {
     let xml = try RestoreXML.newDomain(from: sample, name: "web01-restored",
-                                       files: ["vda": "/r/vda.raw", "vdb": "/r/vdb.raw"], socketDirectory: "/r")
+                                       files: ["vda": "/r/vda.qcow2", "vdb": "/r/vdb.qcow2"], socketDirectory: "/r",
+                                       format: "qcow2")
     let doc = try XMLDocument(xmlString: xml)
     let root = try #require(doc.rootElement())
     #expect(root.elements(forName: "name").first?.stringValue == "web01-restored")
     #expect(root.elements(forName: "uuid").isEmpty)
     let disks = root.elements(forName: "devices")[0].elements(forName: "disk")
     let vda = disks[0], vdb = disks[1], cdrom = disks[2]
-    #expect(vda.elements(forName: "source").first?.attribute(forName: "file")?.stringValue == "/r/vda.raw")
-    #expect(vda.elements(forName: "driver").first?.attribute(forName: "type")?.stringValue == "raw")
+    #expect(vda.elements(forName: "source").first?.attribute(forName: "file")?.stringValue == "/r/vda.qcow2")
+    #expect(vda.elements(forName: "driver").first?.attribute(forName: "type")?.stringValue == "qcow2")
     #expect(vda.elements(forName: "driver").first?.attribute(forName: "cache")?.stringValue == "none")
     #expect(vda.elements(forName: "backingStore").isEmpty)
     #expect(vdb.attribute(forName: "type")?.stringValue == "file")
-    #expect(vdb.elements(forName: "source").first?.attribute(forName: "file")?.stringValue == "/r/vdb.raw")
+    #expect(vdb.elements(forName: "source").first?.attribute(forName: "file")?.stringValue == "/r/vdb.qcow2")
     #expect(vdb.elements(forName: "source").first?.attribute(forName: "dev") == nil)
-    #expect(vdb.elements(forName: "driver").first?.attribute(forName: "type")?.stringValue == "raw")
+    #expect(vdb.elements(forName: "driver").first?.attribute(forName: "type")?.stringValue == "qcow2")
     #expect(cdrom.elements(forName: "source").first?.attribute(forName: "file")?.stringValue == "/iso/debian.iso")
     #expect(!xml.contains("52:54:00:12:34:56"))
     #expect(xml.contains("/r/web01-restored-serial.sock") && xml.contains("/r/web01-restored-qga.sock"))
     #expect(throws: RestoreXMLError.self) {
-        try RestoreXML.newDomain(from: sample, name: "x", files: ["vdz": "/r/z"], socketDirectory: "/r")
+        try RestoreXML.newDomain(from: sample, name: "x", files: ["vdz": "/r/z"], socketDirectory: "/r", format: "qcow2")
     }
 }
 #endif

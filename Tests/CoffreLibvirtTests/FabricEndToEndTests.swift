@@ -223,7 +223,12 @@ struct FabricEndToEndTests {
         try await Setup.waitForAgent(restored)
         let booted = try await restored.guestShell("sha256sum /dev/vda")
         #expect(String(booted.output.prefix(64)) == h1)
+        // Its disks are qcow2 images written by the vault (checkpoints work on them), still
+        // consistent after QEMU booted from them.
+        let restoredDisks = try await restored.describe().disks.filter { ["vda", "vdb"].contains($0.target) }
+        #expect(restoredDisks.count == 2 && restoredDisks.allSatisfy { $0.format == "qcow2" && $0.source?.hasSuffix(".qcow2") == true })
         try await restored.destroy()
+        for disk in restoredDisks { _ = try run("/usr/bin/qemu-img", "check", "-q", "-f", "qcow2", disk.source ?? "") }
 
         // Replace the disks of the domain with the full point's: refused while it runs, done
         // once it is shut off; it boots with the full point's content and its checkpoints are gone.

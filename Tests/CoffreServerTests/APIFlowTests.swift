@@ -81,6 +81,14 @@ import Testing
             let restored = try Data(contentsOf: URL(fileURLWithPath: harness.folder + "/restores/db01-copy/os.img"))
             let original = try Data(contentsOf: URL(fileURLWithPath: harness.folder + "/fabric/prod/db01/os.img"))
             #expect(restored == original)
+            // The same point as a qcow2 image: QEMU's magic, the disk's virtual size.
+            response = try await api.send(.post, "/api/v1/vms/db01/restore", as: .operator,
+                                          json: #"{"point": "\#(point.point.id)", "folder": "db01-qcow2", "format": "qcow2"}"#)
+            #expect(response.status == .accepted)
+            try await harness.finish(try api.decode(Job.self, response).id)
+            let image = [UInt8](try Data(contentsOf: URL(fileURLWithPath: harness.folder + "/restores/db01-qcow2/os.qcow2")))
+            #expect(image.prefix(4) == [0x51, 0x46, 0x49, 0xFB])
+            #expect(image[24..<32].reduce(0) { $0 << 8 | Int($1) } == original.count)
             response = try await api.send(.post, "/api/v1/vms/db01/restore", as: .admin, json: #"{"point": "\#(point.point.id)", "replaceDisks": true}"#)
             #expect(response.status == .badRequest)
             #expect(try api.decode(APIError.Body.self, response).code == "ConfirmationRequired")
@@ -140,6 +148,8 @@ import Testing
                 (.post, "/api/v1/registrations", #"{"vms": []}"#, 400, "InvalidRequest"),
                 (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp"}"#, 400, "InvalidRestoreTarget"),
                 (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "../etc"}"#, 400, "InvalidRestoreTarget"),
+                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "x", "format": "vmdk"}"#, 400, "InvalidDiskFormat"),
+                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "newVmName": "x", "format": "qcow2"}"#, 400, "InvalidRestoreTarget"),
                 (.post, "/api/v1/vms/ghost/backup", nil, 404, "VMNotFound"),
                 (.get, "/api/v1/nothing-here", nil, 404, "RouteNotFound"),
                 (.delete, "/api/v1/vms/prod%2Fweb01/backup", nil, 405, "MethodNotAllowed"),

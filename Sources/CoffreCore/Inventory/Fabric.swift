@@ -81,13 +81,19 @@ public enum RestoreRequest: Sendable, Equatable {
 
 /// A folder to restore disks into, then made visible (or thrown away) as a whole.
 public protocol RestoreTarget: Sendable {
-    /// Where the restore writes one raw file per disk, named as the disks.
+    /// Where the restore writes one file per disk, named by `format.fileName(forDisk:)`.
     var directory: String { get }
+    /// The format the restore writes the disks in (raw unless the target says otherwise).
+    var format: DiskFormat { get }
     /// Makes the restored disks the VM's: a new VM appears, or the disks are swapped in.
     /// - Returns: the key of the VM that now has the disks.
     func commit() async throws -> VMKey
     /// Throws away what was restored; the fabric is as before.
     func abort() async
+}
+
+extension RestoreTarget {
+    public var format: DiskFormat { .raw }
 }
 
 /// How the vault reaches the extension inside a guest (B1): `coffre-agent` run as a

@@ -39,10 +39,12 @@ public protocol PointStore: Sendable {
     /// Backs up `disks` as a new point of `item`, incremental against the item's last point.
     /// On error or cancellation nothing of it is visible.
     func backupPoint(item: String, disks: [any BlockDevice], progress: ProgressHandler?) async throws -> StoredPoint
-    /// Restores every disk of a point into `directory` as sparse raw files named after the
-    /// disks, each verified; a failed restore leaves no file behind.
+    /// Restores every disk of a point into `directory` as sparse raw files or qcow2 images
+    /// (named by `DiskFormat.fileName(forDisk:)`), each verified; a failed restore leaves no file behind.
     @discardableResult
-    func restorePoint(_ id: String, to directory: String, overwrite: Bool, progress: ProgressHandler?) async throws -> [String]
+    func restorePoint(
+        _ id: String, to directory: String, format: DiskFormat, overwrite: Bool, progress: ProgressHandler?
+    ) async throws -> [String]
     /// The points the store holds, oldest first (all items when `item` is nil).
     func storedPoints(item: String?) throws -> [StoredPoint]
     /// Removes a point; its blocks stay until `collectGarbage` finds them unreferenced.

@@ -84,9 +84,11 @@ public struct BackupBody: Codable, Sendable {
 /// `POST /api/v1/vms/{vm}/restore`: exactly one of `folder`, `newVmName`, `replaceDisks`.
 public struct RestoreBody: Codable, Sendable {
     public var point: String
-    /// Server-side folder for raw disk images: relative to the server's restore root, or
+    /// Server-side folder for the disk images: relative to the server's restore root, or
     /// absolute (admin only).
     public var folder: String?
+    /// With `folder`: `raw` (the default) or `qcow2`.
+    public var format: String?
     public var newVmName: String?
     /// Overwrite the VM's own disks (admin only); needs `confirm: true`.
     public var replaceDisks: Bool?

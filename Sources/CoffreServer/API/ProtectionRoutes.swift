@@ -61,13 +61,19 @@ extension APIRoutes {
             guard !folder.isEmpty, !folder.split(separator: "/").contains("..") else {
                 throw APIError.badRequest("InvalidRestoreTarget", "'folder' must be a path without '..'")
             }
+            guard let format = DiskFormat(rawValue: body.format ?? "raw") else {
+                throw APIError.badRequest("InvalidDiskFormat", "'format' must be one of: raw, qcow2")
+            }
             if folder.hasPrefix("/") {
                 try context.require(.admin)
-                return .folder(folder)
+                return .folder(folder, format: format)
             }
             // The engine creates the last folder only: the restore root may not exist yet.
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            return .folder(root + "/" + folder)
+            return .folder(root + "/" + folder, format: format)
+        }
+        guard body.format == nil else {
+            throw APIError.badRequest("InvalidRestoreTarget", "'format' applies to 'folder' only")
         }
         if let name = body.newVmName { return .newVM(name: name) }
         try context.require(.admin)

@@ -161,7 +161,7 @@ extension DashboardController {
             guard folder.hasPrefix("/") else {
                 throw CoffreError("InvalidRestoreTarget", "The folder must be an absolute path on the server", workaround: "Start it with /")
             }
-            destination = .folder(folder)
+            destination = .folder(folder, format: try DiskFormat(parsing: form["format"] ?? "raw"))
         default:
             destination = .newVM(name: try form.require("newName", "The new VM's name"))
         }

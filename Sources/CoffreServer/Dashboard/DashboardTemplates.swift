@@ -268,6 +268,7 @@ enum DashboardTemplates {
           {{#isAdmin}}
           <label class="check"><input type="radio" name="destination" value="folder" id="destination-folder"> To a folder on the server</label>
           <input name="folder" id="folder" placeholder="/srv/restores/web01">
+          <select name="format" id="format" aria-label="Disk format"><option value="raw" selected>raw files</option><option value="qcow2">qcow2 images</option></select>
           {{/isAdmin}}
           <button type="submit" id="restore">Restore</button>
         </fieldset>
