@@ -24,7 +24,7 @@ V() { virsh -q -c "$URI" "$@"; }
 "$REPO/scripts/setup"
 "$REPO/scripts/libvirt-harness" up >&2
 eval "$("$REPO/scripts/libvirt-harness" env)"
-(cd "$REPO" && swift build -c release --static-swift-stdlib --product coffre-agent --scratch-path .build-static >&2)
+"$REPO/scripts/build-agent" > /dev/null
 if [[ -z "${COFFRE_BIN:-}" ]]; then
   (cd "$REPO" && swift build -c release --traits Libvirt --product coffre >&2)
   COFFRE_BIN="$REPO/.build/release/coffre"

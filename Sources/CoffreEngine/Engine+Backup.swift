@@ -92,7 +92,8 @@ extension Engine {
             try await job.step("Commit recovery point") {
                 try await self.commit(stored, job: job, itemID: itemID, vm: vm, takenAt: takenAt, type: type,
                                       retainUntil: retainUntil, guest: guest,
-                                      changes: Self.changeTracking(snapshot, stored: stored, since: since))
+                                      changes: Self.changeTracking(snapshot, stored: stored, since: since),
+                                      definition: snapshot.definition)
             }
         } catch {
             try? store.expirePoint(stored.id)
@@ -141,7 +142,7 @@ extension Engine {
 
     private func commit(
         _ stored: StoredPoint, job: JobContext, itemID: String, vm: DiscoveredVM, takenAt: Date, type: PointType,
-        retainUntil: Date?, guest: GuestSession, changes: ChangeTracking?
+        retainUntil: Date?, guest: GuestSession, changes: ChangeTracking?, definition: String?
     ) async throws {
         let item = try await item(id: itemID)
         let policy = try await policy(named: item.policy)
@@ -157,7 +158,7 @@ extension Engine {
             },
             stats: PointStats(bytesRead: stored.bytesRead, bytesWritten: stored.bytesWritten,
                               blocksAdded: stored.blocksAdded, blocksChanged: stored.blocksChanged, seconds: stored.seconds),
-            guest: guest.outcome, job: job.id, changes: changes)
+            guest: guest.outcome, job: job.id, changes: changes, definition: definition)
         point.expiresAt = try await expiry(of: point, item: item, policy: policy)
         try await catalog.commitPoint(point, item: item)
         job.setDetail("point", point.id)

@@ -35,7 +35,8 @@ extension Engine {
                 try await self.restoreData(job, point: point, into: directory, format: format, total: total)
             case .newVM(let name):
                 try await self.restoreThroughFabric(job, point: point, total: total,
-                                                    request: .newVM(name: name, original: record.vm), fabric: fabric)
+                                                    request: .newVM(name: name, original: record.vm, definition: point.definition),
+                                                    fabric: fabric)
             case .replaceDisks:
                 try await self.restoreThroughFabric(job, point: point, total: total,
                                                     request: .replaceDisks(key), fabric: fabric)

@@ -12,7 +12,8 @@ import Glibc
 /// incremental reads only those; no checkpoint can be created, so the point keeps that one.
 extension LibvirtFabric {
     func makeShutOffSnapshot(
-        _ domain: LibvirtDomain, key: VMKey, description: DomainDescription, id: String, since: ChangeBase?
+        _ domain: LibvirtDomain, key: VMKey, description: DomainDescription, id: String, since: ChangeBase?,
+        definition: String
     ) async throws -> ShutOffSnapshot {
         for disk in description.disks where disk.type != "file" || disk.source == nil || !["raw", "qcow2", nil].contains(disk.format) {
             throw CoffreError("UnsupportedDisk",
@@ -57,14 +58,16 @@ extension LibvirtFabric {
             try? FileManager.default.removeItem(atPath: folder)
             if incremental != nil, let coffreError = error as? CoffreError, coffreError.code == "QemuNBDFailed" {
                 // The bitmap is not in the file (deleted, image replaced): read everything.
-                return try await makeShutOffSnapshot(domain, key: key, description: description, id: id, since: nil)
+                return try await makeShutOffSnapshot(domain, key: key, description: description, id: id, since: nil,
+                                                     definition: definition)
                     .withResync("the bitmap \(incremental!.token) cannot be read from the disk files: \(coffreError.message)")
             }
             throw error
         }
         return ShutOffSnapshot(fabric: self, id: id, devices: exports, disks: disks,
                                cost: "qemu-nbd on the files of the shut-off domain (\(incremental.map { "incremental from checkpoint \($0.token)" } ?? "full"))",
-                               changeToken: incremental?.token, resyncReason: since == nil ? nil : resync)
+                               changeToken: incremental?.token, resyncReason: since == nil ? nil : resync,
+                               definition: definition)
     }
 }
 
@@ -78,6 +81,7 @@ struct ShutOffSnapshot: FabricSnapshot {
     var bytesCopied: Int64 { 0 }
     var changeToken: String?
     var resyncReason: String?
+    let definition: String?
 
     func delete() async throws {
         devices.forEach { $0.close() }

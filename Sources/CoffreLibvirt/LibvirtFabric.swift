@@ -123,7 +123,7 @@ public final class LibvirtFabric: Fabric {
         guard let binary = configuration.agentBinary else { return "qemu-guest-agent \(agent.version)" }
         guard FileManager.default.isReadableFile(atPath: binary) else {
             throw CoffreError("ExtensionPackageMissing", "The coffre-agent to install (\(binary)) cannot be read",
-                              workaround: "Build it (`swift build -c release --static-swift-stdlib --product coffre-agent`) and set the fabric's agentBinary")
+                              workaround: "Build it with scripts/build-agent (a fully static binary) and set the fabric's agentBinary")
         }
         let directory = (configuration.agentGuestPath as NSString).deletingLastPathComponent
         _ = try await domain.guestExec(path: "/bin/mkdir", arguments: ["-p", directory, (configuration.extensionVersionPath as NSString).deletingLastPathComponent])
@@ -132,7 +132,7 @@ public final class LibvirtFabric: Fabric {
         guard result.exitCode == 0 else {
             throw CoffreError("ExtensionInstallFailed",
                               "coffre-agent was copied into \(key) but does not run there (exit \(result.exitCode.map(String.init) ?? "?")): \(result.errorOutput.suffix(300))",
-                              workaround: "Check that the guest is x86-64 Linux with glibc; the binary must be built with --static-swift-stdlib")
+                              workaround: "Check that the guest is x86-64 Linux; build the binary with scripts/build-agent (fully static)")
         }
         let version = try AgentReport.decode(result.stdout, verb: "version", vm: key).agentVersion
         try await domain.guestWriteFile(path: configuration.extensionVersionPath, data: Data((version + "\n").utf8), mode: 0o644)
@@ -168,8 +168,11 @@ public final class LibvirtFabric: Fabric {
     public func makeSnapshot(of key: VMKey, id: String, since: ChangeBase?) async throws -> any FabricSnapshot {
         let domain = try await domain(key)
         let description = try await domain.describe()
+        // Kept with the point: a restore as a new VM must not need the original domain.
+        let definition = try await domain.xml(inactive: true)
         guard description.state.isActive else {
-            return try await makeShutOffSnapshot(domain, key: key, description: description, id: id, since: since)
+            return try await makeShutOffSnapshot(domain, key: key, description: description, id: id, since: since,
+                                                 definition: definition)
         }
         let disks = description.disks
         let tracked = disks.filter { $0.format == "qcow2" }.map(\.target)
@@ -230,6 +233,7 @@ public final class LibvirtFabric: Fabric {
                 cost: "libvirt pull backup (\(kind)), checkpoint \(checkpointXML == nil ? "none" : checkpoint), started in \(elapsed)",
                 changeToken: checkpointXML == nil ? nil : checkpoint,
                 resyncReason: since == nil ? nil : resync,
+                definition: definition,
                 keep: Set([checkpoint] + (since.map { [$0.token] } ?? [])))
         } catch {
             try? await endBackup(domain, id: id)
@@ -281,23 +285,28 @@ public final class LibvirtFabric: Fabric {
 
     public func makeRestoreTarget(_ request: RestoreRequest) async throws -> any RestoreTarget {
         switch request {
-        case .newVM(let newName, let original):
+        case .newVM(let newName, let original, let definition):
             guard Naming.isValid(newName) else { throw CoffreError.invalidName("VM name", newName) }
             let connection = try await connection()
             if try await connection.domain(named: newName) != nil {
                 throw CoffreError("VMAlreadyExists", "The libvirt host already has a domain \(newName)",
                                   workaround: "Choose another name for the restored VM")
             }
-            guard let source = try await connection.domain(named: original.name) else {
+            // The definition kept with the point; points taken before it was kept use the live domain's.
+            var originalXML = definition
+            if originalXML == nil, let source = try await connection.domain(named: original.name) {
+                originalXML = try await source.xml(inactive: true)
+            }
+            guard let originalXML else {
                 throw CoffreError("OriginalDefinitionMissing",
-                                  "The domain \(original.key) no longer exists, and its definition is needed to create \(newName)",
+                                  "The point holds no definition of \(original.key) and the domain no longer exists; both are needed to create \(newName)",
                                   workaround: "Restore the point to a folder (--to DIR) and define the VM from those disks")
             }
             let final = configuration.restoreDirectory + "/" + newName
             guard !FileManager.default.fileExists(atPath: final) else { throw CoffreError.restoreTargetExists(final) }
             let staging = configuration.restoreDirectory + "/.staging-\(newName)-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            return NewDomainTarget(connection: connection, originalXML: try await source.xml(inactive: true), name: newName,
+            return NewDomainTarget(connection: connection, originalXML: originalXML, name: newName,
                                    disks: original.disks.map(\.name), staging: staging, final: final,
                                    cloudService: original.cloudService)
         case .replaceDisks(let key):

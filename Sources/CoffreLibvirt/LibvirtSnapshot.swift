@@ -38,6 +38,7 @@ struct LibvirtSnapshot: FabricSnapshot {
     var bytesCopied: Int64 { 0 }
     let changeToken: String?
     let resyncReason: String?
+    let definition: String?
     /// Checkpoints to keep when cleaning up: the new one and the one changes counted from.
     let keep: Set<String>
 

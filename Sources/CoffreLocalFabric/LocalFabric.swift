@@ -221,7 +221,7 @@ public final class LocalFabric: Fabric {
 
     public func makeRestoreTarget(_ request: RestoreRequest) async throws -> any RestoreTarget {
         switch request {
-        case .newVM(let newName, let original):
+        case .newVM(let newName, let original, _):
             guard !newName.isEmpty, !newName.contains("/"), !newName.hasPrefix(".") else {
                 throw CoffreError("InvalidArgument", "'\(newName)' is not a valid VM name",
                                   workaround: "Use a name without '/' that does not start with a dot")

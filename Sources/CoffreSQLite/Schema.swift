@@ -13,6 +13,10 @@ enum Schema {
             // JSON `ChangeTracking` of points taken on fabrics with changed-block tracking.
             try db.alter(table: "recovery_points") { t in t.add(column: "changes", .jsonText) }
         }
+        migrator.registerMigration("v3-vm-definition") { db in
+            // The fabric's description of the VM at the snapshot (libvirt domain XML), for restores.
+            try db.alter(table: "recovery_points") { t in t.add(column: "definition", .text) }
+        }
         return migrator
     }
 

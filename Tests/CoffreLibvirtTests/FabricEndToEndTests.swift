@@ -29,6 +29,7 @@ struct FabricEndToEndTests {
             connection = try await TestHost.connect()
             try await Self.removeDomain(FabricEndToEndTests.vmName, connection)
             try await Self.removeDomain(FabricEndToEndTests.vmName + "-restored", connection)
+            try await Self.removeDomain(FabricEndToEndTests.vmName + "-restored2", connection)
             // The harness's tiny guest, cloned with fresh disks: vda empty, vdb ext4 (mounted on /mnt).
             try run("/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", folder + "/vm/vda.qcow2", "64M")
             try run("/usr/bin/truncate", "-s", "64M", folder + "/vm/vdb.raw")
@@ -57,7 +58,7 @@ struct FabricEndToEndTests {
         }
 
         func tearDown() async {
-            for name in [FabricEndToEndTests.vmName, FabricEndToEndTests.vmName + "-restored"] {
+            for name in ["", "-restored", "-restored2"].map({ FabricEndToEndTests.vmName + $0 }) {
                 try? await Self.removeDomain(name, connection)
             }
             try? FileManager.default.removeItem(atPath: folder)
@@ -229,6 +230,22 @@ struct FabricEndToEndTests {
         #expect(restoredDisks.count == 2 && restoredDisks.allSatisfy { $0.format == "qcow2" && $0.source?.hasSuffix(".qcow2") == true })
         try await restored.destroy()
         for disk in restoredDisks { _ = try run("/usr/bin/qemu-img", "check", "-q", "-f", "qcow2", disk.source ?? "") }
+
+        // The point kept the domain's definition: a new VM can be made from it once libvirt
+        // no longer knows the original (here: a name it never had).
+        let kept = try #require(incremental.definition)
+        #expect(kept.contains("<name>\(Self.vmName)</name>"))
+        var gone = try #require(try await s.fabric.vm(key))
+        gone.name = Self.vmName + "-gone"
+        let fromPoint = try await s.fabric.makeRestoreTarget(.newVM(name: Self.vmName + "-restored2", original: gone, definition: kept))
+        #expect(fromPoint.format == .qcow2)
+        #expect(try await fromPoint.commit().name == Self.vmName + "-restored2")
+        let defined = try #require(try await s.connection.domain(named: Self.vmName + "-restored2"))
+        #expect(try await defined.describe().disks.first { $0.target == "vda" }?.source?.hasSuffix("-restored2/vda.qcow2") == true)
+        try await defined.undefine()
+        await #expect(throws: CoffreError.self) {
+            _ = try await s.fabric.makeRestoreTarget(.newVM(name: Self.vmName + "-restored3", original: gone, definition: nil))
+        }
 
         // Replace the disks of the domain with the full point's: refused while it runs, done
         // once it is shut off; it boots with the full point's content and its checkpoints are gone.

@@ -79,7 +79,7 @@ struct GuestAgentTests {
     }
 
     /// The extension's way in: the statically linked coffre-agent, pushed and run in the guest.
-    @Test(.enabled(if: TestHost.staticAgent != nil || TestHost.required, "build coffre-agent with --static-swift-stdlib first"))
+    @Test(.enabled(if: TestHost.staticAgent != nil || TestHost.required, "build coffre-agent with scripts/build-agent first"))
     func staticCoffreAgentRunsInTheGuest() async throws {
         let domain = try await TestHost.running()
         let agent = try #require(TestHost.staticAgent)

@@ -23,8 +23,7 @@ enum TestHost {
     /// Whether the live tests run: the host is up, or CI requires them.
     static let live = isUp || required
 
-    /// The statically linked `coffre-agent` (`swift build -c release --static-swift-stdlib
-    /// --product coffre-agent --scratch-path .build-static`), when it was built.
+    /// The statically linked `coffre-agent` (`scripts/build-agent`), when it was built.
     static let staticAgent: String? = {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path

@@ -58,6 +58,7 @@ enum Sample {
                 ])],
                 errors: [ErrorInfo(code: "PreScriptFailed", message: "exit 3", workaround: nil)]),
             job: "job-\(id)",
-            changes: ChangeTracking(token: "coffre-\(id)", changedOnlyDisks: 1, resyncReason: "checkpoint missing"))
+            changes: ChangeTracking(token: "coffre-\(id)", changedOnlyDisks: 1, resyncReason: "checkpoint missing"),
+            definition: "<domain type='qemu'><name>\(item.vm.name)</name></domain>")
     }
 }

@@ -47,6 +47,10 @@ public protocol FabricSnapshot: Sendable {
     /// Why the disks carry no changes although `since` was given (bitmap missing, disk
     /// added, …): the backup reads everything. Recorded on the point.
     var resyncReason: String? { get }
+    /// The VM's configuration in the fabric's own words (libvirt's domain XML), kept with the
+    /// point so that a restore as a new VM still works once the original is gone; nil when
+    /// the catalog's description of the VM is all a restore needs.
+    var definition: String? { get }
 }
 
 extension Fabric {
@@ -58,6 +62,7 @@ extension Fabric {
 extension FabricSnapshot {
     public var changeToken: String? { nil }
     public var resyncReason: String? { nil }
+    public var definition: String? { nil }
 }
 
 /// Where changed-block tracking starts from: a recovery point and the fabric's marker for it.
@@ -73,8 +78,9 @@ public struct ChangeBase: Sendable, Equatable {
 
 /// Where a restore should land.
 public enum RestoreRequest: Sendable, Equatable {
-    /// A new VM in the fabric, named `name`, in the original's cloud service, shaped like `original`.
-    case newVM(name: String, original: DiscoveredVM)
+    /// A new VM in the fabric, named `name`, in the original's cloud service, shaped like
+    /// `original`; `definition` is the one the fabric gave with the point's snapshot.
+    case newVM(name: String, original: DiscoveredVM, definition: String? = nil)
     /// Over the disks of an existing VM (replace disks); the fabric refuses when that is unsafe.
     case replaceDisks(VMKey)
 }

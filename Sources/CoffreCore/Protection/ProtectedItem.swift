@@ -73,13 +73,22 @@ public struct RecoveryPointRecord: Codable, Sendable, Equatable {
     public var job: String
     /// Changed-block tracking: the fabric's marker and whether only changes were read.
     public var changes: ChangeTracking?
+    /// The VM's configuration as the fabric gave it with the snapshot (`FabricSnapshot.definition`).
+    /// Kept by the catalog for restores, but not encoded: it is the fabric's business, can be
+    /// kilobytes long, and has no place in every listing of points.
+    public var definition: String?
+
+    private enum CodingKeys: String, CodingKey {
+        case id, item, vm, takenAt, type, consistency, tags, expiresAt, retainUntil, disks, stats, guest, job, changes
+    }
 
     public init(
         id: String, item: String, vm: VMKey, takenAt: Date, type: PointType, consistency: Consistency,
         tags: [RetentionTag] = [], expiresAt: Date?, retainUntil: Date? = nil, disks: [VirtualDisk],
-        stats: PointStats, guest: GuestOutcome, job: String, changes: ChangeTracking? = nil
+        stats: PointStats, guest: GuestOutcome, job: String, changes: ChangeTracking? = nil, definition: String? = nil
     ) {
         self.changes = changes
+        self.definition = definition
         self.id = id
         self.item = item
         self.vm = vm

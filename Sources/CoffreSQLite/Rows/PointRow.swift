@@ -34,6 +34,8 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
     var job: String
     /// JSON `ChangeTracking`, or NULL.
     var changes: String?
+    /// The fabric's description of the VM, or NULL.
+    var definition: String?
 
     init(_ point: RecoveryPointRecord) throws {
         id = point.id
@@ -55,6 +57,7 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
         guest = try JSONColumn.encode(point.guest)
         job = point.job
         changes = try point.changes.map { try JSONColumn.encode($0) }
+        definition = point.definition
     }
 
     func record() throws -> RecoveryPointRecord {
@@ -70,6 +73,7 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
                               blocksChanged: blocksChanged, seconds: seconds),
             guest: try JSONColumn.decode(guest, column: "recovery_points.guest"),
             job: job,
-            changes: try changes.map { try JSONColumn.decode($0, column: "recovery_points.changes") })
+            changes: try changes.map { try JSONColumn.decode($0, column: "recovery_points.changes") },
+            definition: definition)
     }
 }
