@@ -130,15 +130,17 @@ extension Agent {
         let milliseconds = String(Int((seconds * 1000).rounded()))
         let arguments = [configuration.executablePath, "watchdog", "--job", job, "--after-ms", milliseconds, "--root", paths.root]
         let pid: pid_t
-        switch Spawn.detached(configuration.executablePath, arguments: arguments, environment: ProcessInfo.processInfo.environment) {
-        case .success(let child): pid = child
-        case .failure(let error): throw .watchdogFailed("cannot run \(configuration.executablePath): \(errnoDescription(error.code))")
+        // stdin, stdout and stderr on /dev/null: it must not hold the pipe our caller reads the report from.
+        do {
+            pid = try ProcessSpawn.spawn(configuration.executablePath, argv: arguments, stdout: .null, stderr: .null)
+        } catch {
+            throw .watchdogFailed("cannot run \(configuration.executablePath): \(errnoDescription(error.code))")
         }
         let deadline = Monotonic.now() + 10
         while Monotonic.now() < deadline {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                throw .watchdogFailed("it exited at once with status \(ScriptRunner.exitCode(status))")
+                throw .watchdogFailed("it exited at once with status \(ProcessSpawn.exitCode(status))")
             }
             if Self.sessionID(of: pid) == pid { return pid }
             Monotonic.sleep(0.01)

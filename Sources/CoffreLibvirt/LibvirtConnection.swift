@@ -48,6 +48,10 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     deinit { close() }
 
+    /// Whether libvirtd is still at the other end (`virConnectIsAlive`: no round trip, false
+    /// once the client saw the daemon go, e.g. restarted).
+    public var isAlive: Bool { virConnectIsAlive(pointer) == 1 }
+
     /// The host's name as libvirt reports it (`virConnectGetHostname`); Coffre's cloud service.
     public func hostname() async throws -> String {
         try await runOnThread { _ in try self.hostnameNow() }

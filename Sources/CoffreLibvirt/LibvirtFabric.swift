@@ -66,12 +66,14 @@ public final class LibvirtFabric: Fabric {
         }
     }
 
-    /// Runs `body` on the connection; a failure to reach libvirt drops it so the next call reconnects.
+    /// Runs `body` on the connection; when it fails because libvirtd went away (restarted),
+    /// the connection is dropped so that the next call opens a new one.
     func withConnection<T>(_ body: (LibvirtConnection) async throws -> T) async throws -> T {
+        let connection = try await connection()
         do {
-            return try await body(try await connection())
-        } catch let error as CoffreError where error.code == "FabricUnreachable" || error.message.contains("connection") {
-            open.withLock { $0 = nil }
+            return try await body(connection)
+        } catch {
+            if !connection.isAlive { open.withLock { if $0 === connection { $0 = nil } } }
             throw error
         }
     }

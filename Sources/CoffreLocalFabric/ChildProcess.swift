@@ -7,9 +7,8 @@ import Glibc
 /// A command run to its end with both output pipes drained, killed with everything it started
 /// when it outlives its time limit or its task is cancelled.
 ///
-/// posix_spawn rather than Foundation's `Process`: only a process group of its own lets a
-/// timeout kill the child *and* what it started (a script's `sleep` would otherwise keep
-/// the pipe open and the caller waiting).
+/// Started by `ProcessSpawn` in a process group of its own: a timeout kills the child *and*
+/// what it started (a script's `sleep` would otherwise keep the pipe open and the caller waiting).
 struct ChildProcess {
     /// The program and its arguments; a program without `/` is looked up in `PATH`.
     var arguments: [String]
@@ -86,42 +85,17 @@ struct ChildProcess {
             close(errPipe[1])
         }
 
-        var actions = posix_spawn_file_actions_t()
-        var attributes = posix_spawnattr_t()
-        posix_spawn_file_actions_init(&actions)
-        posix_spawnattr_init(&attributes)
-        defer {
-            posix_spawn_file_actions_destroy(&actions)
-            posix_spawnattr_destroy(&attributes)
-        }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        // Its own process group (pgid = its pid), default signal dispositions and no blocked
-        // signals: the Swift runtime ignores SIGPIPE, which a child must not inherit.
-        var defaults = sigset_t()
-        var unblocked = sigset_t()
-        sigfillset(&defaults)
-        sigemptyset(&unblocked)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &unblocked)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
+        // Its own process group (pgid = its pid): a timeout kills what it started too.
         var merged = ProcessInfo.processInfo.environment
         merged.merge(environment) { $1 }
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
-        guard rc == 0 else {
+        let pid: pid_t
+        do {
+            pid = try ProcessSpawn.spawn(arguments[0], argv: arguments, environment: merged, stdout: .descriptor(outPipe[1]),
+                                         stderr: .descriptor(errPipe[1]), newProcessGroup: true, searchPath: true)
+        } catch {
             close(outPipe[0])
             close(errPipe[0])
-            throw Failure.couldNotStart(rc)
+            throw Failure.couldNotStart(error.code)
         }
         return (pid, outPipe[0], errPipe[0])
     }

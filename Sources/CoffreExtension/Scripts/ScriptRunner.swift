@@ -92,7 +92,11 @@ public struct ScriptRunner: Sendable {
         var env = ProcessInfo.processInfo.environment
         env["COFFRE_SCRIPT_ATTEMPT"] = String(attempt)
         for (key, value) in environment { env[key] = value }
-        let spawned = Spawn.inNewGroup(executable, arguments: [executable] + arguments, environment: env, output: writeEnd)
+        // A group of its own: a timeout kills the script and everything it started.
+        let spawned = Result { () throws(ProcessSpawn.Failure) in
+            try ProcessSpawn.spawn(executable, argv: [executable] + arguments, environment: env,
+                                   stdout: .descriptor(writeEnd), stderr: .descriptor(writeEnd), newProcessGroup: true)
+        }
         close(writeEnd)
         let pid: pid_t
         switch spawned {
@@ -142,7 +146,7 @@ public struct ScriptRunner: Sendable {
         if timedOut {
             return ScriptRun.Attempt(exitCode: nil, timedOut: true, seconds: seconds, outputTail: tail.text)
         }
-        return ScriptRun.Attempt(exitCode: Self.exitCode(status), timedOut: false, seconds: seconds, outputTail: tail.text)
+        return ScriptRun.Attempt(exitCode: ProcessSpawn.exitCode(status), timedOut: false, seconds: seconds, outputTail: tail.text)
     }
 
     /// Members of the script's group that were re-parented to us (when we are a subreaper).
@@ -154,12 +158,6 @@ public struct ScriptRunner: Sendable {
     private func failedToStart(_ message: String, _ started: Double) -> ScriptRun.Attempt {
         // 127 is what a shell answers for a command it cannot run.
         ScriptRun.Attempt(exitCode: 127, timedOut: false, seconds: Monotonic.now() - started, outputTail: message)
-    }
-
-    /// The exit status as a shell shows it: the code, or 128 + the signal that ended it.
-    static func exitCode(_ status: Int32) -> Int32 {
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 }
 
