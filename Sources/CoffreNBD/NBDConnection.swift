@@ -156,50 +156,40 @@ public final class NBDConnection {
         try exchange(operation) {
             let cookie = try sendRequest(NBDWire.cmdRead, offset: offset, length: length, during: operation)
             var covered: [Range<Int64>] = []
-            var done = false
-            while !done {
-                switch try receiveReplyHeader(cookie: cookie, during: operation) {
-                case .simple(let error):
-                    if error != 0 {
-                        serverError = serverErrorFor(operation, code: error, message: "")
-                    } else {
-                        try socket.receive(into: buffer, during: operation)
+            var simpleReply = false
+            serverError = try receiveReply(to: cookie, of: offset..<(offset + length), during: operation, simple: { error in
+                simpleReply = true
+                guard error == 0 else { return serverErrorFor(operation, code: error, message: "") }
+                try socket.receive(into: buffer, during: operation)
+                return nil
+            }, chunk: { type, payload in
+                switch type {
+                case NBDWire.chunkOffsetData:
+                    guard payload > 8, Int64(payload) - 8 <= length else {
+                        throw CoffreError.nbdProtocolError(endpoint, "a \(payload)-byte data chunk for \(operation)")
                     }
-                    return
-                case .chunk(let flags, let type, let payload):
-                    done = flags & NBDWire.replyFlagDone != 0
-                    switch type {
-                    case NBDWire.chunkNone:
-                        guard payload == 0, done else {
-                            throw CoffreError.nbdProtocolError(endpoint, "NBD_REPLY_TYPE_NONE with \(payload) bytes or without NBD_REPLY_FLAG_DONE")
-                        }
-                    case NBDWire.chunkOffsetData:
-                        guard payload > 8, Int64(payload) - 8 <= length else {
-                            throw CoffreError.nbdProtocolError(endpoint, "a \(payload)-byte data chunk for \(operation)")
-                        }
-                        let start = try receiveOffset(within: offset..<(offset + length), count: Int64(payload) - 8, during: operation)
-                        let from = Int(start - offset)
-                        try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: buffer[from..<(from + Int(payload) - 8)]), during: operation)
-                        covered.append(start..<(start + Int64(payload) - 8))
-                    case NBDWire.chunkOffsetHole:
-                        guard payload == 12 else {
-                            throw CoffreError.nbdProtocolError(endpoint, "a hole chunk of \(payload) bytes, not 12")
-                        }
-                        var r = WireReader(try socket.receive(12, during: operation))
-                        let start = Int64(bitPattern: r.u64()!), holeLength = Int64(r.u32()!)
-                        guard holeLength > 0, start >= offset, start <= offset + length - holeLength else {
-                            throw CoffreError.nbdProtocolError(endpoint, "a hole of \(holeLength) bytes at \(start) is outside \(operation)")
-                        }
-                        let from = Int(start - offset)
-                        UnsafeMutableRawBufferPointer(rebasing: buffer[from..<(from + Int(holeLength))]).initializeMemory(as: UInt8.self, repeating: 0)
-                        covered.append(start..<(start + holeLength))
-                    default:
-                        let error = try receiveErrorChunk(type: type, payload: payload, within: offset..<(offset + length), during: operation)
-                        serverError = serverError ?? error
+                    let start = try receiveOffset(within: offset..<(offset + length), count: Int64(payload) - 8, during: operation)
+                    let from = Int(start - offset)
+                    try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: buffer[from..<(from + Int(payload) - 8)]), during: operation)
+                    covered.append(start..<(start + Int64(payload) - 8))
+                case NBDWire.chunkOffsetHole:
+                    guard payload == 12 else {
+                        throw CoffreError.nbdProtocolError(endpoint, "a hole chunk of \(payload) bytes, not 12")
                     }
+                    var r = WireReader(try socket.receive(12, during: operation))
+                    let start = Int64(bitPattern: r.u64()!), holeLength = Int64(r.u32()!)
+                    guard holeLength > 0, start >= offset, start <= offset + length - holeLength else {
+                        throw CoffreError.nbdProtocolError(endpoint, "a hole of \(holeLength) bytes at \(start) is outside \(operation)")
+                    }
+                    let from = Int(start - offset)
+                    UnsafeMutableRawBufferPointer(rebasing: buffer[from..<(from + Int(holeLength))]).initializeMemory(as: UInt8.self, repeating: 0)
+                    covered.append(start..<(start + holeLength))
+                default:
+                    return false
                 }
-            }
-            guard serverError == nil else { return }
+                return true
+            })
+            guard serverError == nil, !simpleReply else { return }
             // The chunks must tile the request exactly: no gap (stale bytes) and no overlap.
             covered.sort { $0.lowerBound < $1.lowerBound }
             var position = offset
@@ -275,56 +265,42 @@ public final class NBDConnection {
         let known = Set(metaContexts.values)
         try exchange(operation) {
             let cookie = try sendRequest(NBDWire.cmdBlockStatus, offset: offset, length: length, during: operation)
-            var done = false
-            while !done {
-                switch try receiveReplyHeader(cookie: cookie, during: operation) {
-                case .simple(let error):
-                    guard error != 0 else {
-                        throw CoffreError.nbdProtocolError(endpoint, "a simple reply without error to \(operation)")
-                    }
-                    serverError = serverErrorFor(operation, code: error, message: "")
-                    return
-                case .chunk(let flags, let type, let payload):
-                    done = flags & NBDWire.replyFlagDone != 0
-                    switch type {
-                    case NBDWire.chunkNone:
-                        guard payload == 0, done else {
-                            throw CoffreError.nbdProtocolError(endpoint, "NBD_REPLY_TYPE_NONE with \(payload) bytes or without NBD_REPLY_FLAG_DONE")
-                        }
-                    case NBDWire.chunkBlockStatus:
-                        guard payload >= 12, (payload - 4) % 8 == 0, payload <= 64 << 20 else {
-                            throw CoffreError.nbdProtocolError(endpoint, "a block status chunk of \(payload) bytes")
-                        }
-                        var r = WireReader(try socket.receive(Int(payload), during: operation))
-                        let id = r.u32()!
-                        guard known.contains(id) else {
-                            throw CoffreError.nbdProtocolError(endpoint, "block status for meta context id \(id), which was never assigned")
-                        }
-                        guard result[id] == nil else {
-                            throw CoffreError.nbdProtocolError(endpoint, "two block status chunks for meta context id \(id) in one reply")
-                        }
-                        var descriptors: [(Int64, UInt32)] = []
-                        descriptors.reserveCapacity(r.remaining / 8)
-                        var total: Int64 = 0
-                        while r.remaining > 0 {
-                            let extentLength = Int64(r.u32()!), extentFlags = r.u32()!
-                            guard extentLength > 0 else {
-                                throw CoffreError.nbdProtocolError(endpoint, "a zero-length extent in \(operation)")
-                            }
-                            // Only the last descriptor may run past the request (proto.md).
-                            guard total < length else {
-                                throw CoffreError.nbdProtocolError(endpoint, "extents run past the end of \(operation)")
-                            }
-                            total += extentLength
-                            descriptors.append((extentLength, extentFlags))
-                        }
-                        result[id] = descriptors
-                    default:
-                        let error = try receiveErrorChunk(type: type, payload: payload, within: offset..<(offset + length), during: operation)
-                        serverError = serverError ?? error
-                    }
+            serverError = try receiveReply(to: cookie, of: offset..<(offset + length), during: operation, simple: { error in
+                guard error != 0 else {
+                    throw CoffreError.nbdProtocolError(endpoint, "a simple reply without error to \(operation)")
                 }
-            }
+                return serverErrorFor(operation, code: error, message: "")
+            }, chunk: { type, payload in
+                guard type == NBDWire.chunkBlockStatus else { return false }
+                guard payload >= 12, (payload - 4) % 8 == 0, payload <= 64 << 20 else {
+                    throw CoffreError.nbdProtocolError(endpoint, "a block status chunk of \(payload) bytes")
+                }
+                var r = WireReader(try socket.receive(Int(payload), during: operation))
+                let id = r.u32()!
+                guard known.contains(id) else {
+                    throw CoffreError.nbdProtocolError(endpoint, "block status for meta context id \(id), which was never assigned")
+                }
+                guard result[id] == nil else {
+                    throw CoffreError.nbdProtocolError(endpoint, "two block status chunks for meta context id \(id) in one reply")
+                }
+                var descriptors: [(Int64, UInt32)] = []
+                descriptors.reserveCapacity(r.remaining / 8)
+                var total: Int64 = 0
+                while r.remaining > 0 {
+                    let extentLength = Int64(r.u32()!), extentFlags = r.u32()!
+                    guard extentLength > 0 else {
+                        throw CoffreError.nbdProtocolError(endpoint, "a zero-length extent in \(operation)")
+                    }
+                    // Only the last descriptor may run past the request (proto.md).
+                    guard total < length else {
+                        throw CoffreError.nbdProtocolError(endpoint, "extents run past the end of \(operation)")
+                    }
+                    total += extentLength
+                    descriptors.append((extentLength, extentFlags))
+                }
+                result[id] = descriptors
+                return true
+            })
             guard serverError == nil else { return }
             for (id, context) in ids where result[id] == nil {
                 throw CoffreError.nbdProtocolError(endpoint, "the reply to \(operation) has no extents for '\(context)'")
@@ -373,6 +349,35 @@ public final class NBDConnection {
         return cookie
     }
 
+    /// Reads the reply to `cookie` up to its last chunk. A simple reply goes to `simple`; each
+    /// structured chunk other than NONE to `chunk`, which reads its payload and returns false
+    /// for a type it does not expect. Error chunks are read too (the reply goes on).
+    /// - Returns: the server's error: `simple`'s answer, or the first error chunk.
+    private func receiveReply(
+        to cookie: UInt64, of request: Range<Int64>, during operation: String,
+        simple: (_ error: UInt32) throws -> CoffreError?, chunk: (_ type: UInt16, _ payload: UInt32) throws -> Bool
+    ) throws -> CoffreError? {
+        var serverError: CoffreError?
+        var done = false
+        while !done {
+            switch try receiveReplyHeader(cookie: cookie, during: operation) {
+            case .simple(let error):
+                return try simple(error)
+            case .chunk(let flags, let type, let payload):
+                done = flags & NBDWire.replyFlagDone != 0
+                if type == NBDWire.chunkNone {
+                    guard payload == 0, done else {
+                        throw CoffreError.nbdProtocolError(endpoint, "NBD_REPLY_TYPE_NONE with \(payload) bytes or without NBD_REPLY_FLAG_DONE")
+                    }
+                } else if try !chunk(type, payload) {
+                    let error = try receiveErrorChunk(type: type, payload: payload, within: request, during: operation)
+                    serverError = serverError ?? error
+                }
+            }
+        }
+        return serverError
+    }
+
     private func receiveReplyHeader(cookie: UInt64, during operation: String) throws -> ReplyHeader {
         var magicBytes = WireReader(try socket.receive(4, during: operation))
         let magic = magicBytes.u32()!
@@ -411,7 +416,7 @@ public final class NBDConnection {
         return start
     }
 
-    /// A chunk the loops do not handle themselves: an error chunk is read and returned (the
+    /// A chunk the callers of `receiveReply` do not handle: an error chunk is read and returned (the
     /// reply goes on until its last chunk); any other type is a protocol error.
     private func receiveErrorChunk(type: UInt16, payload: UInt32, within request: Range<Int64>, during operation: String) throws -> CoffreError {
         guard type & NBDWire.chunkErrorBit != 0 else {
