@@ -23,7 +23,7 @@ extension LibvirtFabric {
         var resync: String?
         var incremental: ChangeBase?
         if let since {
-            let newest = try await domain.checkpointNames().last { $0.hasPrefix("coffre-") }
+            let newest = try await domain.checkpointNames().last(where: Self.isCoffreCheckpoint)
             if newest != since.token {
                 resync = newest == nil
                     ? "checkpoint \(since.token) no longer exists (its metadata was deleted, or the VM was re-created or moved)"
@@ -114,8 +114,8 @@ enum QemuNBDServer {
         }
     }
 
-    /// Stops every server whose pid file is in `folder`. SIGKILL: they only read, and a
-    /// server started from a process that blocks signals would ignore SIGTERM.
+    /// Stops every server whose pid file is in `folder`, with SIGKILL: they only read, so
+    /// nothing is lost, and the domain must not wait on their image lock.
     static func stopAll(in folder: String) {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".pid") {
             guard let text = try? String(contentsOfFile: folder + "/" + name, encoding: .utf8),

@@ -260,12 +260,15 @@ public final class LibvirtFabric: Fabric {
     /// backups (their bitmaps merge into their parents', so the chain stays right).
     func pruneCheckpoints(_ domain: LibvirtDomain, keeping keep: Set<String>) async {
         guard let names = try? await domain.checkpointNames() else { return }
-        for name in names where name.hasPrefix("coffre-") && !keep.contains(name) {
+        for name in names where Self.isCoffreCheckpoint(name) && !keep.contains(name) {
             try? await domain.deleteCheckpoint(name)
         }
     }
 
-    static func checkpointName(_ id: String) -> String { "coffre-\(id)" }
+    /// Coffre's checkpoints are `coffre-<backup job id>`; others on the domain are not ours.
+    static let checkpointPrefix = "coffre-"
+    static func checkpointName(_ id: String) -> String { checkpointPrefix + id }
+    static func isCoffreCheckpoint(_ name: String) -> Bool { name.hasPrefix(checkpointPrefix) }
 
     func scratchFolder(_ id: String) -> String { configuration.scratchDirectory + "/" + id }
 

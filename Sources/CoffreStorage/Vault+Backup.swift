@@ -9,8 +9,9 @@ extension Vault {
     /// Each allocated block is read and hashed; a block equal to the same block of the item's
     /// previous point is reused without touching the store, other blocks are stored unless the
     /// vault already holds them. A `ChangeTrackingDevice` whose changes count from that previous
-    /// point is read only where it changed; its other blocks are taken from that point. Zero blocks and holes are recorded as zero entries. All disks
-    /// are processed at once by `width` workers, with memory independent of disk size. The point
+    /// point is read only where it changed; its other blocks are taken from that point. Zero
+    /// blocks and holes are recorded as zero entries. All disks are processed at once by
+    /// `width` workers, with memory independent of disk size. The point
     /// exists only once every object is durable and its manifest is written; on error or
     /// cancellation nothing of it is visible.
     public func backup(
