@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoffreExtensionTests",
-            dependencies: ["CoffreCore", "CoffreExtension"],
+            dependencies: ["CoffreCore", "CoffreExtension", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

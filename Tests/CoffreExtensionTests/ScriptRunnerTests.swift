@@ -43,8 +43,8 @@ struct ScriptRunnerTests {
         let elapsed = Date().timeIntervalSince(started)
         #expect(outcome.timedOut && !outcome.succeeded)
         // Three on an idle machine (1 s, 1 s, killed at 2.5 s); a loaded one may fit only two.
-        #expect((2...3).contains(outcome.attempts.count), "\(outcome.attempts.count) attempts")
-        #expect(outcome.attempts.dropLast().allSatisfy { $0.exitCode == 1 && !$0.timedOut })
+        #expect((2...3).contains(outcome.attempts.count), "\(outcome.attempts)")
+        #expect(outcome.attempts.dropLast().allSatisfy { $0.exitCode == 1 && !$0.timedOut }, "\(outcome.attempts)")
         #expect(outcome.attempts.last?.exitCode == nil && outcome.attempts.last?.timedOut == true)
         #expect(elapsed >= 2.4 && elapsed < 4.5, "took \(elapsed) s")
     }

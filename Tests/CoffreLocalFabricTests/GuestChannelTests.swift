@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreTesting
 import Foundation
 import Testing
 
@@ -19,8 +20,7 @@ import Testing
     /// An executable script in `folder` that stands in for coffre-agent.
     func fakeAgent(_ folder: String, _ body: String) throws -> [String] {
         let path = folder + "/fake-agent.sh"
-        try Data("#!/bin/sh\n\(body)\n".utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, 0o755)
+        try TestFiles.write("#!/bin/sh\n\(body)\n", to: path, mode: 0o755)
         return [path]
     }
 

@@ -1,6 +1,7 @@
 // Runs the real `coffre-agent` binary against a throw-away guest root.
 
 import CoffreCore
+import CoffreTesting
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -118,7 +119,7 @@ final class GuestRoot {
     func write(_ guestPath: String, _ text: String, mode: mode_t, uid: uid_t = 0) throws {
         let file = host(guestPath)
         try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+        try TestFiles.write(text, to: file, mode: mode)
         guard chmod(file, mode) == 0, chown(file, uid, 0) == 0 else { throw HarnessError("chmod/chown \(file): \(errno)") }
     }
 
