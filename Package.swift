@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "coffre", targets: ["coffre"]),
         .executable(name: "coffre-agent", targets: ["coffre-agent"]),
         .library(name: "CoffreCore", targets: ["CoffreCore"]),
+        .library(name: "CoffreSystem", targets: ["CoffreSystem"]),
         .library(name: "CoffreStorage", targets: ["CoffreStorage"]),
         .library(name: "CoffreSQLite", targets: ["CoffreSQLite"]),
         .library(name: "CoffreLocalFabric", targets: ["CoffreLocalFabric"]),
@@ -54,10 +55,11 @@ let package = Package(
             providers: [.apt(["libvirt-dev"])]
         ),
         .target(name: "CoffreCore", swiftSettings: swiftSettings),
+        .target(name: "CoffreSystem", dependencies: ["CoffreCore", "CShims"], swiftSettings: swiftSettings),
         .target(
             name: "CoffreStorage",
             dependencies: [
-                "CoffreCore", "CZstd", "CShims",
+                "CoffreCore", "CoffreSystem", "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -67,8 +69,8 @@ let package = Package(
             dependencies: ["CoffreCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "CoffreLocalFabric", dependencies: ["CoffreCore", "CoffreStorage", "CShims"], swiftSettings: swiftSettings),
-        .target(name: "CoffreExtension", dependencies: ["CoffreCore"], swiftSettings: swiftSettings),
+        .target(name: "CoffreLocalFabric", dependencies: ["CoffreCore", "CoffreSystem"], swiftSettings: swiftSettings),
+        .target(name: "CoffreExtension", dependencies: ["CoffreCore", "CoffreSystem"], swiftSettings: swiftSettings),
         .target(
             name: "CoffreEngine",
             dependencies: [
@@ -78,13 +80,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .target(name: "CoffreNBD", dependencies: ["CoffreCore"], swiftSettings: swiftSettings),
+        .target(name: "CoffreNBD", dependencies: ["CoffreCore", "CoffreSystem"], swiftSettings: swiftSettings),
         .target(
             name: "CoffreLibvirt",
-            dependencies: ["CoffreCore", "CoffreNBD", .target(name: "CLibvirt", condition: .when(traits: ["Libvirt"]))],
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreNBD", .target(name: "CLibvirt", condition: .when(traits: ["Libvirt"]))],
             swiftSettings: swiftSettings
         ),
-        .target(name: "CoffreTesting", dependencies: ["CoffreCore", "CoffreStorage"], swiftSettings: swiftSettings),
+        .target(name: "CoffreTesting", dependencies: ["CoffreCore"], swiftSettings: swiftSettings),
         .target(
             name: "CoffreServer",
             dependencies: [
@@ -104,8 +106,8 @@ let package = Package(
         .executableTarget(
             name: "coffre",
             dependencies: [
-                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreServer",
-                .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
+                "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
+                "CoffreServer", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -120,14 +122,20 @@ let package = Package(
         .executableTarget(
             name: "coffre-agent",
             dependencies: [
-                "CoffreCore", "CoffreExtension",
+                "CoffreCore", "CoffreSystem", "CoffreExtension",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "CoffreCoreTests", dependencies: ["CoffreCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CoffreSystemTests",
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreTesting"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CoffreStorageTests",
-            dependencies: ["CoffreCore", "CoffreStorage", "CoffreTesting"],
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -137,23 +145,23 @@ let package = Package(
         ),
         .testTarget(
             name: "CoffreLocalFabricTests",
-            dependencies: ["CoffreCore", "CoffreStorage", "CoffreLocalFabric", "CoffreTesting"],
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreLocalFabric", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CoffreExtensionTests",
-            dependencies: ["CoffreCore", "CoffreExtension", "CoffreTesting"],
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreExtension", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CoffreEngineTests",
-            dependencies: ["CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreTesting"],
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CoffreServerTests",
             dependencies: [
-                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreServer",
+                "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreServer",
                 "CoffreTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -161,11 +169,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "CoffreNBDTests", dependencies: ["CoffreCore", "CoffreNBD"], swiftSettings: swiftSettings),
+        .testTarget(name: "CoffreNBDTests", dependencies: ["CoffreCore", "CoffreSystem", "CoffreNBD"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CoffreLibvirtTests",
             dependencies: [
-                "CoffreCore", "CoffreStorage", "CoffreSQLite", "CoffreEngine", "CoffreNBD",
+                "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreEngine", "CoffreNBD",
                 .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
             ],
             swiftSettings: swiftSettings

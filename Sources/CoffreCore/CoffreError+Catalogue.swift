@@ -1,62 +1,58 @@
 /// The data plane's error catalogue.
 extension CoffreError {
     public static func vaultNotFound(_ path: String) -> CoffreError {
-        CoffreError("VaultNotFound", "No Coffre vault at \(path)",
+        CoffreError(.vaultNotFound, "No Coffre vault at \(path)",
                     workaround: "Create one with `coffre vault create \(path)` or pass the right --vault path")
     }
     public static func vaultAlreadyExists(_ path: String) -> CoffreError {
-        CoffreError("VaultAlreadyExists", "\(path) already holds a vault or other files",
+        CoffreError(.vaultAlreadyExists, "\(path) already holds a vault or other files",
                     workaround: "Choose a new or empty directory")
     }
     public static func vaultFormatUnsupported(_ detail: String) -> CoffreError {
-        CoffreError("VaultFormatUnsupported", "The vault's format is not supported by this version of Coffre: \(detail)",
+        CoffreError(.vaultFormatUnsupported, "The vault's format is not supported by this version of Coffre: \(detail)",
                     workaround: "Use the Coffre version that created the vault or a newer one")
     }
     public static func invalidBlockSize(_ text: String) -> CoffreError {
-        CoffreError("InvalidBlockSize", "Block size \(text) is not a power of two between 16 KiB and 4 MiB",
+        CoffreError(.invalidBlockSize, "Block size \(text) is not a power of two between 16 KiB and 4 MiB",
                     workaround: "Use one of 16KiB, 32KiB, 64KiB, 128KiB, 256KiB, 512KiB, 1MiB, 2MiB, 4MiB")
     }
     public static func invalidName(_ what: String, _ name: String) -> CoffreError {
-        CoffreError("InvalidName", "\(what) '\(name)' is not valid",
+        CoffreError(.invalidName, "\(what) '\(name)' is not valid",
                     workaround: "Use 1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with a dot)")
     }
     public static func diskNotFound(_ path: String, reason: String) -> CoffreError {
-        CoffreError("DiskNotFound", "Cannot open disk \(path): \(reason)",
+        CoffreError(.diskNotFound, "Cannot open disk \(path): \(reason)",
                     workaround: "Check the path and that Coffre may read it")
     }
     public static func duplicateDiskName(_ name: String) -> CoffreError {
-        CoffreError("DuplicateDiskName", "Two disks of one backup are named \(name)",
+        CoffreError(.duplicateDiskName, "Two disks of one backup are named \(name)",
                     workaround: "Give every disk of an item a distinct file name")
     }
     public static func pointNotFound(_ id: String) -> CoffreError {
-        CoffreError("PointNotFound", "No recovery point \(id) in this vault",
+        CoffreError(.pointNotFound, "No recovery point \(id) in this vault",
                     workaround: "List the points with `coffre image points --item NAME`")
     }
     public static func restoreTargetExists(_ path: String) -> CoffreError {
-        CoffreError("RestoreTargetExists", "\(path) already exists; restore never overwrites silently",
+        CoffreError(.restoreTargetExists, "\(path) already exists; restore never overwrites silently",
                     workaround: "Restore into another directory or pass --overwrite")
     }
     public static func chunkDamaged(_ id: String, detail: String) -> CoffreError {
-        CoffreError("ChunkDamaged", "Stored object \(id) is damaged: \(detail)",
+        CoffreError(.chunkDamaged, "Stored object \(id) is damaged: \(detail)",
                     workaround: "Run `coffre vault verify` to list the affected recovery points; restore from another point")
     }
     public static func chunkMissing(_ id: String) -> CoffreError {
-        CoffreError("ChunkMissing", "Stored object \(id) is missing from the vault",
+        CoffreError(.chunkMissing, "Stored object \(id) is missing from the vault",
                     workaround: "Run `coffre vault verify` to list the affected recovery points; restore from another point")
     }
     public static func encryptionKeyMissing(_ detail: String) -> CoffreError {
-        CoffreError("EncryptionKeyMissing", "The vault is encrypted and its key file cannot be read: \(detail)",
+        CoffreError(.encryptionKeyMissing, "The vault is encrypted and its key file cannot be read: \(detail)",
                     workaround: "Pass --encryption-key FILE or set COFFRE_ENCRYPTION_KEY_FILE")
     }
     public static func wrongEncryptionKey() -> CoffreError {
-        CoffreError("WrongEncryptionKey", "The encryption key does not belong to this vault",
+        CoffreError(.wrongEncryptionKey, "The encryption key does not belong to this vault",
                     workaround: "Use the key file the vault was created with")
     }
-    public static func io(_ operation: String, _ path: String, errno code: Int32) -> CoffreError {
-        CoffreError("IOError", "\(operation) \(path) failed: \(errnoDescription(code))",
-                    workaround: "Check free space, permissions and the health of the file system")
-    }
     public static func cancelled() -> CoffreError {
-        CoffreError("Cancelled", "The operation was cancelled; nothing of it was kept")
+        CoffreError(.cancelled, "The operation was cancelled; nothing of it was kept")
     }
 }

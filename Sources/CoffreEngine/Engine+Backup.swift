@@ -232,7 +232,7 @@ extension Engine {
         session.outcome.frozenFileSystems = report.frozenFileSystems
         guard report.ok else {
             if report.frozen { _ = try? await channel.release(job: job.id) }
-            throw report.errors.first?.error ?? CoffreError("GuestPrepareFailed", "The extension refused to prepare the guest")
+            throw report.errors.first?.error ?? CoffreError(.guestPrepareFailed, "The extension refused to prepare the guest")
         }
         session.prepared = true
         session.consistency = report.consistency ?? (report.frozen ? .fileSystemConsistent : .crashConsistent)
@@ -255,12 +255,12 @@ extension Engine {
             session.outcome.freezeDurationMilliseconds = report.freezeDurationMilliseconds
             session.consistency = report.consistency ?? session.consistency
             if !report.ok {
-                session.refusal = report.errors.first?.error ?? CoffreError("GuestReleaseFailed", "The extension says the backup must fail")
+                session.refusal = report.errors.first?.error ?? CoffreError(.guestReleaseFailed, "The extension says the backup must fail")
             }
             if let ms = report.freezeDurationMilliseconds { job.note("thawed after \(ms) ms") }
         } catch {
             session.consistency = max(session.consistency, .fileSystemConsistent)
-            session.outcome.errors.append(ErrorInfo(code: "GuestReleaseFailed",
+            session.outcome.errors.append(ErrorInfo(code: .guestReleaseFailed,
                 message: "Releasing the guest failed: \(Self.describe(error)); its watchdog thaws it"))
         }
         session.outcome.reason = Self.reason(for: session)
@@ -271,10 +271,10 @@ extension Engine {
         case .applicationConsistent: "pre- and post-script succeeded around a frozen snapshot"
         case .fileSystemConsistent:
             session.outcome.errors.isEmpty ? "file systems frozen, no scripts configured"
-                : "file systems frozen; \(session.outcome.errors.map(\.code).joined(separator: ", "))"
+                : "file systems frozen; \(session.outcome.errors.map(\.code.rawValue).joined(separator: ", "))"
         case .crashConsistent:
             session.outcome.errors.isEmpty ? "file systems not frozen"
-                : "not frozen; \(session.outcome.errors.map(\.code).joined(separator: ", "))"
+                : "not frozen; \(session.outcome.errors.map(\.code.rawValue).joined(separator: ", "))"
         }
     }
 }

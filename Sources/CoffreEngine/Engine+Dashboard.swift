@@ -68,18 +68,18 @@ extension Engine {
     public func jobs(matching query: JobQuery) async throws -> [Job] {
         var filter = JobFilter(limit: query.limit)
         if let limit = query.limit, limit <= 0 {
-            throw CoffreError("InvalidFilter", "'limit' must be a positive integer, not \(limit)")
+            throw CoffreError(.invalidFilter, "'limit' must be a positive integer, not \(limit)")
         }
         if let type = query.type {
             guard let parsed = JobType(parsing: type) else {
-                throw CoffreError("InvalidFilter", "Unknown job type '\(type)'",
+                throw CoffreError(.invalidFilter, "Unknown job type '\(type)'",
                                   workaround: "Use one of \(JobType.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             filter.type = parsed
         }
         if let status = query.status {
             guard let parsed = JobStatus(parsing: status) else {
-                throw CoffreError("InvalidFilter", "Unknown job status '\(status)'",
+                throw CoffreError(.invalidFilter, "Unknown job status '\(status)'",
                                   workaround: "Use one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             filter.status = parsed

@@ -263,7 +263,7 @@ final class JobContext: Sendable {
             case .failure(let error):
                 s.job.status = .failed
                 s.job.error = error as? ErrorInfo ?? (error as? CoffreError).map(ErrorInfo.init)
-                    ?? ErrorInfo(code: "InternalError", message: String(describing: error),
+                    ?? ErrorInfo(code: .internalError, message: String(describing: error),
                                  workaround: "Retry the operation; if it fails again, report it with the job's id")
             }
             for index in s.job.steps.indices where s.job.steps[index].status == .inProgress {
@@ -287,5 +287,5 @@ final class JobContext: Sendable {
 
 /// Whether an error means "stopped because cancelled".
 func isCancellation(_ error: any Error) -> Bool {
-    error is CancellationError || (error as? CoffreError)?.code == "Cancelled"
+    error is CancellationError || (error as? CoffreError)?.code == .cancelled
 }

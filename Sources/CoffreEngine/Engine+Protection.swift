@@ -36,14 +36,14 @@ extension Engine {
         do {
             _ = try await policy(named: name)
         } catch {
-            result.errors = names.map { ($0, error as? CoffreError ?? CoffreError("InternalError", "\(error)")) }
+            result.errors = names.map { ($0, error as? CoffreError ?? CoffreError(.internalError, "\(error)")) }
             return result
         }
         for vmName in names {
             do {
                 result.jobs.append(try await protect(try await resolveVM(vmName), policy: name, change: change))
             } catch {
-                result.errors.append((vmName, error as? CoffreError ?? CoffreError("InternalError", "\(error)")))
+                result.errors.append((vmName, error as? CoffreError ?? CoffreError(.internalError, "\(error)")))
             }
         }
         return result
@@ -181,7 +181,7 @@ extension Engine {
 
     /// The item as stored now (operations re-read it once they hold the item's lock).
     func item(id: String) async throws -> ProtectedItem {
-        guard let item = try await catalog.item(id: id) else { throw CoffreError("NotProtected", "The protected item \(id) is gone") }
+        guard let item = try await catalog.item(id: id) else { throw CoffreError(.notProtected, "The protected item \(id) is gone") }
         return item
     }
 

@@ -11,7 +11,7 @@ extension Engine {
             do {
                 result.jobs.append(try await register(try await resolveVM(name)))
             } catch {
-                result.errors.append((name, error as? CoffreError ?? CoffreError("InternalError", "\(error)")))
+                result.errors.append((name, error as? CoffreError ?? CoffreError(.internalError, "\(error)")))
             }
         }
         return result
@@ -47,7 +47,7 @@ extension Engine {
                 try await self.setRegistration(key, .registered, error: nil)
             } catch {
                 let info = isCancellation(error) ? ErrorInfo(CoffreError.cancelled())
-                    : ErrorInfo(error as? CoffreError ?? CoffreError("InternalError", "\(error)"))
+                    : ErrorInfo(error as? CoffreError ?? CoffreError(.internalError, "\(error)"))
                 try? await self.setRegistration(key, .failed, error: info)
                 throw error
             }

@@ -23,7 +23,7 @@ extension Engine {
                 started.append(try await startScheduledBackup(item, slot: slot))
                 item.lastScheduledSlot = slot
                 try await catalog.saveItem(item)
-            } catch let error as CoffreError where error.code == "AnotherOperationInProgress" {
+            } catch let error as CoffreError where error.code == .anotherOperationInProgress {
                 logger.info("scheduled backup of \(item.vm) waits: \(error.message)")
             }
         }

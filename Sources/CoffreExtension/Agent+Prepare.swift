@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import CoffreCore
+import CoffreSystem
 import Foundation
 
 extension Agent {
@@ -129,7 +127,7 @@ extension Agent {
     private func startWatchdog(job: String, after seconds: Double) throws(CoffreError) -> Int32 {
         let milliseconds = String(Int((seconds * 1000).rounded()))
         let arguments = [configuration.executablePath, "watchdog", "--job", job, "--after-ms", milliseconds, "--root", paths.root]
-        let pid: pid_t
+        let pid: Int32
         // stdin, stdout and stderr on /dev/null: it must not hold the pipe our caller reads the report from.
         do {
             pid = try ProcessSpawn.spawn(configuration.executablePath, argv: arguments, stdout: .null, stderr: .null)
@@ -138,24 +136,14 @@ extension Agent {
         }
         let deadline = Monotonic.now() + 10
         while Monotonic.now() < deadline {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                throw .watchdogFailed("it exited at once with status \(ProcessSpawn.exitCode(status))")
+            if let status = Processes.reapIfExited(pid) {
+                throw .watchdogFailed("it exited at once with status \(status)")
             }
-            if Self.sessionID(of: pid) == pid { return pid }
+            if Processes.sessionID(of: pid) == pid { return pid }
             Monotonic.sleep(0.01)
         }
-        _ = kill(pid, SIGKILL)
-        _ = waitpid(pid, nil, 0)
+        Processes.send(.kill, to: pid)
+        Processes.wait(pid)
         throw .watchdogFailed("it did not start within 10 s")
-    }
-
-    /// The session id in /proc/PID/stat (the field after the parenthesised name, state, ppid, pgrp).
-    static func sessionID(of pid: pid_t) -> pid_t? {
-        guard let data = try? FileSystem.read("/proc/\(pid)/stat") else { return nil }
-        let text = String(decoding: data, as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        return fields.count > 3 ? pid_t(fields[3]) : nil
     }
 }

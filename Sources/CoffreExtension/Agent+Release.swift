@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import CoffreCore
+import CoffreSystem
 import Foundation
 
 extension Agent {
@@ -58,7 +56,7 @@ extension Agent {
         try? store.write(state)
         log.flush()
         if releaser != .watchdog, Self.watchdogAlive(state.watchdogPid, job: state.job), let pid = state.watchdogPid {
-            _ = kill(pid, SIGTERM)
+            Processes.send(.terminate, to: pid)
         }
 
         let post = runScript(.post, state.configuration, job: state.job, log: log)

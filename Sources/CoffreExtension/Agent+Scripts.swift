@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 extension Agent {
@@ -20,11 +21,11 @@ extension Agent {
         guard let location = configuration.scriptLocation(phase) else { return PhaseResult(failed: false) }
         let notRun = ScriptRun(phase: phase, path: location, succeeded: false, attempts: [])
         let hostPath = paths.host(location)
-        guard let status = FileSystem.status(hostPath) else {
+        guard let status = FileIO.status(hostPath) else {
             log.note("\(phase.rawValue)-script \(location) not found")
             return PhaseResult(run: notRun, error: .scriptNotFound(phase, detail: "nothing at \(location)"), failed: true)
         }
-        guard status.isRegular else {
+        guard status.kind == .regular else {
             return PhaseResult(run: notRun, error: .scriptNotFound(phase, detail: "\(location) is not a regular file"), failed: true)
         }
         // S2: root's, nobody else may read, write or run it; the owner must be able to run it.

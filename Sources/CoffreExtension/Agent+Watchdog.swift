@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 extension Agent {
@@ -12,8 +10,8 @@ extension Agent {
     ///   cannot move.
     public func runWatchdog(job: String, after seconds: Double) {
         // Out of prepare's session and process group: killing either must not reach us.
-        _ = setsid()
-        Self.closeInheritedDescriptors()
+        Processes.startNewSession()
+        Processes.closeInheritedDescriptors()
         Monotonic.sleep(seconds)
 
         let log = AgentLog(paths: paths, command: "watchdog", job: job)
@@ -28,15 +26,6 @@ extension Agent {
             log.note("deadline reached without release")
             _ = finish(current, by: .watchdog, thawed: thawed, log: log)
             log.flush()
-        }
-    }
-
-    /// Closes every descriptor above stderr: an inherited pipe or lock would otherwise stay
-    /// open for as long as the watchdog lives.
-    static func closeInheritedDescriptors() {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
-        for name in names {
-            if let fd = Int32(name), fd > 2 { close(fd) }
         }
     }
 }

@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// The in-guest extension (SPEC 5, 6; B1): pre-script and freeze on `prepare`, thaw and
@@ -92,9 +90,7 @@ public struct Agent: Sendable {
 
     /// Whether `pid` is still this job's watchdog (not a dead one, nor a recycled pid).
     static func watchdogAlive(_ pid: Int32?, job: String) -> Bool {
-        guard let pid, pid > 0, kill(pid, 0) == 0,
-              let data = try? FileSystem.read("/proc/\(pid)/cmdline") else { return false }
-        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let pid, Processes.exists(pid), let arguments = Processes.arguments(of: pid) else { return false }
         return arguments.contains("watchdog") && arguments.contains(job)
     }
 }

@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// The agent's diagnostics, appended to `<root>/var/log/coffre/agent.log`.
@@ -28,11 +29,11 @@ final class AgentLog {
         let text = pending.joined(separator: "\n") + "\n"
         pending.removeAll()
         do {
-            try FileSystem.makeDirectories(paths.logDirectory)
-            if let size = FileSystem.status(paths.logFile)?.size, size > Self.rotateBytes {
+            try FileIO.makeDirectories(paths.logDirectory, mode: 0o700)
+            if let size = FileIO.status(paths.logFile)?.size, size > Self.rotateBytes {
                 _ = rename(paths.logFile, paths.logFile + ".1")
             }
-            try FileSystem.append(Data(text.utf8), to: paths.logFile)
+            try FileIO.append(Array(text.utf8), to: paths.logFile)
         } catch {}
     }
 

@@ -1,3 +1,4 @@
+import CoffreSystem
 /// Where the agent finds and keeps things inside a guest: every guest path is taken under a
 /// root, `/` in a real guest and a VM's guest-root folder under the local fabric (or in tests).
 public struct GuestPaths: Sendable, Equatable {
@@ -8,7 +9,7 @@ public struct GuestPaths: Sendable, Equatable {
     public init(root: String = "/") {
         var path = root.isEmpty ? "/" : root
         if !path.hasPrefix("/") {
-            path = FileSystem.currentDirectory() + "/" + path
+            path = FileIO.currentDirectory() + "/" + path
         }
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         self.root = path

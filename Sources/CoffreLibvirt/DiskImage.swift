@@ -1,5 +1,5 @@
 #if Libvirt
-import Foundation
+import CoffreSystem
 
 /// Reads a disk image's virtual size on this host, for when libvirt cannot tell (a stopped
 /// domain whose file is outside any storage pool).
@@ -10,17 +10,16 @@ enum DiskImage {
     /// The size the guest sees: from the qcow2 header, else the raw file's (or block
     /// device's) length. Nil for other formats or an unreadable file.
     static func virtualSize(path: String, format: String?) -> Int64? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard let fd = try? FileIO.open(path, .readOnly) else { return nil }
+        defer { FileIO.close(fd) }
         var header = [UInt8](repeating: 0, count: 32)
-        let count = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 32, 0) }
-        if count == 32, Array(header[0..<4]) == qcow2Magic {
+        // Bytes past the end read as zeros: a file shorter than the header is no qcow2.
+        guard (try? header.withUnsafeMutableBytes { try FileIO.pread(fd, $0, at: 0, path: path) }) != nil else { return nil }
+        if Array(header[0..<4]) == qcow2Magic {
             return Int64(bitPattern: header[24..<32].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
         }
         guard format == nil || format == "raw" else { return nil }
-        let end = lseek(fd, 0, SEEK_END)  // works for regular files and block devices alike
-        return end >= 0 ? Int64(end) : nil
+        return FileIO.seekEnd(fd)  // works for regular files and block devices alike
     }
 }
 #endif

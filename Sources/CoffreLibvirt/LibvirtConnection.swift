@@ -1,6 +1,7 @@
 #if Libvirt
 import CLibvirt
 import CoffreCore
+import CoffreSystem
 import Foundation
 import Synchronization
 
@@ -99,7 +100,7 @@ public final class LibvirtConnection: @unchecked Sendable {
         try await runOnThread { _ in
             guard let pointer = virDomainLookupByName(self.pointer, name) else {
                 let error = lastLibvirtError("look up domain \(name)", domain: name)
-                if error.code == "VMNotFound" { return nil }
+                if error.code == .vmNotFound { return nil }
                 throw error
             }
             return try LibvirtDomain(connection: self, taking: pointer)

@@ -1,5 +1,6 @@
 #if Libvirt
 public import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// Discovery on one libvirt host: every domain, running or not, persistent or transient, as

@@ -1,6 +1,7 @@
 #if Libvirt
 import CLibvirt
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// libvirt's backup API (pull mode) and checkpoints: what changed-block backups are made of.

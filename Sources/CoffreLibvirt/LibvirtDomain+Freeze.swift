@@ -1,6 +1,7 @@
 #if Libvirt
 import CLibvirt
 import CoffreCore
+import CoffreSystem
 
 /// Application-consistent backups: the guest's file systems frozen while the snapshot is taken.
 extension LibvirtDomain {

@@ -1,6 +1,7 @@
 #if Libvirt
 import CLibvirt
 import CoffreCore
+import CoffreSystem
 public import Foundation
 
 /// qemu-guest-agent through libvirt (`virDomainQemuAgentCommand`): the way into a guest.
@@ -64,7 +65,7 @@ extension LibvirtDomain {
         let value: Any
         do {
             value = try agentCall("guest-get-osinfo", timeoutSeconds: timeoutSeconds)
-        } catch let error as CoffreError where error.code == "GuestAgentError"
+        } catch let error as CoffreError where error.code == .guestAgentError
             && ["not been found", "CommandNotFound", "disabled", "not supported"].contains(where: error.message.contains) {
             return nil
         }

@@ -1,6 +1,7 @@
 #if Libvirt
 import CLibvirt
 import CoffreCore
+import CoffreSystem
 public import Foundation
 
 /// Files in and out of the guest through qemu-guest-agent (`guest-file-*`).

@@ -1,6 +1,7 @@
 #if Libvirt
 import CLibvirt
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// A handle on one domain of a `LibvirtConnection`; released with the handle.

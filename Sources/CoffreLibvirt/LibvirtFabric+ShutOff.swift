@@ -1,10 +1,8 @@
 #if Libvirt
 import CoffreCore
+import CoffreSystem
 import CoffreNBD
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Backups of shut-off domains: libvirt's backup API needs a running QEMU, so each disk file is
 /// exported read-only by `qemu-nbd` instead (nothing changes while the domain is off). The
@@ -16,7 +14,7 @@ extension LibvirtFabric {
         definition: String
     ) async throws -> ShutOffSnapshot {
         for disk in description.disks where disk.type != "file" || disk.source == nil || !["raw", "qcow2", nil].contains(disk.format) {
-            throw CoffreError("UnsupportedDisk",
+            throw CoffreError(.unsupportedDisk,
                               "The disk \(disk.target) of the shut-off domain \(key) is a \(disk.type) \(disk.format ?? "") disk; only raw and qcow2 files can be read while it is off",
                               workaround: "Start the VM: running domains are read through libvirt's backup API")
         }
@@ -56,7 +54,7 @@ extension LibvirtFabric {
             exports.forEach { $0.close() }
             QemuNBDServer.stopAll(in: folder)
             try? FileManager.default.removeItem(atPath: folder)
-            if incremental != nil, let coffreError = error as? CoffreError, coffreError.code == "QemuNBDFailed" {
+            if incremental != nil, let coffreError = error as? CoffreError, coffreError.code == .qemuNBDFailed {
                 // The bitmap is not in the file (deleted, image replaced): read everything.
                 return try await makeShutOffSnapshot(domain, key: key, description: description, id: id, since: nil,
                                                      definition: definition)
@@ -107,9 +105,9 @@ enum QemuNBDServer {
         // With --fork the command returns once the socket accepts connections.
         let (status, message) = try HostCommand.run(
             "/usr/bin/qemu-nbd", arguments + [file], log: pidFile + ".log",
-            missing: CoffreError("QemuNBDMissing", "Cannot run /usr/bin/qemu-nbd", workaround: "apt-get install -y qemu-utils"))
+            missing: CoffreError(.qemuNBDMissing, "Cannot run /usr/bin/qemu-nbd", workaround: "apt-get install -y qemu-utils"))
         guard status == 0 else {
-            throw CoffreError("QemuNBDFailed", "qemu-nbd cannot serve \(file): \(message)",
+            throw CoffreError(.qemuNBDFailed, "qemu-nbd cannot serve \(file): \(message)",
                               workaround: "Check that the domain is still shut off and its disk files readable")
         }
     }
@@ -120,9 +118,9 @@ enum QemuNBDServer {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".pid") {
             guard let text = try? String(contentsOfFile: folder + "/" + name, encoding: .utf8),
                   let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
-            kill(pid, SIGKILL)
+            Processes.send(.kill, to: pid)
             // Wait until it is gone so the domain can start right after (it holds the image lock).
-            for _ in 0..<200 where kill(pid, 0) == 0 { usleep(10_000) }
+            Processes.waitUntilGone(pid, seconds: 2)
         }
     }
 }

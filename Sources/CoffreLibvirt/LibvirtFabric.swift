@@ -1,11 +1,9 @@
 #if Libvirt
 public import CoffreCore
+import CoffreSystem
 import CoffreNBD
 import Foundation
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The VMs of a libvirt host (X1): discovery of every domain, registration by pushing
 /// `coffre-agent` through qemu-guest-agent, backups through libvirt's backup API in pull mode
@@ -124,7 +122,7 @@ public final class LibvirtFabric: Fabric {
         }
         guard let binary = configuration.agentBinary else { return "qemu-guest-agent \(agent.version)" }
         guard FileManager.default.isReadableFile(atPath: binary) else {
-            throw CoffreError("ExtensionPackageMissing", "The coffre-agent to install (\(binary)) cannot be read",
+            throw CoffreError(.extensionPackageMissing, "The coffre-agent to install (\(binary)) cannot be read",
                               workaround: "Build it with scripts/build-agent (a fully static binary) and set the fabric's agentBinary")
         }
         let directory = (configuration.agentGuestPath as NSString).deletingLastPathComponent
@@ -132,7 +130,7 @@ public final class LibvirtFabric: Fabric {
         try await domain.guestUpload(file: binary, to: configuration.agentGuestPath, mode: 0o700)
         let result = try await domain.guestExec(path: configuration.agentGuestPath, arguments: ["version"], timeoutSeconds: 60)
         guard result.exitCode == 0 else {
-            throw CoffreError("ExtensionInstallFailed",
+            throw CoffreError(.extensionInstallFailed,
                               "coffre-agent was copied into \(key) but does not run there (exit \(result.exitCode.map(String.init) ?? "?")): \(result.errorOutput.suffix(300))",
                               workaround: "Check that the guest is x86-64 Linux; build the binary with scripts/build-agent (fully static)")
         }
@@ -277,11 +275,11 @@ public final class LibvirtFabric: Fabric {
     private func makeScratchFolder(_ id: String) throws -> String {
         let folder = scratchFolder(id)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        if let user = getpwnam("libvirt-qemu") {
-            guard chown(folder, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
-                throw CoffreError("ScratchFolderUnusable", "Cannot give \(folder) to libvirt-qemu: \(String(cString: strerror(errno)))",
-                                  workaround: "Point the fabric's scratchDirectory at a local folder root can chown")
-            }
+        do {
+            _ = try FileIO.giveToUser(folder, user: "libvirt-qemu")
+        } catch {
+            throw CoffreError(.scratchFolderUnusable, "Cannot give \(folder) to libvirt-qemu: \(error.message)",
+                              workaround: "Point the fabric's scratchDirectory at a local folder root can chown", cause: error)
         }
         return folder
     }
@@ -294,7 +292,7 @@ public final class LibvirtFabric: Fabric {
             guard Naming.isValid(newName) else { throw CoffreError.invalidName("VM name", newName) }
             let connection = try await connection()
             if try await connection.domain(named: newName) != nil {
-                throw CoffreError("VMAlreadyExists", "The libvirt host already has a domain \(newName)",
+                throw CoffreError(.vmAlreadyExists, "The libvirt host already has a domain \(newName)",
                                   workaround: "Choose another name for the restored VM")
             }
             // The definition kept with the point; points taken before it was kept use the live domain's.
@@ -303,7 +301,7 @@ public final class LibvirtFabric: Fabric {
                 originalXML = try await source.xml(inactive: true)
             }
             guard let originalXML else {
-                throw CoffreError("OriginalDefinitionMissing",
+                throw CoffreError(.originalDefinitionMissing,
                                   "The point holds no definition of \(original.key) and the domain no longer exists; both are needed to create \(newName)",
                                   workaround: "Restore the point to a folder (--to DIR) and define the VM from those disks")
             }
@@ -319,7 +317,7 @@ public final class LibvirtFabric: Fabric {
             let description = try await domain.describe()
             guard !description.state.isActive else { throw CoffreError.vmMustBeStopped(key) }
             for disk in description.disks where disk.type != "file" || !["raw", "qcow2", nil].contains(disk.format) {
-                throw CoffreError("RestoreNotSupported",
+                throw CoffreError(.restoreNotSupported,
                                   "The disk \(disk.target) of \(key) is a \(disk.type) \(disk.format ?? "") disk; only raw and qcow2 files can be replaced",
                                   workaround: "Restore to a folder (--to DIR) and copy the disk by hand")
             }
@@ -390,7 +388,7 @@ struct ReplaceDisksTarget: RestoreTarget {
                 }
                 converted.append((temporary, source))
             }
-            for file in converted { try DiskFiles.replace(file.final, with: file.temporary) }
+            for file in converted { try FileIO.replace(file.final, with: file.temporary) }
         } catch {
             for file in converted { try? FileManager.default.removeItem(atPath: file.temporary) }
             throw error
@@ -409,34 +407,10 @@ struct ReplaceDisksTarget: RestoreTarget {
 func qemuImg(_ arguments: [String]) throws {
     let (status, message) = try HostCommand.run(
         "/usr/bin/qemu-img", arguments, log: NSTemporaryDirectory() + "coffre-qemu-img-\(UUID().uuidString).log",
-        missing: CoffreError("QemuImgMissing", "Cannot run /usr/bin/qemu-img", workaround: "apt-get install -y qemu-utils"))
+        missing: CoffreError(.qemuImgMissing, "Cannot run /usr/bin/qemu-img", workaround: "apt-get install -y qemu-utils"))
     guard status == 0 else {
-        throw CoffreError("QemuImgFailed", "qemu-img \(arguments.joined(separator: " ")) failed: \(message)",
+        throw CoffreError(.qemuImgFailed, "qemu-img \(arguments.joined(separator: " ")) failed: \(message)",
                           workaround: "Check free space next to the VM's disks")
-    }
-}
-
-enum DiskFiles {
-    /// Makes `temporary` durable, then renames it over `final` (same folder: atomic), keeping
-    /// the final file's owner and mode, and makes the rename durable.
-    static func replace(_ final: String, with temporary: String) throws {
-        var info = stat()
-        if stat(final, &info) == 0 {
-            _ = chown(temporary, info.st_uid, info.st_gid)
-            _ = chmod(temporary, info.st_mode & 0o7777)
-        }
-        try sync(temporary, flags: O_RDONLY)
-        guard rename(temporary, final) == 0 else {
-            throw CoffreError("IOError", "Cannot replace \(final): \(String(cString: strerror(errno)))")
-        }
-        try sync((final as NSString).deletingLastPathComponent, flags: O_RDONLY | O_DIRECTORY)
-    }
-
-    private static func sync(_ path: String, flags: Int32) throws {
-        let fd = open(path, flags)
-        guard fd >= 0 else { throw CoffreError("IOError", "Cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw CoffreError("IOError", "Cannot flush \(path): \(String(cString: strerror(errno)))") }
     }
 }
 #endif

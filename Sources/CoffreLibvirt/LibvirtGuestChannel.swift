@@ -22,7 +22,7 @@ struct AgentGuestChannel: GuestChannel {
         let verb = arguments[0]
         let result = try await domain.guestExec(path: agentPath, arguments: arguments, timeoutSeconds: timeoutSeconds)
         guard result.exitCode == 0 else {
-            throw CoffreError("GuestAgentError",
+            throw CoffreError(.guestAgentError,
                               "coffre-agent \(verb) in \(vm) exited with \(result.exitCode.map(String.init) ?? "signal \(result.signal ?? 0)"): \(result.errorOutput.suffix(300))",
                               workaround: "Run `\(agentPath) \(verb) --job …` in the guest to see the full message; its log is /var/log/coffre/agent.log")
         }

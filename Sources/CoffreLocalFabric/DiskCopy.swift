@@ -1,9 +1,5 @@
 import CoffreCore
-import CoffreStorage
-import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import CoffreSystem
 
 /// A point-in-time copy of one disk file: a reflink where the file system shares extents
 /// (btrfs, XFS), else a copy of its data extents that keeps holes as holes.
@@ -14,35 +10,31 @@ enum DiskCopy {
         var bytesCopied: Int64
     }
 
-    /// `_IOW(0x94, 9, int)`: clone the whole source file into the destination.
-    static let ficlone: UInt = 0x4004_9409
     static let bufferSize = 1 << 20
 
+    /// Copies `source` to the new file `destination`. **Blocks**; polls `cancelled` between buffers.
     static func clone(_ source: String, to destination: String, cancelled: CancellationFlag) throws -> Result {
-        let input = try FileIO.open(source, O_RDONLY)
-        defer { close(input) }
-        let output = try FileIO.open(destination, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-        defer { close(output) }
+        let input = try FileIO.open(source, .readOnly)
+        defer { FileIO.close(input) }
+        let output = try FileIO.open(destination, [.writeOnly, .create, .exclusive], mode: 0o600)
+        defer { FileIO.close(output) }
 
-        if ioctl(output, ficlone, input) == 0 {
+        if FileIO.cloneFile(input, into: output) {
             return Result(path: destination, reflinked: true, bytesCopied: 0)
         }
-        var st = stat()
-        guard fstat(input, &st) == 0 else { throw CoffreError.io("stat", source, errno: errno) }
-        let size = Int64(st.st_size)
-        guard ftruncate(output, off_t(size)) == 0 else { throw CoffreError.io("truncate", destination, errno: errno) }
+        let size = try FileIO.status(of: input, path: source).size
+        try FileIO.truncate(output, to: size, path: destination)
 
-        let device = try RawFileDevice(path: source)
         var copied: Int64 = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 4096)
         defer { buffer.deallocate() }
-        for extent in try device.dataExtents(in: 0..<size) {
+        for extent in FileIO.dataExtents(input, in: 0..<size) {
             var offset = extent.lowerBound
             while offset < extent.upperBound {
                 if cancelled.isSet { throw CancellationError() }
                 let count = Int(min(Int64(bufferSize), extent.upperBound - offset))
                 let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
-                try device.read(into: slice, at: offset)
+                try FileIO.pread(input, slice, at: offset, path: source)
                 try FileIO.pwrite(output, UnsafeRawBufferPointer(slice), at: offset, path: destination)
                 offset += Int64(count)
                 copied += Int64(count)

@@ -1,5 +1,5 @@
 public import CoffreCore
-import CoffreStorage
+import CoffreSystem
 import Foundation
 
 /// The embedded-default fabric: VMs as folders of raw disk images, so that anyone can try
@@ -22,7 +22,7 @@ public final class LocalFabric: Fabric {
         public var agentTimeout: Duration = .seconds(300)
 
         public init(root: String) {
-            self.root = FabricFiles.absolute(root)
+            self.root = FileIO.absolutePath(root)
             self.agentCommand = [Self.defaultAgentPath()]
         }
 
@@ -80,17 +80,17 @@ public final class LocalFabric: Fabric {
     /// that registration says what to fix instead of the VM silently missing.
     func scan() throws -> [Entry] {
         let root = configuration.root
-        guard FabricFiles.isFolder(root) else {
-            throw CoffreError("FabricUnreachable", "The local fabric folder \(root) does not exist or cannot be read",
+        guard FileIO.isDirectory(root) else {
+            throw CoffreError(.fabricUnreachable, "The local fabric folder \(root) does not exist or cannot be read",
                               workaround: "Create the folder or fix the fabric's path in coffre.json")
         }
         var entries: [Entry] = []
         var seen: [VMKey: Int] = [:]
         func visit(_ folder: String, parent: String?, depth: Int) {
-            for child in FabricFiles.visibleEntries(folder) {
+            for child in FileIO.visibleEntries(folder) {
                 let path = folder + "/" + child
-                guard FabricFiles.isFolder(path) else { continue }
-                if FabricFiles.exists(path + "/" + Self.definitionFile) {
+                guard FileIO.isDirectory(path) else { continue }
+                if FileIO.hasEntry(path + "/" + Self.definitionFile) {
                     let entry = makeEntry(folder: path, parent: parent)
                     if let first = seen[entry.vm.key] {
                         entries[first].vm.unsupportedFeatures.append(
@@ -109,18 +109,18 @@ public final class LocalFabric: Fabric {
     }
 
     private func makeEntry(folder: String, parent: String?) -> Entry {
-        let folderName = (folder as NSString).lastPathComponent
+        let folderName = FileIO.baseName(folder)
         let defaultService = parent ?? configuration.name
         do {
             let definition = try VMDefinition.load(folder: folder)
             var unsupported = definition.unsupportedFeatures
             let disks = definition.disks.enumerated().map { index, disk in
-                var st = stat()
                 let path = folder + "/" + disk
-                if stat(path, &st) != 0 || (st.st_mode & S_IFMT) != S_IFREG {
+                let status = FileIO.status(path)
+                if status?.kind != .regular {
                     unsupported.append("the disk file \(path) is missing or not a regular file")
                 }
-                return VirtualDisk(name: disk, size: Int64(st.st_size), isOSDisk: index == 0)
+                return VirtualDisk(name: disk, size: status?.size ?? 0, isOSDisk: index == 0)
             }
             let vm = DiscoveredVM(
                 name: definition.name ?? folderName, cloudService: definition.cloudService ?? defaultService,
@@ -156,12 +156,12 @@ public final class LocalFabric: Fabric {
                                       command: configuration.agentCommand, timeout: configuration.agentTimeout)
         let report = try await agent.run(["version"], job: nil)
         guard report.ok, !report.agentVersion.isEmpty else {
-            throw CoffreError("ExtensionInstallFailed",
+            throw CoffreError(.extensionInstallFailed,
                               "coffre-agent did not confirm its version in \(key): \(report.errors.map(\.message).joined(separator: "; "))",
                               workaround: "Run `\(configuration.agentCommand.joined(separator: " ")) version` by hand and fix what it says")
         }
         let versionFile = entry.folder + "/" + Self.extensionVersionFile
-        try FabricFiles.makeFolder((versionFile as NSString).deletingLastPathComponent)
+        try FileIO.makeDirectories(FileIO.directoryName(versionFile))
         try FileIO.writeFileAtomically(versionFile, Array((report.agentVersion + "\n").utf8))
         return report.agentVersion
     }
@@ -180,7 +180,7 @@ public final class LocalFabric: Fabric {
     /// (holes kept); a stopped VM's disks cannot change, so they are read in place.
     public func makeSnapshot(of key: VMKey, id: String) async throws -> any FabricSnapshot {
         let entry = try await requireEntry(key)
-        guard Naming.isValid(id) else { throw CoffreError("InvalidArgument", "'\(id)' is not a valid snapshot name") }
+        guard Naming.isValid(id) else { throw CoffreError(.invalidArgument, "'\(id)' is not a valid snapshot name") }
         let sources = entry.vm.disks.map { entry.folder + "/" + $0.name }
         if entry.vm.powerState == .stopped {
             let devices: [any BlockDevice] = try sources.map { try RawFileDevice(path: $0) }
@@ -188,13 +188,13 @@ public final class LocalFabric: Fabric {
                                  bytesCopied: 0)
         }
         let folder = snapshotFolder(id)
-        try FabricFiles.remove(folder)
-        try FabricFiles.makeFolder(folder)
+        try FileIO.removeTree(folder)
+        try FileIO.makeDirectories(folder)
         do {
             let started = ContinuousClock.now
             let copies = try await runOnThread { cancelled in
                 try sources.map { source in
-                    try DiskCopy.clone(source, to: folder + "/" + (source as NSString).lastPathComponent, cancelled: cancelled)
+                    try DiskCopy.clone(source, to: folder + "/" + FileIO.baseName(source), cancelled: cancelled)
                 }
             }
             let devices: [any BlockDevice] = try copies.map { try RawFileDevice(path: $0.path) }
@@ -203,14 +203,14 @@ public final class LocalFabric: Fabric {
                 : "copied \(ByteSize.format(copied)) in \(formatSeconds((ContinuousClock.now - started).inSeconds)) (this file system cannot reflink)"
             return LocalSnapshot(disks: devices, folder: folder, cost: cost, bytesCopied: copied)
         } catch {
-            try? FabricFiles.remove(folder)
+            try? FileIO.removeTree(folder)
             throw error
         }
     }
 
     public func removeSnapshot(of key: VMKey, id: String) async throws {
         guard Naming.isValid(id) else { return }
-        try FabricFiles.remove(snapshotFolder(id))
+        try FileIO.removeTree(snapshotFolder(id))
     }
 
     func snapshotFolder(_ id: String) -> String {
@@ -223,17 +223,17 @@ public final class LocalFabric: Fabric {
         switch request {
         case .newVM(let newName, let original, _):
             guard !newName.isEmpty, !newName.contains("/"), !newName.hasPrefix(".") else {
-                throw CoffreError("InvalidArgument", "'\(newName)' is not a valid VM name",
+                throw CoffreError(.invalidArgument, "'\(newName)' is not a valid VM name",
                                   workaround: "Use a name without '/' that does not start with a dot")
             }
             let key = VMKey(cloudService: original.cloudService, name: newName)
             let parent = try await parentFolder(for: original)
             let destination = parent + "/" + newName
-            if try await entry(key) != nil || FabricFiles.exists(destination) {
+            if try await entry(key) != nil || FileIO.hasEntry(destination) {
                 throw CoffreError.restoreTargetExists(key, path: destination)
             }
-            let staging = configuration.root + "/" + Self.restoreFolder + "/" + FabricFiles.randomSuffix()
-            try FabricFiles.makeFolder(staging)
+            let staging = configuration.root + "/" + Self.restoreFolder + "/" + randomHex(6)
+            try FileIO.makeDirectories(staging)
             var definition = VMDefinition(
                 name: newName, cloudService: original.cloudService, region: original.region, osType: original.osType,
                 powerState: .stopped, agentVersion: original.agentVersion, disks: original.disks.map(\.name))
@@ -242,15 +242,15 @@ public final class LocalFabric: Fabric {
         case .replaceDisks(let key):
             let entry = try await requireEntry(key)
             guard entry.vm.powerState == .stopped else { throw CoffreError.vmMustBeStopped(key) }
-            let staging = entry.folder + "/.coffre-restore-" + FabricFiles.randomSuffix()
-            try FabricFiles.makeFolder(staging)
+            let staging = entry.folder + "/.coffre-restore-" + randomHex(6)
+            try FileIO.makeDirectories(staging)
             return ReplaceDisksTarget(fabric: self, key: key, staging: staging, folder: entry.folder)
         }
     }
 
     /// Where a new VM beside `original` goes: next to the original's folder, else `<root>/<cloudService>`.
     private func parentFolder(for original: DiscoveredVM) async throws -> String {
-        if let entry = try await entry(original.key) { return (entry.folder as NSString).deletingLastPathComponent }
+        if let entry = try await entry(original.key) { return FileIO.directoryName(entry.folder) }
         return original.cloudService == configuration.name ? configuration.root : configuration.root + "/" + original.cloudService
     }
 }
@@ -258,7 +258,7 @@ public final class LocalFabric: Fabric {
 extension CoffreError {
     /// A restore as a new VM would overwrite an existing VM or folder.
     public static func restoreTargetExists(_ vm: VMKey, path: String) -> CoffreError {
-        CoffreError("VMAlreadyExists", "A VM \(vm) already exists (\(path)); a restore never overwrites a VM",
+        CoffreError(.vmAlreadyExists, "A VM \(vm) already exists (\(path)); a restore never overwrites a VM",
                     workaround: "Choose another name with --as-new-vm, or restore over its disks with --replace-disks --yes")
     }
 }
@@ -272,7 +272,7 @@ struct LocalSnapshot: FabricSnapshot {
     var bytesCopied: Int64
 
     func delete() async throws {
-        if let folder { try FabricFiles.remove(folder) }
+        if let folder { try FileIO.removeTree(folder) }
     }
 }
 
@@ -289,22 +289,22 @@ struct NewVMTarget: RestoreTarget {
     func commit() async throws -> VMKey {
         try await runOnThread { _ in
             for disk in definition.disks {
-                guard FabricFiles.exists(staging + "/" + disk) else {
-                    throw CoffreError("RestoreIncomplete", "The restore did not write the disk \(disk) of \(key)",
+                guard FileIO.hasEntry(staging + "/" + disk) else {
+                    throw CoffreError(.restoreIncomplete, "The restore did not write the disk \(disk) of \(key)",
                                       workaround: "Retry the restore; if it fails again, verify the recovery point")
                 }
             }
             try FileIO.writeFileAtomically(staging + "/" + LocalFabric.definitionFile, Array(try definition.encoded()))
-            let parent = (destination as NSString).deletingLastPathComponent
-            try FabricFiles.makeFolder(parent)
-            guard !FabricFiles.exists(destination) else { throw CoffreError.restoreTargetExists(key, path: destination) }
-            try FabricFiles.rename(staging, to: destination)
+            let parent = FileIO.directoryName(destination)
+            try FileIO.makeDirectories(parent)
+            guard !FileIO.hasEntry(destination) else { throw CoffreError.restoreTargetExists(key, path: destination) }
+            try FileIO.rename(staging, to: destination)
             try FileIO.fsyncDirectory(parent)
         }
         return key
     }
 
-    func abort() async { try? FabricFiles.remove(staging) }
+    func abort() async { try? FileIO.removeTree(staging) }
 }
 
 /// Restored disks written beside a stopped VM's disks, then renamed over them one by one.
@@ -321,12 +321,10 @@ struct ReplaceDisksTarget: RestoreTarget {
         let entry = try await fabric.requireEntry(key)
         guard entry.vm.powerState == .stopped else { throw CoffreError.vmMustBeStopped(key) }
         try await runOnThread { _ in
-            let disks = FabricFiles.visibleEntries(staging)
+            let disks = FileIO.visibleEntries(staging)
             for disk in disks {
-                let fd = try FileIO.open(staging + "/" + disk, O_RDONLY)
-                defer { close(fd) }
-                try FileIO.fsync(fd, path: staging + "/" + disk)
-                try FabricFiles.rename(staging + "/" + disk, to: folder + "/" + disk)
+                try FileIO.fsyncFile(staging + "/" + disk)
+                try FileIO.rename(staging + "/" + disk, to: folder + "/" + disk)
             }
             try FileIO.fsyncDirectory(folder)
             // A disk the VM no longer lists (removed after the point was taken) comes back listed.
@@ -336,10 +334,10 @@ struct ReplaceDisksTarget: RestoreTarget {
                 definition.disks += missing
                 try FileIO.writeFileAtomically(folder + "/" + LocalFabric.definitionFile, Array(try definition.encoded()))
             }
-            try FabricFiles.remove(staging)
+            try FileIO.removeTree(staging)
         }
         return key
     }
 
-    func abort() async { try? FabricFiles.remove(staging) }
+    func abort() async { try? FileIO.removeTree(staging) }
 }

@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// The extension of a local VM: `coffre-agent` run as a subprocess with the VM's guest folder
@@ -26,16 +27,16 @@ struct LocalGuestChannel: GuestChannel {
         do {
             output = try await process.run()
         } catch ChildProcess.Failure.couldNotStart(let code) {
-            throw CoffreError("GuestAgentUnavailable",
-                              "Cannot start coffre-agent (\(command[0])) for \(vm): \(String(cString: strerror(code)))",
+            throw CoffreError(.guestAgentUnavailable,
+                              "Cannot start coffre-agent (\(command[0])) for \(vm): \(errnoDescription(code))",
                               workaround: "Build it next to coffre (`swift build --product coffre-agent`) or put it on PATH")
         } catch ChildProcess.Failure.timedOut {
-            throw CoffreError("GuestAgentTimeout",
+            throw CoffreError(.guestAgentTimeout,
                               "coffre-agent \(verb) for \(vm) did not answer within \(formatSeconds(timeout.inSeconds)); it was stopped",
                               workaround: "Check the VM's pre/post scripts: their timeoutInSeconds must fit in the agent timeout")
         }
         guard output.termination == .exited(0) else {
-            throw CoffreError("GuestAgentError",
+            throw CoffreError(.guestAgentError,
                               "coffre-agent \(verb) for \(vm) \(output.termination): \(output.stderrTail())",
                               workaround: "Run the same command by hand in the guest to see the full message; its log is under var/log/coffre/")
         }

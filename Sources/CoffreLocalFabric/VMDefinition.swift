@@ -97,7 +97,7 @@ extension VMDefinition {
     }
 
     static func invalid(_ path: String, _ detail: String) -> CoffreError {
-        CoffreError("InvalidVMDefinition", "\(path) is not a valid VM definition: \(detail)",
+        CoffreError(.invalidVMDefinition, "\(path) is not a valid VM definition: \(detail)",
                     workaround: "Fix the file (fields in docs/local-fabric.md) or move the VM folder out of the fabric")
     }
 

@@ -177,7 +177,7 @@ struct NBDHandshake {
         let reply: [UInt8]
         do {
             reply = try socket.receive(10 + (noZeroes ? 0 : 124), during: "NBD_OPT_EXPORT_NAME")
-        } catch let error as CoffreError where error.code == "NBDConnectionLost" {
+        } catch let error as CoffreError where error.code == .nbdConnectionLost {
             throw CoffreError.nbdExportNotFound(export, at: endpoint, serverMessage: "the server closed the connection on NBD_OPT_EXPORT_NAME")
         }
         var r = WireReader(reply)

@@ -51,6 +51,6 @@ extension ErrorInfo {
     /// Rebuilds an error kept as code, message and workaround columns; nil when there is none.
     init?(storedCode code: String?, message: String?, workaround: String?) {
         guard let code else { return nil }
-        self.init(code: code, message: message ?? "", workaround: workaround)
+        self.init(code: CoffreError.Code(rawValue: code), message: message ?? "", workaround: workaround)
     }
 }

@@ -11,12 +11,12 @@ public struct APIError: HTTPResponseError, Sendable {
 
     /// The JSON body of every error response.
     public struct Body: Codable, Sendable, Equatable {
-        public var code: String
+        public var code: CoffreError.Code
         public var message: String
         public var workaround: String?
     }
 
-    public init(status: HTTPResponse.Status, code: String, message: String, workaround: String? = nil) {
+    public init(status: HTTPResponse.Status, code: CoffreError.Code, message: String, workaround: String? = nil) {
         self.status = status
         self.body = Body(code: code, message: message, workaround: workaround)
     }
@@ -36,49 +36,92 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     static func unauthenticated() -> APIError {
-        APIError(status: .unauthorized, code: "Unauthenticated", message: "This request needs a token",
+        APIError(status: .unauthorized, code: .unauthenticated, message: "This request needs a token",
                  workaround: "Send 'Authorization: Bearer TOKEN'; the first admin token is in the data folder's admin-token file")
     }
 
     static func unknownToken() -> APIError {
-        APIError(status: .unauthorized, code: "Unauthenticated", message: "This server does not know the token sent",
+        APIError(status: .unauthorized, code: .unauthenticated, message: "This server does not know the token sent",
                  workaround: "Check the token (an admin lists them with `coffre token list`); the first admin token is in the data folder's admin-token file")
     }
 
     static func forbidden(needs: Role, has: Role) -> APIError {
-        APIError(status: .forbidden, code: "Forbidden", message: "This operation needs the \(needs.rawValue) role; the token has \(has.rawValue)",
+        APIError(status: .forbidden, code: .forbidden, message: "This operation needs the \(needs.rawValue) role; the token has \(has.rawValue)",
                  workaround: "Use a token with the \(needs.rawValue) role")
     }
 
-    static func badRequest(_ code: String, _ message: String, workaround: String? = nil) -> APIError {
+    static func badRequest(_ code: CoffreError.Code, _ message: String, workaround: String? = nil) -> APIError {
         APIError(status: .badRequest, code: code, message: message, workaround: workaround)
     }
 
     // MARK: Mapping by code
 
-    /// The HTTP status of each error code; codes not listed are validation errors (400) when
-    /// raised before a job starts, except `InternalError` and the storage failures (500).
-    static let statusByCode: [String: HTTPResponse.Status] = [
-        // 404: the thing named does not exist.
-        "VMNotFound": .notFound, "PolicyNotFound": .notFound, "JobNotFound": .notFound,
-        "RecoveryPointNotFound": .notFound, "PointNotFound": .notFound, "FabricNotFound": .notFound,
-        "NotProtected": .notFound, "NoRecoveryPoint": .notFound, "RouteNotFound": .notFound,
-        // 409: the request is valid but the current state forbids it.
-        "AnotherOperationInProgress": .conflict, "DiscoveryInProgress": .conflict, "AlreadyProtected": .conflict,
-        "AlreadyRegistered": .conflict, "PolicyAlreadyExists": .conflict, "JobNotRunning": .conflict,
-        "ProtectionStopped": .conflict, "ItemSoftDeleted": .conflict, "ItemNotSoftDeleted": .conflict,
-        "ProtectionNotStopped": .conflict, "VMNotRegistered": .conflict, "VMVanished": .conflict,
-        "RestoreTargetExists": .conflict, "AmbiguousVMName": .conflict,
+    /// The HTTP status of every code of the catalogue, by what the code says of the request.
+    /// Every code is listed exactly once: `APIErrorStatusTests` fails on one that is missing.
+    static let statusGroups: [(HTTPResponse.Status, [CoffreError.Code])] = [
+        // 400: the request itself is wrong; sent again unchanged it fails again.
+        (.badRequest, [
+            .badRequest, .invalidRequest, .invalidForm, .invalidFilter, .invalidArgument, .invalidName, .invalidDate,
+            .invalidSchedule, .invalidRetention, .invalidRetainUntil, .invalidRestoreTarget, .invalidDiskFormat,
+            .invalidBlockSize, .invalidPercent, .invalidOption, .invalidServer, .serverRequired, .confirmationRequired,
+            .diskSizeUnaligned, .duplicateDiskName, .noDisks, .diskNotFound, .tooManyDataDisks, .vmNotInVaultRegion,
+            .unsupportedConfiguration, .unsupportedDisk, .restoreNotSupported,
+        ]),
         // 401/403: who is asking.
-        "Unauthenticated": .unauthorized, "Forbidden": .forbidden,
-        // 500: the server failed.
-        "InternalError": .internalServerError, "IOError": .internalServerError, "ChunkDamaged": .internalServerError,
-        "ChunkMissing": .internalServerError, "WrongEncryptionKey": .internalServerError,
-        "EncryptionKeyMissing": .internalServerError, "VaultNotFound": .internalServerError,
-        "VaultFormatUnsupported": .internalServerError,
+        (.unauthorized, [.unauthenticated, .tokenMissing]),
+        (.forbidden, [.forbidden, .crossSiteRequest]),
+        // 404: the thing named does not exist.
+        (.notFound, [
+            .vmNotFound, .policyNotFound, .jobNotFound, .recoveryPointNotFound, .pointNotFound, .fabricNotFound,
+            .notProtected, .noRecoveryPoint, .routeNotFound,
+        ]),
+        (.methodNotAllowed, [.methodNotAllowed]),
+        // 409: the request is valid but the current state forbids it.
+        (.conflict, [
+            .anotherOperationInProgress, .discoveryInProgress, .alreadyProtected, .alreadyRegistered,
+            .policyAlreadyExists, .jobNotRunning, .protectionStopped, .itemSoftDeleted, .itemNotSoftDeleted,
+            .protectionNotStopped, .vmNotRegistered, .vmVanished, .restoreTargetExists, .ambiguousVMName,
+            .vmAlreadyExists, .vmMustBeStopped, .vmNotRunning, .vmAgentNotFound, .vmAgentOutdated, .vaultBusy,
+            .vaultAlreadyExists, .originalDefinitionMissing, .invalidVMDefinition, .agentBusy, .guestAlreadyFrozen,
+            .guestAlreadyPrepared, .notPrepared,
+        ]),
+        // 500: this server failed (its storage, its catalog, its host tools).
+        (.internalServerError, [
+            .internalError, .ioError, .chunkDamaged, .chunkMissing, .indexDamaged, .wrongEncryptionKey,
+            .encryptionKeyMissing, .vaultNotFound, .vaultFormatUnsupported, .catalogFailed, .catalogUnreadable,
+            .backupInternalError, .discoveryInternalError, .restoreIncomplete, .jobInterrupted, .invalidConfiguration,
+            .libvirtNotBuilt, .extensionPackageMissing, .scratchFolderUnusable, .qemuImgMissing, .qemuImgFailed,
+            .qemuNBDMissing, .qemuNBDFailed,
+        ]),
+        // 502: what the server relies on (a fabric, a guest, its extension, an NBD server) failed.
+        (.badGateway, [
+            .fabricUnreachable, .libvirtError, .guestUnreachable, .guestAgentUnavailable, .guestAgentError,
+            .extensionInstallFailed, .guestPrepareFailed, .guestReleaseFailed, .agentStateDamaged, .freezeFailed,
+            .thawFailed, .thawedByWatchdog, .watchdogFailed, .incorrectJSONConfigFile, .incorrectPluginhostFile,
+            .insufficientPermissionForPreScript, .insufficientPermissionForPostScript, .preScriptExecutionFailed,
+            .postScriptExecutionFailed, .preScriptNotFound, .postScriptNotFound, .preScriptTimeout, .postScriptTimeout,
+            .nbdConnectFailed, .nbdConnectionLost, .nbdExportNotFound, .nbdInvalidRequest, .nbdMetaContextUnavailable,
+            .nbdNegotiationFailed, .nbdProtocolError, .nbdServerError, .serverUnreachable, .unexpectedResponse,
+        ]),
+        // 503: try again later.
+        (.serviceUnavailable, [.catalogBusy, .cancelled]),
+        // 504: something the server waited for took too long.
+        (.gatewayTimeout, [
+            .guestAgentTimeout, .extensionInstallTimeout, .snapshotTimeout, .backupCopyTimeout, .nbdTimeout,
+        ]),
     ]
 
-    static func status(of code: String) -> HTTPResponse.Status {
-        statusByCode[code] ?? .badRequest
+    static let statusByCode: [CoffreError.Code: HTTPResponse.Status] = {
+        var table: [CoffreError.Code: HTTPResponse.Status] = [:]
+        for (status, codes) in statusGroups {
+            for code in codes { table[code] = status }
+        }
+        return table
+    }()
+
+    /// The status of a code. Every code of the catalogue has one; a code this version does not
+    /// know (a newer guest's report) is this server failing to handle it: 500.
+    static func status(of code: CoffreError.Code) -> HTTPResponse.Status {
+        statusByCode[code] ?? .internalServerError
     }
 }

@@ -19,22 +19,22 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as ErrorInfo {
             throw APIError(error.error)
         } catch let error as DecodingError {
-            throw APIError.badRequest("InvalidRequest", "The request body is not valid: \(Self.describe(error))",
+            throw APIError.badRequest(.invalidRequest, "The request body is not valid: \(Self.describe(error))",
                                       workaround: "See /api/v1/openapi.json for the expected body")
         } catch let error as HTTPError where error.status == .notFound && !APIRoutes.methods(forPath: request.uri.path).isEmpty {
             let allowed = APIRoutes.methods(forPath: request.uri.path)
-            var failure = APIError(status: .methodNotAllowed, code: "MethodNotAllowed",
+            var failure = APIError(status: .methodNotAllowed, code: .methodNotAllowed,
                                    message: "\(request.uri.path) does not answer \(request.method.rawValue)",
                                    workaround: "Use \(allowed.joined(separator: " or "))")
             failure.allow = allowed.joined(separator: ", ")
             throw failure
         } catch let error as HTTPError {
-            let code = error.status == .notFound ? "RouteNotFound" : "InvalidRequest"
+            let code: CoffreError.Code = error.status == .notFound ? .routeNotFound : .invalidRequest
             throw APIError(status: error.status, code: code, message: error.body ?? error.status.reasonPhrase,
                            workaround: error.status == .notFound ? "See /api/v1/openapi.json for the routes" : nil)
         } catch {
             logger.error("\(request.method) \(request.uri.path) failed", metadata: ["error": "\(error)"])
-            throw APIError(status: .internalServerError, code: "InternalError", message: "The server failed: \(error)",
+            throw APIError(status: .internalServerError, code: .internalError, message: "The server failed: \(error)",
                            workaround: "Retry; if it fails again, report it with the server's log")
         }
     }

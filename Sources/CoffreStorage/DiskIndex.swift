@@ -13,7 +13,7 @@ public enum DiskIndex {
 
     /// Decodes a list of ids (a page or a root).
     public static func ids(_ bytes: [UInt8]) throws -> [ChunkID] {
-        guard bytes.count % 32 == 0 else { throw CoffreError("IndexDamaged", "An index object has a partial entry") }
+        guard bytes.count % 32 == 0 else { throw CoffreError(.indexDamaged, "An index object has a partial entry") }
         return bytes.withUnsafeBytes { raw in
             (0..<(bytes.count / 32)).map { ChunkID(bytes: UnsafeRawBufferPointer(rebasing: raw[($0 * 32)...])) }
         }

@@ -1,8 +1,6 @@
 import CoffreCore
+import CoffreSystem
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The key file of an encrypted vault: 32 random bytes, stored as 64 hex digits (or raw).
 enum KeyFile {
@@ -37,8 +35,8 @@ enum KeyFile {
         var g = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
         let text = key.map { String(format: "%02x", $0) }.joined() + "\n"
-        let fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-        defer { close(fd) }
+        let fd = try FileIO.open(path, [.writeOnly, .create, .exclusive], mode: 0o600)
+        defer { FileIO.close(fd) }
         try FileIO.write(fd, Array(text.utf8), path: path)
         try FileIO.fsync(fd, path: path)
         return key

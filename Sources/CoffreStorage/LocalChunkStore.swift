@@ -1,9 +1,6 @@
 public import CoffreCore
-import CShims
+import CoffreSystem
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A chunk store in a local folder.
 ///
@@ -58,18 +55,14 @@ public final class LocalChunkStore: ChunkStore {
 
     public func contains(_ kind: ObjectKind, _ id: ChunkID, refresh: Bool) throws -> Bool {
         let p = path(kind, id)
-        if refresh {
-            if utimensat(AT_FDCWD, p, nil, 0) == 0 { return true }
-            if errno == ENOENT { return false }
-            throw CoffreError.io("touch", p, errno: errno)
-        }
+        if refresh { return try FileIO.touch(p) }
         return FileIO.exists(p) || FileIO.exists(p + ".gc")
     }
 
     public func storedSize(_ kind: ObjectKind, _ id: ChunkID) -> Int64? {
         let p = path(kind, id)
-        guard let st = FileIO.lstatOrNil(p) ?? FileIO.lstatOrNil(p + ".gc") else { return nil }
-        return Int64(st.st_size)
+        guard let status = FileIO.linkStatus(p) ?? FileIO.linkStatus(p + ".gc") else { return nil }
+        return status.size
     }
 
     public func forEachObject(_ kind: ObjectKind, _ body: (ChunkID, Int64) throws -> Void) throws {
@@ -77,9 +70,9 @@ public final class LocalChunkStore: ChunkStore {
             let dir = "\(root)/\(kind.folder)/\(Self.shardName(shard))"
             for name in try FileIO.list(dir) {
                 let hex = name.hasSuffix(".gc") ? String(name.dropLast(3)) : name
-                guard let id = ChunkID(hex: hex), let st = FileIO.lstatOrNil("\(dir)/\(name)") else { continue }
+                guard let id = ChunkID(hex: hex), let status = FileIO.linkStatus("\(dir)/\(name)") else { continue }
                 if name.hasSuffix(".gc"), FileIO.exists("\(dir)/\(hex)") { continue }
-                try body(id, Int64(st.st_size))
+                try body(id, status.size)
             }
         }
     }
@@ -99,43 +92,44 @@ public final class LocalChunkStore: ChunkStore {
     }
 
     public func removeManifest(_ name: String) throws {
-        let p = "\(root)/points/\(name)"
-        if unlink(p) != 0 { throw CoffreError.io("unlink", p, errno: errno) }
+        try FileIO.remove("\(root)/points/\(name)")
         try FileIO.fsyncDirectory("\(root)/points")
     }
 
     // MARK: Sessions
 
     public func beginSession(purpose: String, protecting roots: [ChunkID]) throws -> any WriteSession {
-        let lock = try FileIO.open("\(root)/gc.lock", O_RDWR | O_CREAT, mode: 0o644)
-        defer { close(lock) }
-        try Self.lock(lock, LOCK_SH, path: "\(root)/gc.lock")
+        let lock = try lockCollection(.shared)
+        defer { FileIO.close(lock) }
         let session = try LocalWriteSession(store: self, purpose: purpose, roots: roots)
-        coffre_flock(lock, LOCK_UN)
+        FileIO.unlock(lock)
         return session
     }
 
-    static func lock(_ fd: Int32, _ operation: Int32, path: String) throws {
-        while coffre_flock(fd, operation) != 0 {
-            if errno == EINTR { continue }
-            throw CoffreError.io("lock", path, errno: errno)
+    /// Opens `gc.lock` and takes it: shared by sessions and verify, exclusive by collection.
+    private func lockCollection(_ kind: FileIO.LockKind) throws -> Int32 {
+        let path = "\(root)/gc.lock"
+        let lock = try FileIO.open(path, [.readWrite, .create], mode: 0o644)
+        do {
+            try FileIO.lock(lock, kind, path: path)
+        } catch {
+            FileIO.close(lock)
+            throw error
         }
+        return lock
     }
 
     public func withCollectionPaused<T>(_ body: () throws -> T) throws -> T {
-        let lock = try FileIO.open("\(root)/gc.lock", O_RDWR | O_CREAT, mode: 0o644)
-        defer { close(lock) }
-        try Self.lock(lock, LOCK_SH, path: "\(root)/gc.lock")
+        let lock = try lockCollection(.shared)
+        defer { FileIO.close(lock) }
         return try body()
     }
 
     // MARK: Collection
 
     public func collectGarbage(mark: ([ChunkID]) throws -> MarkSet) throws -> CollectionReport {
-        let lockPath = "\(root)/gc.lock"
-        let lock = try FileIO.open(lockPath, O_RDWR | O_CREAT, mode: 0o644)
-        defer { close(lock) }
-        try Self.lock(lock, LOCK_EX, path: lockPath)
+        let lock = try lockCollection(.exclusive)
+        defer { FileIO.close(lock) }
 
         var report = CollectionReport()
         let (live, stale) = try liveSessions()
@@ -151,7 +145,11 @@ public final class LocalChunkStore: ChunkStore {
                 for name in try FileIO.list(dir) where name.hasSuffix(".gc") {
                     // Left by a collection that was killed between its rename and its decision.
                     let original = "\(dir)/\(name.dropLast(3))"
-                    if FileIO.exists(original) { unlink("\(dir)/\(name)") } else { rename("\(dir)/\(name)", original) }
+                    if FileIO.exists(original) {
+                        FileIO.unlink("\(dir)/\(name)")
+                    } else {
+                        _ = try FileIO.renameIfPresent("\(dir)/\(name)", to: original)
+                    }
                 }
                 for name in try FileIO.list(dir) {
                     guard let id = ChunkID(hex: name) else { continue }
@@ -179,35 +177,27 @@ public final class LocalChunkStore: ChunkStore {
     private func removeAbandonedManifestFiles(olderThan cutoff: Double?) {
         let folder = "\(root)/points"
         for name in (try? FileIO.list(folder)) ?? [] where name.hasPrefix(".tmp-") {
-            guard let st = FileIO.lstatOrNil("\(folder)/\(name)") else { continue }
-            if let cutoff, Self.modificationTime(st) >= cutoff { continue }
-            unlink("\(folder)/\(name)")
+            guard let status = FileIO.linkStatus("\(folder)/\(name)") else { continue }
+            if let cutoff, status.modificationTime >= cutoff { continue }
+            FileIO.unlink("\(folder)/\(name)")
         }
-    }
-
-    /// Seconds since the epoch, comparable with a session's `started`.
-    static func modificationTime(_ st: stat) -> Double {
-        Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
     }
 
     /// Removes an unreferenced object unless a running writer may be using it; returns its size when removed.
     private func removeUnlessYoung(_ p: String, cutoff: Double?) throws -> Int64? {
-        func isYoung(_ st: stat) -> Bool {
+        func isYoung(_ status: FileIO.Status) -> Bool {
             guard let cutoff else { return false }
-            return Self.modificationTime(st) >= cutoff
+            return status.modificationTime >= cutoff
         }
-        guard let st = FileIO.lstatOrNil(p), !isYoung(st) else { return nil }
+        guard let status = FileIO.linkStatus(p), !isYoung(status) else { return nil }
         let trash = p + ".gc"
-        guard rename(p, trash) == 0 else {
-            if errno == ENOENT { return nil }
-            throw CoffreError.io("rename", p, errno: errno)
-        }
-        if let again = FileIO.lstatOrNil(trash), isYoung(again) {
-            rename(trash, p)
+        guard try FileIO.renameIfPresent(p, to: trash) else { return nil }
+        if let again = FileIO.linkStatus(trash), isYoung(again) {
+            try FileIO.rename(trash, to: p)
             return nil
         }
-        unlink(trash)
-        return Int64(st.st_size)
+        try FileIO.remove(trash)
+        return status.size
     }
 
     struct SessionInfo: Codable {
@@ -225,13 +215,12 @@ public final class LocalChunkStore: ChunkStore {
         var stale = 0
         for name in try FileIO.list("\(root)/leases") {
             let p = "\(root)/leases/\(name)"
-            let fd = Glibc.open(p, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
-            if coffre_flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            guard let fd = try FileIO.openIfPresent(p, .readOnly) else { continue }
+            defer { FileIO.close(fd) }
+            if try FileIO.tryLock(fd, .shared, path: p) {
                 // Nobody holds it: its process is gone.
-                unlink(p)
-                FileIO.removeTree("\(root)/tmp/\(name)")
+                FileIO.unlink(p)
+                try FileIO.removeTree("\(root)/tmp/\(name)")
                 stale += 1
                 continue
             }
@@ -245,7 +234,7 @@ public final class LocalChunkStore: ChunkStore {
             live.append((info.started, info.roots.compactMap { ChunkID(hex: $0) }))
         }
         for name in try FileIO.list("\(root)/tmp") where !liveNames.contains(name) {
-            FileIO.removeTree("\(root)/tmp/\(name)")
+            try FileIO.removeTree("\(root)/tmp/\(name)")
         }
         return (live, stale)
     }
@@ -263,21 +252,21 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
 
     init(store: LocalChunkStore, purpose: String, roots: [ChunkID]) throws {
         self.store = store
-        name = "\(purpose)-\(getpid())-\(randomHex(8))"
+        name = "\(purpose)-\(Processes.currentID)-\(randomHex(8))"
         leasePath = "\(store.root)/leases/\(name)"
         staging = "\(store.root)/tmp/\(name)"
-        leaseFD = try FileIO.open(leasePath, O_RDWR | O_CREAT | O_EXCL, mode: 0o644)
+        leaseFD = try FileIO.open(leasePath, [.readWrite, .create, .exclusive], mode: 0o644)
         do {
-            try LocalChunkStore.lock(leaseFD, LOCK_EX, path: leasePath)
+            try FileIO.lock(leaseFD, .exclusive, path: leasePath)
             // Two seconds early: file times are coarser than the clock.
             let info = LocalChunkStore.SessionInfo(
-                purpose: purpose, pid: getpid(),
+                purpose: purpose, pid: Processes.currentID,
                 started: Date().timeIntervalSince1970 - 2, roots: roots.map(\.hex))
             try FileIO.write(leaseFD, Array(try JSONEncoder().encode(info)), path: leasePath)
             try FileIO.makeDirectory(staging)
         } catch {
-            Glibc.close(leaseFD)
-            unlink(leasePath)
+            FileIO.close(leaseFD)
+            FileIO.unlink(leasePath)
             throw error
         }
     }
@@ -293,20 +282,12 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
 
     func stage(_ kind: ObjectKind, _ id: ChunkID, _ frame: UnsafeRawBufferPointer) throws -> Bool {
         let p = stagedPath(kind, id)
-        var fd = Glibc.open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 && errno == ENOENT {
-            try FileIO.makeDirectory(FileIO.directoryName(p))
-            fd = Glibc.open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        }
-        if fd < 0 {
-            if errno == EEXIST { return false }
-            throw CoffreError.io("create", p, errno: errno)
-        }
-        defer { Glibc.close(fd) }
+        guard let fd = try FileIO.createIfAbsent(p, makingParent: true) else { return false }  // staged already
+        defer { FileIO.close(fd) }
         do {
             try FileIO.pwrite(fd, frame, at: 0, path: p)
         } catch {
-            unlink(p)
+            FileIO.unlink(p)
             throw error
         }
         return true
@@ -323,10 +304,7 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
                 guard let dash = name.firstIndex(of: "-"),
                       let raw = UInt8(name[..<dash]), let kind = ObjectKind(rawValue: raw),
                       let id = ChunkID(hex: name[name.index(after: dash)...]) else { continue }
-                let target = store.path(kind, id)
-                if rename("\(staging)/\(shard)/\(name)", target) != 0 {
-                    throw CoffreError.io("rename", target, errno: errno)
-                }
+                try FileIO.rename("\(staging)/\(shard)/\(name)", to: store.path(kind, id))
             }
         }
         try FileIO.syncFileSystem(of: store.root)
@@ -337,8 +315,8 @@ final class LocalWriteSession: WriteSession, @unchecked Sendable {
         defer { lock.unlock() }
         guard !closed else { return }
         closed = true
-        FileIO.removeTree(staging)
-        unlink(leasePath)
-        Glibc.close(leaseFD)
+        try? FileIO.removeTree(staging)
+        FileIO.unlink(leasePath)
+        FileIO.close(leaseFD)
     }
 }

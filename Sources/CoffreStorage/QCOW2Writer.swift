@@ -1,8 +1,6 @@
 import CoffreCore
+import CoffreSystem
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Writes a fresh qcow2 image (version 3, no backing file, 16-bit refcounts) in one pass, as
 /// a restore produces it: data arrives in any order from several threads, only once per
@@ -61,11 +59,11 @@ final class QCOW2Writer: Sendable {
         let cs = Int64(Self.clusterSize)
         let end = offset + Int64(bytes.count)
         guard offset >= 0, end <= size else {
-            throw CoffreError("IOError", "A write at \(offset)..<\(end) is outside the \(size)-byte disk of \(path)")
+            throw CoffreError(.ioError, "A write at \(offset)..<\(end) is outside the \(size)-byte disk of \(path)")
         }
         // Host offset of each touched guest cluster.
         let hosts = try state.withLock { s -> [Int64] in
-            guard !s.finished else { throw CoffreError("IOError", "\(path) is already finished") }
+            guard !s.finished else { throw CoffreError(.ioError, "\(path) is already finished") }
             return (offset / cs...(end - 1) / cs).map { cluster in
                 let (l1, l2) = (Int(cluster / Int64(Self.l2Entries)), Int(cluster % Int64(Self.l2Entries)))
                 if let entry = s.tables[l1]?[l2], entry != 0 { return Int64(entry & ~Self.copied) }
@@ -96,7 +94,7 @@ final class QCOW2Writer: Sendable {
     /// Writes the metadata and then the header. The caller makes the file durable.
     func finish() throws {
         let layout = try state.withLock { s -> Layout in
-            guard !s.finished else { throw CoffreError("IOError", "\(path) is already finished") }
+            guard !s.finished else { throw CoffreError(.ioError, "\(path) is already finished") }
             s.finished = true
             return Layout(size: size, dataEnd: s.nextCluster, tables: s.tables.keys.sorted())
         }

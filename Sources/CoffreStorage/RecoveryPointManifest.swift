@@ -1,4 +1,5 @@
 public import CoffreCore
+import CoffreSystem
 public import Foundation
 
 /// A recovery point as stored in the vault: which item, when, and one index root per disk.

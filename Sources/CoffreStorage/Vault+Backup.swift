@@ -1,5 +1,5 @@
 public import CoffreCore
-import CShims
+import CoffreSystem
 import Foundation
 import Synchronization
 
@@ -18,7 +18,7 @@ extension Vault {
         item: String, disks: [any BlockDevice], progress: ProgressHandler? = nil
     ) async throws -> RecoveryPointManifest {
         guard Naming.isValid(item) else { throw CoffreError.invalidName("Item name", item) }
-        guard !disks.isEmpty else { throw CoffreError("NoDisks", "A backup needs at least one disk") }
+        guard !disks.isEmpty else { throw CoffreError(.noDisks, "A backup needs at least one disk") }
         var seen = Set<String>()
         for disk in disks {
             guard Naming.isValid(disk.name) else { throw CoffreError.invalidName("Disk name", disk.name) }
@@ -88,7 +88,7 @@ extension Vault {
             }
             return (base, session)
         }
-        throw CoffreError("VaultBusy", "The item's recovery points keep changing while the backup starts",
+        throw CoffreError(.vaultBusy, "The item's recovery points keep changing while the backup starts",
                           workaround: "Retry when no expiry is running on this item")
     }
 }
@@ -213,7 +213,7 @@ final class BackupJob: Sendable {
             let id: ChunkID? = try worker.block.withUnsafeMutableBytes { raw in
                 let buffer = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
                 try disk.read(into: buffer, at: offset)
-                if coffre_is_zero(buffer.baseAddress, length) != 0 { return nil }
+                if FileIO.isZero(UnsafeRawBufferPointer(buffer)) { return nil }
                 return vault.codec.id(of: UnsafeRawBufferPointer(buffer))
             }
             local.readBytes += Int64(length)

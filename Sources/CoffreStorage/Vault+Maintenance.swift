@@ -122,7 +122,7 @@ extension Vault {
         func check(_ kind: ObjectKind, _ id: ChunkID) {
             do {
                 _ = try load(kind, id, with: workspace)
-            } catch let error as CoffreError where error.code == "ChunkMissing" {
+            } catch let error as CoffreError where error.code == .chunkMissing {
                 missing.insert(id)
             } catch {
                 damaged.insert(id)
@@ -155,7 +155,7 @@ extension Vault {
                 if damaged.contains(id) || missing.contains(id) { bad = true; return [] }
                 do {
                     return try loadIDs(id, with: workspace)
-                } catch let error as CoffreError where error.code == "ChunkMissing" {
+                } catch let error as CoffreError where error.code == .chunkMissing {
                     missing.insert(id)
                 } catch {
                     damaged.insert(id)

@@ -1,10 +1,7 @@
 import CoffreCore
-import CShims
+import CoffreSystem
 import Foundation
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Vault {
     /// Restores every disk of a point into `directory` as sparse raw files named after the
@@ -37,22 +34,22 @@ extension Vault {
         var directFiles: [Int32] = []
         var partials: [String] = []
         defer {
-            (files + directFiles.filter { $0 >= 0 }).forEach { close($0) }
-            partials.forEach { unlink($0) }
+            (files + directFiles.filter { $0 >= 0 }).forEach(FileIO.close)
+            partials.forEach(FileIO.unlink)
         }
         var units: [RestoreUnit] = []
         var sinks: [any DiskSink] = []
         for (index, disk) in manifest.disks.enumerated() {
             let partial = "\(directory)/.\(disk.name).coffre-partial-\(randomHex(4))"
-            let fd = try FileIO.open(partial, O_RDWR | O_CREAT | O_EXCL, mode: 0o600)
+            let fd = try FileIO.open(partial, [.readWrite, .create, .exclusive], mode: 0o600)
             files.append(fd)
             partials.append(partial)
             // Whole blocks bypass the page cache (see RestoreJob); -1 where the file system refuses O_DIRECT.
-            let direct = Glibc.open(partial, O_WRONLY | coffre_O_DIRECT | O_CLOEXEC)
+            let direct = FileIO.openOptional(partial, [.writeOnly, .direct])
             directFiles.append(direct)
             switch format {
             case .raw:
-                if ftruncate(fd, off_t(disk.size)) != 0 { throw CoffreError.io("truncate", partial, errno: errno) }
+                try FileIO.truncate(fd, to: disk.size, path: partial)
                 sinks.append(RawSink(file: fd, direct: direct, path: partial))
             case .qcow2:
                 sinks.append(try QCOW2Writer(file: fd, direct: direct, path: partial, size: disk.size, disk: disk.name))
@@ -68,7 +65,7 @@ extension Vault {
         for (index, target) in targets.enumerated() {
             try sinks[index].finish()
             try FileIO.fsync(files[index], path: partials[index])
-            if rename(partials[index], target) != 0 { throw CoffreError.io("rename", target, errno: errno) }
+            try FileIO.rename(partials[index], to: target)
         }
         partials = []
         try FileIO.fsyncDirectory(directory)
@@ -159,10 +156,9 @@ final class RestoreJob: Sendable {
                     (worker.buffer.baseAddress! + worker.runLength).copyMemory(from: block.baseAddress!, byteCount: expected)
                     worker.runLength += expected
                 }
-            } catch let error as CoffreError where error.code == "ChunkMissing" || error.code == "ChunkDamaged" {
-                throw CoffreError(error.code,
-                                  "\(error.message) (point \(manifest.id), disk \(disk.name), block \(offset / blockSize))",
-                                  workaround: error.workaround)
+            } catch var error as CoffreError where error.code == .chunkMissing || error.code == .chunkDamaged {
+                error.message += " (point \(manifest.id), disk \(disk.name), block \(offset / blockSize))"
+                throw error
             }
             local.writtenBytes += Int64(expected)
         }

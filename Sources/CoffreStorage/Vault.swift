@@ -1,4 +1,5 @@
 public import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// A Coffre vault: a configuration, a chunk store, and the recovery points in it.
@@ -107,7 +108,7 @@ public final class Vault: Sendable {
             let manifest: RecoveryPointManifest
             do {
                 manifest = try RecoveryPointManifest.decode(bytes, name: name, with: workspace)
-            } catch let error as CoffreError where skippingDamaged && error.code == "ChunkDamaged" {
+            } catch let error as CoffreError where skippingDamaged && error.code == .chunkDamaged {
                 continue
             }
             if item == nil || manifest.item == item { points.append(manifest) }

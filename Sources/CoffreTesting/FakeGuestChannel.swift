@@ -60,7 +60,7 @@ public final class FakeGuestChannel: GuestChannel {
             return AgentReport(command: "prepare", job: job, agentVersion: "1.0.0", frozen: true, frozenFileSystems: ["/"],
                                consistency: .fileSystemConsistent, scripts: [failed], errors: [error])
         case .unreachable:
-            throw CoffreError("GuestUnreachable", "The guest agent did not answer")
+            throw CoffreError(.guestUnreachable, "The guest agent did not answer")
         case .slow(let duration):
             try await Task.sleep(for: duration)
             return AgentReport(command: "prepare", job: job, agentVersion: "1.0.0", frozen: true,
@@ -85,7 +85,7 @@ public final class FakeGuestChannel: GuestChannel {
             return AgentReport(command: "release", job: job, agentVersion: "1.0.0", ok: false, consistency: .fileSystemConsistent,
                                freezeDurationMilliseconds: 42, scripts: [script], errors: [error])
         case .unreachable:
-            throw CoffreError("GuestUnreachable", "The guest agent did not answer")
+            throw CoffreError(.guestUnreachable, "The guest agent did not answer")
         default:
             return AgentReport(command: "release", job: job, agentVersion: "1.0.0", consistency: .fileSystemConsistent,
                                freezeDurationMilliseconds: 42)

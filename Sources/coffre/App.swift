@@ -130,7 +130,7 @@ struct AppOptions: ParsableArguments {
         configuration.agentBinary = entry.agentBinary.map { path($0, $0) }
         return LibvirtFabric(configuration: configuration)
         #else
-        throw CoffreError("LibvirtNotBuilt", "coffre.json names the libvirt fabric '\(entry.name)', but this coffre was built without libvirt",
+        throw CoffreError(.libvirtNotBuilt, "coffre.json names the libvirt fabric '\(entry.name)', but this coffre was built without libvirt",
                           workaround: "Build with `swift build -c release --traits Libvirt` (needs libvirt-dev), or remove libvirtFabrics from coffre.json")
         #endif
     }
@@ -146,7 +146,7 @@ struct AppOptions: ParsableArguments {
         do {
             return try JSONDecoder().decode(AppConfiguration.self, from: data)
         } catch {
-            throw CoffreError("InvalidConfiguration", "\(path) is not valid: \(error)",
+            throw CoffreError(.invalidConfiguration, "\(path) is not valid: \(error)",
                               workaround: "Fix the file or remove it to get the defaults back")
         }
     }

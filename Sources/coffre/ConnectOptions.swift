@@ -30,7 +30,7 @@ struct ConnectOptions: ParsableArguments {
     func connect() async throws -> any ControlPlane {
         guard serverURL != nil else { return LocalControlPlane(engine: try await app.makeEngine()) }
         if app.data != nil {
-            throw CoffreError("InvalidOption", "Give either --server or --data, not both",
+            throw CoffreError(.invalidOption, "Give either --server or --data, not both",
                               workaround: "--data names a folder this process opens; with --server the server uses its own")
         }
         return try remote()
@@ -39,7 +39,7 @@ struct ConnectOptions: ParsableArguments {
     /// The server, for what exists only there (tokens).
     func remote() throws -> RemoteControlPlane {
         guard let url = serverURL else {
-            throw CoffreError("ServerRequired", "This command talks to a running server",
+            throw CoffreError(.serverRequired, "This command talks to a running server",
                               workaround: "Give --server URL (or COFFRE_SERVER) and an admin token")
         }
         return try RemoteControlPlane(server: url, token: try resolveToken())
@@ -49,14 +49,14 @@ struct ConnectOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         if let token = token ?? environment["COFFRE_TOKEN"], !token.isEmpty { return token }
         guard let path = tokenFile ?? environment["COFFRE_TOKEN_FILE"], !path.isEmpty else {
-            throw CoffreError("TokenMissing", "--server needs a token",
+            throw CoffreError(.tokenMissing, "--server needs a token",
                               workaround: "Give --token-file PATH (the server's first admin token is in its data folder's admin-token file), --token or COFFRE_TOKEN")
         }
         guard let data = FileManager.default.contents(atPath: path),
               case let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines),
               !text.isEmpty
         else {
-            throw CoffreError("TokenMissing", "Cannot read a token from \(path)", workaround: "Check the path and that the file holds the token")
+            throw CoffreError(.tokenMissing, "Cannot read a token from \(path)", workaround: "Check the path and that the file holds the token")
         }
         return text
     }

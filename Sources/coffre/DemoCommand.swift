@@ -87,7 +87,7 @@ enum DemoFabric {
     private static func writeDisk(_ path: String, size: Int, seed: UInt64) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil),
               let handle = FileHandle(forWritingAtPath: path)
-        else { throw CoffreError("IOError", "Cannot create \(path)", workaround: "Check permissions and free space") }
+        else { throw CoffreError(.ioError, "Cannot create \(path)", workaround: "Check permissions and free space") }
         defer { try? handle.close() }
         try handle.truncate(atOffset: UInt64(size))
         let region = min(1 << 20, size / 4)

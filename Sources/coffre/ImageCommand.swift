@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoffreCore
+import CoffreSystem
 import CoffreStorage
 import Foundation
 

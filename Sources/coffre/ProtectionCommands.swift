@@ -136,7 +136,7 @@ struct RestoreCommand: AsyncParsableCommand {
         try await reportingErrors {
             let diskFormat = try DiskFormat(parsing: format ?? "raw")
             if format != nil, to == nil {
-                throw CoffreError("InvalidOption", "--format applies to --to only",
+                throw CoffreError(.invalidOption, "--format applies to --to only",
                                   workaround: "A new VM or replaced disks get the format the fabric uses for them")
             }
             let destinations: [RestoreDestination] = [
@@ -145,7 +145,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 replaceDisks ? .replaceDisks(confirmed: yes) : nil,
             ].compactMap { $0 }
             guard destinations.count == 1 else {
-                throw CoffreError("InvalidRestoreTarget", "Give exactly one of --to DIR, --as-new-vm NAME, --replace-disks")
+                throw CoffreError(.invalidRestoreTarget, "Give exactly one of --to DIR, --as-new-vm NAME, --replace-disks")
             }
             let plane = try await options.connect()
             let job = try await plane.restore(vm, point: point, to: destinations[0])
@@ -169,7 +169,7 @@ struct StopProtectionCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             guard retainData != deleteData else {
-                throw CoffreError("InvalidOption", "Give exactly one of --retain-data and --delete-data")
+                throw CoffreError(.invalidOption, "Give exactly one of --retain-data and --delete-data")
             }
             let plane = try await options.connect()
             _ = try await JobOutput.wait(plane, try await plane.stopProtection(vm, deleteData: deleteData))

@@ -21,7 +21,7 @@ struct RemoteControlPlane: ControlPlane {
         var base = server.trimmingCharacters(in: .whitespaces)
         while base.hasSuffix("/") { base.removeLast() }
         guard let url = URL(string: base), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-            throw CoffreError("InvalidServer", "'\(server)' is not an http(s) URL",
+            throw CoffreError(.invalidServer, "'\(server)' is not an http(s) URL",
                               workaround: "Give the address `coffre serve` prints, e.g. --server http://127.0.0.1:8080")
         }
         self.server = base
@@ -124,7 +124,7 @@ struct RemoteControlPlane: ControlPlane {
         do {
             return try APIJSON.decoder.decode(T.self, from: data)
         } catch {
-            throw CoffreError("UnexpectedResponse", "The server's answer to \(method) \(path) is not what this coffre expects: \(error)",
+            throw CoffreError(.unexpectedResponse, "The server's answer to \(method) \(path) is not what this coffre expects: \(error)",
                               workaround: "Use a coffre CLI of the same version as the server")
         }
     }
@@ -145,7 +145,7 @@ struct RemoteControlPlane: ControlPlane {
         } catch let error as CoffreError {
             throw error
         } catch {
-            throw CoffreError("ServerUnreachable", "Cannot reach the Coffre server at \(server): \(error)",
+            throw CoffreError(.serverUnreachable, "Cannot reach the Coffre server at \(server): \(error)",
                               workaround: "Check --server (or COFFRE_SERVER) and that `coffre serve` runs there")
         }
     }
@@ -155,6 +155,6 @@ struct RemoteControlPlane: ControlPlane {
         if let body = try? APIJSON.decoder.decode(APIError.Body.self, from: data) {
             return CoffreError(body.code, body.message, workaround: body.workaround)
         }
-        return CoffreError("UnexpectedResponse", "HTTP \(status.code) from \(path): \(String(decoding: data.prefix(200), as: UTF8.self))")
+        return CoffreError(.unexpectedResponse, "HTTP \(status.code) from \(path): \(String(decoding: data.prefix(200), as: UTF8.self))")
     }
 }

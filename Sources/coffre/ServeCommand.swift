@@ -2,6 +2,7 @@ import ArgumentParser
 import CoffreCore
 import CoffreEngine
 import CoffreServer
+import CoffreSystem
 import Foundation
 import Logging
 import Metrics
@@ -36,7 +37,9 @@ struct ServeCommand: AsyncParsableCommand {
                 if !created.isEmpty { say("Created \(created.count) sample VMs in \(dataPath)/fabric") }
             }
             let engine = try await app.makeEngine()
-            let (tokens, newTokenFile) = try TokenStore.openCreatingAdmin(dataFolder: dataPath)
+            let (tokens, newTokenFile) = try TokenStore.openCreatingAdmin(dataFolder: dataPath) { path, bytes in
+                try FileIO.writeFileAtomically(path, bytes, mode: 0o600)
+            }
             if let newTokenFile { say("Admin token written to \(newTokenFile) (mode 600); send it as 'Authorization: Bearer TOKEN'") }
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

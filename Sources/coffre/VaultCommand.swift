@@ -80,7 +80,7 @@ struct VaultCommand: AsyncParsableCommand {
             var clean = true
             try await reportingErrors {
                 guard (0...100).contains(percent) else {
-                    throw CoffreError("InvalidPercent", "--percent must be between 0 and 100")
+                    throw CoffreError(.invalidPercent, "--percent must be between 0 and 100")
                 }
                 let report = try options.open().verify(percent: percent)
                 clean = report.clean

@@ -36,7 +36,7 @@ import Testing
         try h.addVM("noagent")
         try await h.protect(["up", "down", "quiet", "noagent"])
         h.fabric.guest(up).behavior = .unreachable
-        h.fabric.guest(quiet).behavior = .preScriptFailsAndContinues(ErrorInfo(code: "PreScriptExecutionFailed", message: "pre-script exited 1"))
+        h.fabric.guest(quiet).behavior = .preScriptFailsAndContinues(ErrorInfo(code: .preScriptExecutionFailed, message: "pre-script exited 1"))
         try h.edit(VMKey(cloudService: "prod", name: "down")) { $0["powerState"] = "stopped" }
         #expect(try await h.backup("up").consistency == .crashConsistent)
         let stopped = try await h.backup("down")
@@ -44,18 +44,18 @@ import Testing
         #expect(stopped.guest.reason.contains("stopped"))
         let downgraded = try await h.backup("quiet")
         #expect(downgraded.consistency == .fileSystemConsistent)
-        #expect(downgraded.guest.errors.map(\.code) == ["PreScriptExecutionFailed"])
+        #expect(downgraded.guest.errors.map(\.code) == [.preScriptExecutionFailed])
         // continueBackupOnFailure=false on a multi-disk VM: the agent refuses and the job fails.
-        h.fabric.guest(quiet).behavior = .refuses(ErrorInfo(code: "PreScriptExecutionFailed", message: "pre-script exited 1", workaround: "fix it"))
+        h.fabric.guest(quiet).behavior = .refuses(ErrorInfo(code: .preScriptExecutionFailed, message: "pre-script exited 1", workaround: "fix it"))
         let refused = try await h.finish(try await h.engine.backupNow("quiet"))
         #expect(refused.status == .failed)
-        #expect(refused.error?.code == "PreScriptExecutionFailed")
+        #expect(refused.error?.code == .preScriptExecutionFailed)
         // The same for a post-script: release says the backup must fail; no point, no snapshot left.
         let before = try await h.catalog.points(item: try #require(try await h.catalog.item(for: quiet)).id).count
-        h.fabric.guest(quiet).behavior = .postScriptRefuses(ErrorInfo(code: "PostScriptExecutionFailed", message: "post-script exited 1", workaround: "fix it"))
+        h.fabric.guest(quiet).behavior = .postScriptRefuses(ErrorInfo(code: .postScriptExecutionFailed, message: "post-script exited 1", workaround: "fix it"))
         let refusedAfter = try await h.finish(try await h.engine.backupNow("quiet"))
         #expect(refusedAfter.status == .failed)
-        #expect(refusedAfter.error?.code == "PostScriptExecutionFailed")
+        #expect(refusedAfter.error?.code == .postScriptExecutionFailed)
         #expect(try await h.catalog.points(item: try #require(try await h.catalog.item(for: quiet)).id).count == before)
         #expect(h.fabric.get(\.liveSnapshots).isEmpty)
         // The VM agent vanished: the seed's "install the VM agent first".
@@ -138,7 +138,7 @@ import Testing
         h.fabric.set { $0.failReads = true }
         let failed = try await h.finish(try await h.engine.backupNow("web01"))
         #expect(failed.status == .failed)
-        #expect(failed.error?.code == "BackupInternalError")
+        #expect(failed.error?.code == .backupInternalError)
         #expect(h.fabric.get(\.liveSnapshots).isEmpty)
         let item = try #require(try await h.catalog.item(for: key))
         #expect(try await h.catalog.points(item: item.id).count == 1)

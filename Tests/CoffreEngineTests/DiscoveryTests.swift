@@ -57,7 +57,7 @@ import Testing
         let job = try await h.finish(try await h.engine.discover())
         #expect(job.status == .failed)
         let error = try #require(job.error)
-        #expect(error.code == "DiscoveryInternalError")
+        #expect(error.code == .discoveryInternalError)
         #expect(error.message.contains("'fabric1'"))
         #expect(error.message.contains("Wait a few minutes and retry"))
         #expect(error.workaround == "Retry the discovery after 15 minutes")

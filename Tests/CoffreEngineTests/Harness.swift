@@ -168,7 +168,7 @@ final class Harness: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         Issue.record("timed out waiting for \(what)")
-        throw CoffreError("Timeout", what)
+        throw CancellationError()
     }
 }
 

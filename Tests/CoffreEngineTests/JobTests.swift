@@ -60,7 +60,7 @@ import Testing
         #expect((transfer.bytes ?? 0) > 0)
         #expect(backup.progress.readBytes >= 200_000)
         #expect(backup.progress.scannedBytes == backup.progress.totalBytes)
-        #expect(failed.error?.code == "VMNotRunning")
+        #expect(failed.error?.code == .vmNotRunning)
         #expect(failed.error?.workaround != nil)
         #expect(failed.steps.first?.status == .failed)
     }
@@ -85,7 +85,7 @@ import Testing
         h.fabric.set { $0.failReads = true }
         let broken = try await h.finish(try await h.engine.backupNow("web01"))
         h.fabric.set { $0.failReads = false }
-        #expect(broken.error?.code == "BackupInternalError")
+        #expect(broken.error?.code == .backupInternalError)
         #expect(broken.error?.workaround?.contains("--retain-data") == true)
 
         // The rest of the table is triggered elsewhere: SnapshotTimeout (B1), ExtensionInstallFailed
@@ -98,7 +98,7 @@ import Testing
             .backupInternalError(key, detail: "d"), .extensionInstallFailed(key),
         ]
         #expect(Set(table.map(\.code)).count == table.count)
-        for error in table where error.code != "DiscoveryInProgress" && error.code != "TooManyDataDisks" {
+        for error in table where error.code != .discoveryInProgress && error.code != .tooManyDataDisks {
             #expect(error.workaround?.isEmpty == false, "\(error.code)")
         }
         // Nothing of the failed jobs is visible; the next backup works.

@@ -25,14 +25,14 @@ import Testing
         #expect(weekend.schedule.latestSlot(atOrBefore: utc("2026-11-27T12:00:00Z")) == utc("2026-11-22T06:00:00Z"))
 
         // Limits, with clear errors; Coffre allows more than Azure's preview and says so.
-        let invalid: [(Policy, String)] = [
-            (Policy(name: "a", schedule: nightly.schedule, retention: Retention(days: 0)), "InvalidRetention"),
-            (Policy(name: "b", schedule: nightly.schedule, retention: Retention(days: 10_000)), "InvalidRetention"),
-            (Policy(name: "c", schedule: weekend.schedule, retention: Retention(days: 3)), "InvalidRetention"),
-            (Policy(name: "d", schedule: nightly.schedule, retention: Retention(days: 7, weeks: 0)), "InvalidRetention"),
-            (Policy(name: "e", schedule: .daily(at: TimeOfDay(hour: 1, minute: 0), timeZone: "Mars/Olympus"), retention: Retention(days: 7)), "InvalidSchedule"),
-            (Policy(name: "f", schedule: .weekly(on: [], at: TimeOfDay(hour: 1, minute: 0)), retention: Retention(days: 7)), "InvalidSchedule"),
-            (Policy(name: "bad name", schedule: nightly.schedule, retention: Retention(days: 7)), "InvalidName"),
+        let invalid: [(Policy, CoffreError.Code)] = [
+            (Policy(name: "a", schedule: nightly.schedule, retention: Retention(days: 0)), .invalidRetention),
+            (Policy(name: "b", schedule: nightly.schedule, retention: Retention(days: 10_000)), .invalidRetention),
+            (Policy(name: "c", schedule: weekend.schedule, retention: Retention(days: 3)), .invalidRetention),
+            (Policy(name: "d", schedule: nightly.schedule, retention: Retention(days: 7, weeks: 0)), .invalidRetention),
+            (Policy(name: "e", schedule: .daily(at: TimeOfDay(hour: 1, minute: 0), timeZone: "Mars/Olympus"), retention: Retention(days: 7)), .invalidSchedule),
+            (Policy(name: "f", schedule: .weekly(on: [], at: TimeOfDay(hour: 1, minute: 0)), retention: Retention(days: 7)), .invalidSchedule),
+            (Policy(name: "bad name", schedule: nightly.schedule, retention: Retention(days: 7)), .invalidName),
         ]
         for (policy, code) in invalid {
             await #expect(throws: CoffreError.self) { try await h.engine.createPolicy(policy) }

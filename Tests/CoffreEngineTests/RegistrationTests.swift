@@ -47,7 +47,7 @@ import Testing
         #expect(offered.sorted() == ["prod/web", "test/web"])
         // A bare name is ambiguous; cloudService/name is not.
         let ambiguous = await h.engine.register(["web"])
-        #expect(ambiguous.errors.first?.error.code == "AmbiguousVMName")
+        #expect(ambiguous.errors.first?.error.code == .ambiguousVMName)
         let far = await h.engine.register(["far"])
         #expect(far.errors.first?.error == .vmNotInVaultRegion(VMKey(cloudService: "prod", name: "far"), region: "us-east", vaultRegion: Harness.region))
         try await h.succeed(try #require(await h.engine.register(["test/web"]).jobs.first))

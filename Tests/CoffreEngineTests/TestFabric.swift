@@ -64,7 +64,7 @@ final class TestFabric: Fabric {
         log("discover")
         while get(\.discoverGate) { try await Task.sleep(for: .milliseconds(5)) }
         if get(\.unreachable) {
-            throw CoffreError("FabricUnreachable", "Cannot read \(root): connection refused")
+            throw CoffreError(.fabricUnreachable, "Cannot read \(root): connection refused")
         }
         return try await inner.discover()
     }

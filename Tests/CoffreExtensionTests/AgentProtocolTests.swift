@@ -76,7 +76,7 @@ struct AgentProtocolTests {
         let root = try GuestRoot()
         defer { root.cleanUp() }
         let report = try root.report(["release", "--job", "nobody"])
-        #expect(!report.ok && report.codes == ["NotPrepared"])
+        #expect(!report.ok && report.codes == [.notPrepared])
     }
 
     @Test("A second prepare before release is refused; the first job still releases")
@@ -85,7 +85,7 @@ struct AgentProtocolTests {
         defer { root.cleanUp() }
         _ = try root.report(["prepare", "--job", "first", "--no-freeze"])
         let second = try root.report(["prepare", "--job", "second", "--no-freeze"])
-        #expect(!second.ok && second.codes == ["GuestAlreadyPrepared"])
+        #expect(!second.ok && second.codes == [.guestAlreadyPrepared])
         #expect(try root.state()?["job"] as? String == "first")
         #expect(try root.report(["release", "--job", "first"]).ok)
         #expect(try root.report(["prepare", "--job", "second", "--no-freeze"]).ok)
@@ -100,7 +100,7 @@ struct AgentProtocolTests {
         let fd = open(root.host("/var/lib/coffre/agent.lock"), O_RDONLY | O_CREAT, 0o600)
         #expect(fd >= 0 && flock(fd, LOCK_EX) == 0)
         let busy = try root.report(["prepare", "--job", "j", "--no-freeze"])
-        #expect(!busy.ok && busy.codes == ["AgentBusy"])
+        #expect(!busy.ok && busy.codes == [.agentBusy])
         #expect(try root.state() == nil, "a refused prepare writes nothing")
         close(fd)
         #expect(try root.report(["prepare", "--job", "j", "--no-freeze"]).ok)
@@ -113,7 +113,7 @@ struct AgentProtocolTests {
         defer { root.cleanUp() }
         try root.scripts(pre: "exit 1", post: "echo resumed >> \"\(root.host("/post-runs"))\"", config: ["continueBackupOnFailure": false])
         let multi = try root.report(["prepare", "--job", "multi", "--disks", "3", "--no-freeze"])
-        #expect(!multi.ok && multi.codes == ["PreScriptExecutionFailed"] && multi.consistency == .crashConsistent)
+        #expect(!multi.ok && multi.codes == [.preScriptExecutionFailed] && multi.consistency == .crashConsistent)
         // The backup fails and the engine will not release an unfrozen guest: prepare resumed
         // the application itself, stopped no watchdog because it started none, and freed the guest.
         #expect(multi.scripts.map(\.phase) == [.pre, .post])
@@ -125,7 +125,7 @@ struct AgentProtocolTests {
         #expect(late.command == "release" && late.scripts.map(\.phase) == [.post])
         #expect(try String(contentsOfFile: root.host("/post-runs"), encoding: .utf8) == "resumed\n")
         let single = try root.report(["prepare", "--job", "single", "--disks", "1", "--no-freeze"])
-        #expect(single.ok && single.consistency == .crashConsistent && single.codes == ["PreScriptExecutionFailed"])
+        #expect(single.ok && single.consistency == .crashConsistent && single.codes == [.preScriptExecutionFailed])
         #expect(single.scripts.map(\.phase) == [.pre])
         let released = try root.report(["release", "--job", "single"])
         #expect(released.ok && released.consistency == .crashConsistent)
@@ -139,10 +139,10 @@ struct AgentProtocolTests {
         try root.scripts(pre: nil, post: "exit 5", config: ["continueBackupOnFailure": false])
         #expect(try root.report(["prepare", "--job", "multi", "--disks", "2", "--no-freeze"]).ok)
         let multi = try root.report(["release", "--job", "multi"])
-        #expect(!multi.ok && multi.codes == ["PostScriptExecutionFailed"])
+        #expect(!multi.ok && multi.codes == [.postScriptExecutionFailed])
         #expect(try root.report(["prepare", "--job", "single", "--disks", "1", "--no-freeze"]).ok)
         let single = try root.report(["release", "--job", "single"])
-        #expect(single.ok && single.codes == ["PostScriptExecutionFailed"] && single.consistency == .crashConsistent)
+        #expect(single.ok && single.codes == [.postScriptExecutionFailed] && single.consistency == .crashConsistent)
     }
 
     @Test("Retries through the agent: 2 retries make a twice-failing pre-script succeed on its 3rd run")

@@ -62,7 +62,7 @@ struct ErrorCodeTests {
             return
         }
         #expect(info.code == catalogue.code, sourceLocation: sourceLocation)
-        guard let seed = Self.seed001[info.code] else {
+        guard let seed = Self.seed001[info.code.rawValue] else {
             Issue.record("\(info.code) is not in seed 001's table", sourceLocation: sourceLocation)
             return
         }
@@ -88,7 +88,7 @@ struct ErrorCodeTests {
         try root.script("/opt/pre.sh", "echo failing; exit 3")
         try root.config(["preScriptLocation": "/opt/pre.sh"])
         let (prepared, released) = try cycle(root)
-        expectSeedText(prepared.error("PreScriptExecutionFailed"), .scriptExecutionFailed(.pre, detail: nil))
+        expectSeedText(prepared.error(.preScriptExecutionFailed), .scriptExecutionFailed(.pre, detail: nil))
         #expect(prepared.ok, "continueBackupOnFailure defaults to true")
         #expect(prepared.scripts.first?.attempts.map(\.exitCode) == [3])
         #expect(prepared.scripts.first?.attempts.first?.outputTail == "failing\n")
@@ -104,7 +104,7 @@ struct ErrorCodeTests {
         try root.config(["postScriptLocation": "/opt/post.sh", "postScriptNoOfRetries": 1, "ScriptsExecutionPollTimeSeconds": 1])
         let (prepared, released) = try cycle(root)
         #expect(prepared.errors.isEmpty)
-        expectSeedText(released.error("PostScriptExecutionFailed"), .scriptExecutionFailed(.post, detail: nil))
+        expectSeedText(released.error(.postScriptExecutionFailed), .scriptExecutionFailed(.post, detail: nil))
         #expect(released.scripts.first?.attempts.map(\.exitCode) == [4, 4])
         #expect(released.ok)
     }
@@ -115,8 +115,8 @@ struct ErrorCodeTests {
         defer { root.cleanUp() }
         try root.config(["preScriptLocation": "/opt/missing.sh"])
         let (prepared, _) = try cycle(root)
-        expectSeedText(prepared.error("PreScriptNotFound"), .scriptNotFound(.pre, detail: nil))
-        #expect(prepared.error("PreScriptNotFound")?.message.contains("/opt/missing.sh") == true)
+        expectSeedText(prepared.error(.preScriptNotFound), .scriptNotFound(.pre, detail: nil))
+        #expect(prepared.error(.preScriptNotFound)?.message.contains("/opt/missing.sh") == true)
         #expect(prepared.scripts.first?.attempts.isEmpty == true)
     }
 
@@ -127,7 +127,7 @@ struct ErrorCodeTests {
         try FileManager.default.createDirectory(atPath: root.host("/opt/post.d"), withIntermediateDirectories: true)
         try root.config(["postScriptLocation": "/opt/post.d"])
         let (_, released) = try cycle(root)
-        expectSeedText(released.error("PostScriptNotFound"), .scriptNotFound(.post, detail: nil))
+        expectSeedText(released.error(.postScriptNotFound), .scriptNotFound(.post, detail: nil))
     }
 
     @Test("IncorrectPluginhostFile: a damaged VMSnapshotPluginHost.conf; no script runs")
@@ -137,7 +137,7 @@ struct ErrorCodeTests {
         try root.scripts(pre: "touch \"\(root.host("/pre-ran"))\"", post: "touch \"\(root.host("/post-ran"))\"")
         try root.write("/etc/coffre/VMSnapshotPluginHost.conf", "\u{0}\u{1}garbage, not an ini file\n", mode: 0o600)
         let (prepared, released) = try cycle(root)
-        expectSeedText(prepared.error("IncorrectPluginhostFile"), .incorrectPluginhostFile(detail: nil))
+        expectSeedText(prepared.error(.incorrectPluginhostFile), .incorrectPluginhostFile(detail: nil))
         #expect(!ran(root, "/pre-ran") && !ran(root, "/post-ran"))
         #expect(prepared.ok && released.ok)
     }
@@ -153,7 +153,7 @@ struct ErrorCodeTests {
         try root.script("/opt/pre.sh", "touch \"\(root.host("/pre-ran"))\"")
         try root.write("/etc/coffre/VMSnapshotScriptPluginConfig.json", text, mode: 0o600)
         let (prepared, _) = try cycle(root)
-        expectSeedText(prepared.error("IncorrectJSONConfigFile"), .incorrectJSONConfigFile(detail: nil))
+        expectSeedText(prepared.error(.incorrectJSONConfigFile), .incorrectJSONConfigFile(detail: nil))
         #expect(!ran(root, "/pre-ran"))
         #expect(prepared.ok)
     }
@@ -167,8 +167,8 @@ struct ErrorCodeTests {
         try root.script("/opt/pre.sh", "touch \"\(root.host("/pre-ran"))\"", mode: mode, uid: uid)
         try root.config(["preScriptLocation": "/opt/pre.sh"])
         let (prepared, _) = try cycle(root)
-        expectSeedText(prepared.error("InsufficientPermissionforPre-Script"), .insufficientPermission(.pre, detail: nil))
-        #expect(prepared.error("InsufficientPermissionforPre-Script")?.message.contains("mode \(String(mode, radix: 8))") == true)
+        expectSeedText(prepared.error(.insufficientPermissionForPreScript), .insufficientPermission(.pre, detail: nil))
+        #expect(prepared.error(.insufficientPermissionForPreScript)?.message.contains("mode \(String(mode, radix: 8))") == true)
         #expect(!ran(root, "/pre-ran"))
     }
 
@@ -179,7 +179,7 @@ struct ErrorCodeTests {
         try root.script("/opt/post.sh", "touch \"\(root.host("/post-ran"))\"", mode: 0o722)
         try root.config(["postScriptLocation": "/opt/post.sh"])
         let (_, released) = try cycle(root)
-        expectSeedText(released.error("InsufficientPermissionforPost-Script"), .insufficientPermission(.post, detail: nil))
+        expectSeedText(released.error(.insufficientPermissionForPostScript), .insufficientPermission(.post, detail: nil))
         #expect(!ran(root, "/post-ran"))
     }
 
@@ -190,7 +190,7 @@ struct ErrorCodeTests {
         try root.script("/opt/pre.sh", "touch \"\(root.host("/pre-ran"))\"")
         try root.config(["preScriptLocation": "/opt/pre.sh"], mode: 0o644)
         let (prepared, _) = try cycle(root)
-        let error = prepared.error("InsufficientPermissionforPre-Script")
+        let error = prepared.error(.insufficientPermissionForPreScript)
         expectSeedText(error, .insufficientPermission(.pre, detail: nil))
         #expect(error?.message.contains("VMSnapshotScriptPluginConfig.json") == true)
         #expect(!ran(root, "/pre-ran"))
@@ -206,8 +206,8 @@ struct ErrorCodeTests {
         try root.config(["preScriptLocation": "/opt/pre.sh", "timeoutInSeconds": 1], folder: "/etc/azure")
         let run = try root.run(["prepare", "--job", "job-1", "--no-freeze"])
         let prepared = try run.report()
-        expectSeedText(prepared.error("PreScriptTimeout"), .scriptTimeout(.pre, configDirectory: "/etc/azure", detail: nil))
-        #expect(prepared.error("PreScriptTimeout")?.workaround?.hasSuffix("located in /etc/azure") == true)
+        expectSeedText(prepared.error(.preScriptTimeout), .scriptTimeout(.pre, configDirectory: "/etc/azure", detail: nil))
+        #expect(prepared.error(.preScriptTimeout)?.workaround?.hasSuffix("located in /etc/azure") == true)
         #expect(prepared.scripts.first?.attempts.first?.timedOut == true)
         #expect(prepared.scripts.first?.attempts.first?.exitCode == nil)
         #expect(run.seconds < 10)
@@ -234,8 +234,8 @@ struct ErrorCodeTests {
         try root.script("/opt/post.sh", "sleep 60")
         try root.config(["postScriptLocation": "/opt/post.sh", "timeoutInSeconds": 1])
         let (_, released) = try cycle(root)
-        expectSeedText(released.error("PostScriptTimeout"), .scriptTimeout(.post, configDirectory: "/etc/coffre", detail: nil))
-        #expect(released.error("PostScriptTimeout")?.workaround?.hasSuffix("located in /etc/coffre") == true)
+        expectSeedText(released.error(.postScriptTimeout), .scriptTimeout(.post, configDirectory: "/etc/coffre", detail: nil))
+        #expect(released.error(.postScriptTimeout)?.workaround?.hasSuffix("located in /etc/coffre") == true)
         #expect(released.scripts.first?.attempts.first?.timedOut == true)
     }
 }

@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 @testable import CoffreExtension
 import Foundation
 import Testing
@@ -54,7 +55,7 @@ struct FreezerTests {
             // A second prepare is refused at once, without writing to the frozen guest.
             let second = try root.run(["prepare", "--job", "j2"])
             let refused = try second.report()
-            #expect(!refused.ok && refused.codes == ["GuestAlreadyFrozen"] && refused.frozen)
+            #expect(!refused.ok && refused.codes == [.guestAlreadyFrozen] && refused.frozen)
             #expect(second.seconds < 5)
             #expect(!writer.finished)
 
@@ -136,13 +137,13 @@ struct FreezerTests {
             #expect(prepared.frozen && prepared.consistency == .applicationConsistent)
             let tolerant = try root.report(["release", "--job", "a"])
             #expect(tolerant.ok && !tolerant.frozen && tolerant.consistency == .fileSystemConsistent)
-            #expect(tolerant.codes == ["PostScriptExecutionFailed"])
+            #expect(tolerant.codes == [.postScriptExecutionFailed])
             #expect(tolerant.scripts.first?.attempts.first?.outputTail == "cannot resume\n")
 
             try root.scripts(pre: "exit 0", post: "echo cannot resume; exit 2", config: ["continueBackupOnFailure": false])
             #expect(try root.report(["prepare", "--job", "b", "--disks", "2"]).frozen)
             let strict = try root.report(["release", "--job", "b"])
-            #expect(!strict.ok && !strict.frozen && strict.codes == ["PostScriptExecutionFailed"])
+            #expect(!strict.ok && !strict.frozen && strict.codes == [.postScriptExecutionFailed])
             #expect(try root.report(["prepare", "--job", "c", "--disks", "1"]).frozen)
             let single = try root.report(["release", "--job", "c"])
             #expect(single.ok && !single.frozen && single.consistency == .crashConsistent)
@@ -161,7 +162,7 @@ struct FreezerTests {
             #expect(Date().timeIntervalSince(started) >= 2.5, "thawed before the deadline")
             #expect(Processes.wait(upTo: 5) { root.watchdog == nil })
             let released = try root.report(["release", "--job", "j"])
-            #expect(released.codes == ["ThawedByWatchdog"])
+            #expect(released.codes == [.thawedByWatchdog])
             #expect(released.consistency == .crashConsistent)
             #expect(!released.frozen)
         }
@@ -176,7 +177,7 @@ struct FreezerTests {
             let line = agent.err.fileHandleForReading.availableData
             #expect(String(decoding: line, as: UTF8.self).contains("frozen, holding"))
             let watchdog = try #require(root.watchdog, "no watchdog running")
-            #expect(CoffreExtension.Agent.sessionID(of: watchdog) == watchdog, "the watchdog is not in its own session")
+            #expect(CoffreSystem.Processes.sessionID(of: watchdog) == watchdog, "the watchdog is not in its own session")
 
             kill(agent.process.processIdentifier, SIGKILL)
             agent.process.waitUntilExit()
@@ -186,7 +187,7 @@ struct FreezerTests {
             #expect(!writer.finished, "not frozen after the kill")
             #expect(writer.wait(upTo: 15), "the watchdog did not thaw")
             let released = try root.report(["release", "--job", "j"])
-            #expect(released.codes == ["ThawedByWatchdog"] && released.consistency == .crashConsistent)
+            #expect(released.codes == [.thawedByWatchdog] && released.consistency == .crashConsistent)
         }
     }
 
@@ -199,7 +200,7 @@ struct FreezerTests {
             #expect(Shell.run(["fsfreeze", "-f", data.mountPoint]).status == 0)
             let prepared = try root.report(["prepare", "--job", "j", "--disks", "2"])
             data.thaw()
-            #expect(prepared.codes == ["FreezeFailed"])
+            #expect(prepared.codes == [.freezeFailed])
             #expect(!prepared.frozen && prepared.consistency == .crashConsistent)
             let writer = try startWriter(root, &writers, file: "/mnt/other/written")
             #expect(writer.finished, "/mnt/other was left frozen")

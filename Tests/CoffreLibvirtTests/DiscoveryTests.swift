@@ -50,20 +50,20 @@ struct DiscoveryTests {
     @Test func agentOfAStoppedDomainIsAClearError() async throws {
         let domain = try await TestHost.connect().requireDomain(named: TestHost.stoppedDomain)
         let error = try await #require(throws: CoffreError.self) { try await domain.guestPing() }
-        #expect(["VMNotRunning", "GuestAgentUnavailable"].contains(error.code), "\(error)")
+        #expect([.vmNotRunning, .guestAgentUnavailable].contains(error.code), "\(error)")
     }
 
     @Test func unknownDomainIsNil() async throws {
         let connection = try await TestHost.connect()
         #expect(try await connection.domain(named: "no-such-domain-\(UUID().uuidString.prefix(8))") == nil)
         let error = try await #require(throws: CoffreError.self) { try await connection.requireDomain(named: "no-such-domain") }
-        #expect(error.code == "VMNotFound")
+        #expect(error.code == .vmNotFound)
     }
 
     @Test(arguments: ["qemu+unix:///system?socket=/nonexistent/libvirt-sock", "nonsense-scheme:///x"])
     func badURIIsFabricUnreachable(uri: String) async throws {
         let error = try await #require(throws: CoffreError.self) { try await LibvirtConnection.open(uri) }
-        #expect(error.code == "FabricUnreachable")
+        #expect(error.code == .fabricUnreachable)
         #expect(error.message.contains(uri))
         #expect(error.workaround?.contains("virsh -c") == true)
     }

@@ -75,14 +75,14 @@ struct FabricEndToEndTests {
                 if (try? await domain.guestPing()) != nil { return }
                 try await Task.sleep(for: .milliseconds(200))
             }
-            throw CoffreError("GuestDidNotBoot", "\(domain.name) did not answer guest-ping within 60 s")
+            throw TestFailure("GuestDidNotBoot: \(domain.name) did not answer guest-ping within 60 s")
         }
 
         /// Runs a shell command in the guest; fails the test when it fails.
         @discardableResult
         func guest(_ command: String) async throws -> String {
             let result = try await domain.guestShell(command)
-            guard result.exitCode == 0 else { throw CoffreError("GuestCommandFailed", "\(command): \(result.errorOutput)") }
+            guard result.exitCode == 0 else { throw TestFailure("GuestCommandFailed: \(command): \(result.errorOutput)") }
             return result.output
         }
 
@@ -95,7 +95,7 @@ struct FabricEndToEndTests {
         func backup() async throws -> (RecoveryPointRecord, Job) {
             let job = try await engine.wait(for: try await engine.backupNow(FabricEndToEndTests.vmName).id)
             guard job.status == .succeeded, let id = job.details["point"], let point = try await catalog.point(id: id) else {
-                throw CoffreError("BackupFailed", "\(job.status.rawValue): \(job.error.map(\.description) ?? "?")")
+                throw TestFailure("BackupFailed: \(job.status.rawValue): \(job.error.map(\.description) ?? "?")")
             }
             return (point, job)
         }
@@ -104,7 +104,7 @@ struct FabricEndToEndTests {
         func restoreFolder(_ point: String) async throws -> String {
             let target = folder + "/restore-\(point)"
             let job = try await engine.wait(for: try await engine.restore(FabricEndToEndTests.vmName, point: point, to: .folder(target)).id)
-            guard job.status == .succeeded else { throw CoffreError("RestoreFailed", job.error?.description ?? "?") }
+            guard job.status == .succeeded else { throw TestFailure("RestoreFailed: \(job.error?.description ?? "?")") }
             return target
         }
 
@@ -182,7 +182,7 @@ struct FabricEndToEndTests {
         try await s.configureScripts(preScript: "exit 3", continueOnFailure: true)
         let (lowered, _) = try await s.backup()
         #expect(lowered.consistency == .fileSystemConsistent, "\(lowered.guest.reason)")
-        #expect(lowered.guest.errors.map(\.code).contains { $0.contains("PreScript") }, "\(lowered.guest.errors)")
+        #expect(lowered.guest.errors.map(\.code).contains(.preScriptExecutionFailed), "\(lowered.guest.errors)")
         try await s.guest("rm -f /etc/coffre/VMSnapshotScriptPluginConfig.json")
 
         // The domain is destroyed and started again: bitmaps persisted, still incremental.
@@ -251,7 +251,7 @@ struct FabricEndToEndTests {
         // once it is shut off; it boots with the full point's content and its checkpoints are gone.
         let whileRunning = try await s.engine.wait(for: try await s.engine.restore(
             key.description, point: full.id, to: .replaceDisks(confirmed: true)).id)
-        #expect(whileRunning.status == .failed && whileRunning.error?.code == "VMMustBeStopped")
+        #expect(whileRunning.status == .failed && whileRunning.error?.code == .vmMustBeStopped)
         try await s.domain.destroy()
         let replaced = try await s.engine.wait(for: try await s.engine.restore(
             key.description, point: full.id, to: .replaceDisks(confirmed: true)).id)
@@ -278,8 +278,14 @@ func run(_ program: String, _ arguments: String...) throws -> String {
     let error = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw CoffreError("CommandFailed", "\(program) \(arguments.joined(separator: " ")): \(String(decoding: error, as: UTF8.self))")
+        throw TestFailure("CommandFailed: \(program) \(arguments.joined(separator: " ")): \(String(decoding: error, as: UTF8.self))")
     }
     return String(decoding: output, as: UTF8.self)
+}
+
+/// A step of the end-to-end scenario that did not go as it must.
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 #endif

@@ -38,7 +38,7 @@ struct GuestAgentTests {
     @Test func execOfAMissingProgramIsAnAgentError() async throws {
         let domain = try await TestHost.running()
         let error = try await #require(throws: CoffreError.self) { try await domain.guestExec(path: "/no/such/program") }
-        #expect(error.code == "GuestAgentError")
+        #expect(error.code == .guestAgentError)
     }
 
     @Test func writeFileRoundTripsOneMebibyte() async throws {
@@ -58,7 +58,7 @@ struct GuestAgentTests {
     @Test func readingAMissingFileIsAnAgentError() async throws {
         let domain = try await TestHost.running()
         let error = try await #require(throws: CoffreError.self) { try await domain.guestReadFile(path: "/no/such/file") }
-        #expect(error.code == "GuestAgentError")
+        #expect(error.code == .guestAgentError)
     }
 
     @Test func freezeAndThaw() async throws {

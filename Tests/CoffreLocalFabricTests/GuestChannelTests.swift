@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 import CoffreTesting
 import Foundation
 import Testing
@@ -20,7 +21,8 @@ import Testing
     /// An executable script in `folder` that stands in for coffre-agent.
     func fakeAgent(_ folder: String, _ body: String) throws -> [String] {
         let path = folder + "/fake-agent.sh"
-        try TestFiles.write("#!/bin/sh\n\(body)\n", to: path, mode: 0o755)
+        // O_CLOEXEC: a child of a parallel test must not hold the script open (ETXTBSY).
+        try FileIO.writeFileAtomically(path, Array("#!/bin/sh\n\(body)\n".utf8), mode: 0o755)
         return [path]
     }
 
@@ -54,7 +56,7 @@ import Testing
     @Test func missingAgentProgramIsUnavailable() async throws {
         let f = try FabricFolder(agent: ["/nonexistent/coffre-agent"])
         try f.addSimpleVM("prod/web")
-        await expectCode("GuestAgentUnavailable") { _ = try await f.fabric.installExtension(on: web) }
+        await expectCode(.guestAgentUnavailable) { _ = try await f.fabric.installExtension(on: web) }
     }
 
     @Test func failingOrBabblingAgentsAreErrorsNamingTheVM() async throws {
@@ -75,7 +77,7 @@ import Testing
                 _ = try await fabric.installExtension(on: web)
                 Issue.record("no error for: \(script)")
             } catch let error as CoffreError {
-                #expect(error.code == "GuestAgentError")
+                #expect(error.code == .guestAgentError)
                 #expect(error.message.contains(message) && error.message.contains("prod/web"), "\(error.message)")
             }
         }
@@ -89,7 +91,7 @@ import Testing
         var configuration = f.fabric.configuration
         configuration.agentCommand = agent
         let started = ContinuousClock.now
-        await expectCode("GuestAgentTimeout") { _ = try await LocalFabric(configuration: configuration).installExtension(on: web) }
+        await expectCode(.guestAgentTimeout) { _ = try await LocalFabric(configuration: configuration).installExtension(on: web) }
         // Not a timing assertion: an agent that was not killed returns only when its child's
         // 120 s sleep ends. The margin is wide because a loaded machine can delay the timeout.
         #expect(ContinuousClock.now - started < .seconds(90))

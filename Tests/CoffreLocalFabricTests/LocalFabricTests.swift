@@ -56,7 +56,7 @@ func readAll(_ device: any BlockDevice) throws -> [UInt8] {
     return bytes
 }
 
-func expectCode(_ code: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async {
+func expectCode(_ code: CoffreError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void) async {
     do {
         try await body()
         Issue.record("expected \(code), nothing thrown", sourceLocation: sourceLocation)
@@ -119,7 +119,7 @@ func expectCode(_ code: String, sourceLocation: SourceLocation = #_sourceLocatio
     @Test func missingRootIsUnreachable() async throws {
         let f = try FabricFolder()
         try FileManager.default.removeItem(atPath: f.root)
-        await expectCode("FabricUnreachable") { _ = try await f.fabric.discover() }
+        await expectCode(.fabricUnreachable) { _ = try await f.fabric.discover() }
     }
 }
 
@@ -174,7 +174,7 @@ func expectCode(_ code: String, sourceLocation: SourceLocation = #_sourceLocatio
         try await f.fabric.removeSnapshot(of: key, id: "job-3")
         try await f.fabric.removeSnapshot(of: key, id: "job-3")
         #expect(!FileManager.default.fileExists(atPath: f.root + "/.coffre-snapshots/job-3"))
-        await expectCode("VMNotFound") { _ = try await f.fabric.makeSnapshot(of: VMKey(cloudService: "prod", name: "gone"), id: "job-4") }
+        await expectCode(.vmNotFound) { _ = try await f.fabric.makeSnapshot(of: VMKey(cloudService: "prod", name: "gone"), id: "job-4") }
     }
 }
 
@@ -194,8 +194,8 @@ func expectCode(_ code: String, sourceLocation: SourceLocation = #_sourceLocatio
         let vm = try #require(try await f.fabric.vm(key))
         #expect(vm.powerState == .stopped && vm.disks.map(\.name) == ["os.img"] && vm.agentVersion == "2.1")
         #expect(try contents(f.root + "/prod/web-restored/os.img") == Array(repeating: 9, count: 4096))
-        await expectCode("VMAlreadyExists") { _ = try await f.fabric.makeRestoreTarget(.newVM(name: "web-restored", original: original)) }
-        await expectCode("VMAlreadyExists") { _ = try await f.fabric.makeRestoreTarget(.newVM(name: "web", original: original)) }
+        await expectCode(.vmAlreadyExists) { _ = try await f.fabric.makeRestoreTarget(.newVM(name: "web-restored", original: original)) }
+        await expectCode(.vmAlreadyExists) { _ = try await f.fabric.makeRestoreTarget(.newVM(name: "web", original: original)) }
     }
 
     @Test func abortAndIncompleteRestoresLeaveNothing() async throws {
@@ -206,7 +206,7 @@ func expectCode(_ code: String, sourceLocation: SourceLocation = #_sourceLocatio
         await aborted.abort()
         #expect(!FileManager.default.fileExists(atPath: aborted.directory))
         let incomplete = try await f.fabric.makeRestoreTarget(.newVM(name: "copy", original: original))
-        await expectCode("RestoreIncomplete") { _ = try await incomplete.commit() }
+        await expectCode(.restoreIncomplete) { _ = try await incomplete.commit() }
         await incomplete.abort()
         #expect(try await f.fabric.discover().map(\.name) == ["web"])
     }
@@ -215,7 +215,7 @@ func expectCode(_ code: String, sourceLocation: SourceLocation = #_sourceLocatio
         let f = try FabricFolder()
         try f.addSimpleVM("prod/web")
         let key = VMKey(cloudService: "prod", name: "web")
-        await expectCode("VMMustBeStopped") { _ = try await f.fabric.makeRestoreTarget(.replaceDisks(key)) }
+        await expectCode(.vmMustBeStopped) { _ = try await f.fabric.makeRestoreTarget(.replaceDisks(key)) }
 
         try f.addSimpleVM("prod/web", power: "stopped")
         let target = try await f.fabric.makeRestoreTarget(.replaceDisks(key))

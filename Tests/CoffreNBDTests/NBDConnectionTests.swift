@@ -95,7 +95,7 @@ struct NBDConnectionTests {
                 #expect(bytes == Array(f.expected[offset..<(offset + count)]), "at \(offset) count \(count)")
             }
             let error = #expect(throws: CoffreError.self) { _ = try readBytes(connection, at: Int64(RawFixture.size) - 1, count: 2) }
-            #expect(error?.code == "NBDInvalidRequest")
+            #expect(error?.code == .nbdInvalidRequest)
             // An invalid request is refused before sending: the connection stays usable.
             #expect(try readBytes(connection, at: 0, count: 16) == Array(f.expected[0..<16]))
         }
@@ -150,13 +150,13 @@ struct NBDConnectionTests {
             let error = #expect(throws: CoffreError.self) {
                 _ = try NBDConnection.connect(to: server.endpoint, export: "vdz")
             }
-            #expect(error?.code == "NBDExportNotFound")
+            #expect(error?.code == .nbdExportNotFound)
             #expect(error?.message.contains("'vdz'") == true, "\(String(describing: error))")
             // Also when the export name first appears in NBD_OPT_SET_META_CONTEXT.
             let withContext = #expect(throws: CoffreError.self) {
                 _ = try NBDConnection.connect(to: server.endpoint, export: "vdz", metaContexts: [NBDMetaContext.allocation])
             }
-            #expect(withContext?.code == "NBDExportNotFound")
+            #expect(withContext?.code == .nbdExportNotFound)
         }
     }
 
@@ -167,7 +167,7 @@ struct NBDConnectionTests {
                 _ = try NBDConnection.connect(to: server.endpoint, export: "disk",
                                               metaContexts: [NBDMetaContext.allocation, NBDMetaContext.dirtyBitmap("backup-vda")])
             }
-            #expect(error?.code == "NBDMetaContextUnavailable")
+            #expect(error?.code == .nbdMetaContextUnavailable)
             #expect(error?.message.contains("qemu:dirty-bitmap:backup-vda") == true)
             #expect(error?.workaround?.contains("incremental") == true)
         }
@@ -190,7 +190,7 @@ struct NBDConnectionTests {
         let error = #expect(throws: CoffreError.self) {
             _ = try NBDConnection.connect(unixSocket: directory.path("none.sock"), export: "disk")
         }
-        #expect(error?.code == "NBDConnectFailed")
+        #expect(error?.code == .nbdConnectFailed)
         #expect(error?.message.contains("none.sock") == true)
     }
 
@@ -203,7 +203,7 @@ struct NBDConnectionTests {
         _ = try readBytes(connection, at: 0, count: 4096)
         server.stop()
         let error = #expect(throws: CoffreError.self) { _ = try readBytes(connection, at: 0, count: 1 << 20) }
-        #expect(error?.code == "NBDConnectionLost")
+        #expect(error?.code == .nbdConnectionLost)
         #expect(!connection.isOpen)
     }
 }

@@ -124,7 +124,7 @@ struct NBDDeviceTests {
             #expect(device.metaContexts == [])
             #expect(try device.dataExtents(in: 0..<(1 << 20)) == [0..<(1 << 20)])
             let error = #expect(throws: CoffreError.self) { _ = try device.changedExtents(in: 0..<4096) }
-            #expect(error?.code == "NBDInvalidRequest")
+            #expect(error?.code == .nbdInvalidRequest)
         }
     }
 

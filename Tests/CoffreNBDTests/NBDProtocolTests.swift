@@ -20,7 +20,7 @@ import Testing
         return try client(connection)
     }
 
-    func expectError(_ code: String, containing text: String, _ body: () throws -> Void) {
+    func expectError(_ code: CoffreError.Code, containing text: String, _ body: () throws -> Void) {
         let error = #expect(throws: CoffreError.self) { try body() }
         #expect(error?.code == code, "\(String(describing: error))")
         #expect(error?.message.contains(text) == true, "\(String(describing: error))")
@@ -30,7 +30,7 @@ import Testing
         let directory = try TestDirectory()
         let server = try FakeNBDServer(in: directory) { peer in try peer.send(Array("HTTP/1.1 400 Bad Request\r\n".utf8)) }
         defer { server.stop() }
-        expectError("NBDProtocolError", containing: "NBDMAGIC") {
+        expectError(.nbdProtocolError, containing: "NBDMAGIC") {
             _ = try NBDConnection.connect(to: server.endpoint, export: "disk")
         }
     }
@@ -45,7 +45,7 @@ import Testing
             reply.u64(request.cookie)
             try peer.send(reply.bytes)
         }) { connection throws in
-            expectError("NBDProtocolError", containing: "0xdeadbeef") { _ = try readBytes(connection, at: 0, count: 512) }
+            expectError(.nbdProtocolError, containing: "0xdeadbeef") { _ = try readBytes(connection, at: 0, count: 512) }
             #expect(!connection.isOpen)
         }
     }
@@ -56,7 +56,7 @@ import Testing
             let request = try peer.request()
             try peer.dataChunk(cookie: request.cookie + 1, offset: request.offset, [UInt8](repeating: 1, count: Int(request.length)), done: true)
         }) { connection throws in
-            expectError("NBDProtocolError", containing: "cookie") { _ = try readBytes(connection, at: 0, count: 512) }
+            expectError(.nbdProtocolError, containing: "cookie") { _ = try readBytes(connection, at: 0, count: 512) }
         }
     }
 
@@ -70,7 +70,7 @@ import Testing
             try peer.chunk(flags: 1, type: 1, cookie: request.cookie, length: 8 + request.length, payload.bytes + [UInt8](repeating: 7, count: Int(request.length) / 10))
             peer.close()
         }) { connection throws in
-            expectError("NBDConnectionLost", containing: "closed the connection") { _ = try readBytes(connection, at: 0, count: 64 << 10) }
+            expectError(.nbdConnectionLost, containing: "closed the connection") { _ = try readBytes(connection, at: 0, count: 64 << 10) }
         }
     }
 
@@ -81,7 +81,7 @@ import Testing
             Thread.sleep(forTimeInterval: 3)
         }) { connection throws in
             let start = ContinuousClock.now
-            expectError("NBDTimeout", containing: "did not answer") { _ = try readBytes(connection, at: 0, count: 512) }
+            expectError(.nbdTimeout, containing: "did not answer") { _ = try readBytes(connection, at: 0, count: 512) }
             #expect(ContinuousClock.now - start < .seconds(3))
         }
     }
@@ -92,7 +92,7 @@ import Testing
             let request = try peer.request()
             try peer.dataChunk(cookie: request.cookie, offset: request.offset + 256, [UInt8](repeating: 1, count: Int(request.length)), done: true)
         }) { connection throws in
-            expectError("NBDProtocolError", containing: "outside") { _ = try readBytes(connection, at: 4096, count: 512) }
+            expectError(.nbdProtocolError, containing: "outside") { _ = try readBytes(connection, at: 4096, count: 512) }
         }
     }
 
@@ -102,7 +102,7 @@ import Testing
             let request = try peer.request()
             try peer.dataChunk(cookie: request.cookie, offset: request.offset, [UInt8](repeating: 1, count: 256), done: true)
         }) { connection throws in
-            expectError("NBDProtocolError", containing: "no data or hole chunk covers") { _ = try readBytes(connection, at: 0, count: 512) }
+            expectError(.nbdProtocolError, containing: "no data or hole chunk covers") { _ = try readBytes(connection, at: 0, count: 512) }
         }
     }
 
@@ -144,7 +144,7 @@ import Testing
             try peer.dataChunk(cookie: request.cookie, offset: request.offset, [UInt8](repeating: 4, count: Int(request.length)), done: true)
         }) { connection throws in
             let error = #expect(throws: CoffreError.self) { _ = try readBytes(connection, at: 0, count: 512) }
-            #expect(error?.code == "NBDServerError")
+            #expect(error?.code == .nbdServerError)
             #expect(error?.message.contains("EIO") == true)
             #expect(error?.message.contains("disk is on fire") == true)
             #expect(error?.message.contains("at offset 100") == true)
@@ -189,7 +189,7 @@ import Testing
             status.u32(0)
             try peer.chunk(flags: 1, type: 5, cookie: request.cookie, length: 12, status.bytes)
         }) { connection throws in
-            expectError("NBDProtocolError", containing: "id 77") {
+            expectError(.nbdProtocolError, containing: "id 77") {
                 _ = try connection.blockStatus(context: NBDMetaContext.allocation, range: 0..<4096)
             }
         }

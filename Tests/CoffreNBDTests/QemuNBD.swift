@@ -1,5 +1,6 @@
 import CoffreCore
 import CoffreNBD
+import CoffreSystem
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -34,7 +35,7 @@ enum QemuTools {
         guard let executable = path(tool) else { throw TestFailure(installHint) }
         let (status, text) = try HostCommand.run(
             executable, arguments, log: directory.path("\(tool)-\(UUID().uuidString.prefix(8)).log"),
-            missing: CoffreError("ToolMissing", installHint))
+            missing: CoffreError(CoffreError.Code(rawValue: "ToolMissing"), installHint))
         guard status == 0 else {
             throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }

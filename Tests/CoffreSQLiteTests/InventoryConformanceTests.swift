@@ -56,7 +56,7 @@ import Testing
             _ = try await catalog.applyDiscovery(fabric: "f2", vms: [other], at: Sample.t0)
             var failed = try #require(try await catalog.vm(web.key))
             failed.registration = .failed
-            failed.registrationError = ErrorInfo(code: "VMAgentNotFound", message: "no agent", workaround: "install it")
+            failed.registrationError = ErrorInfo(code: .vmAgentNotFound, message: "no agent", workaround: "install it")
             try await catalog.updateVM(failed)
 
             let gone = try await catalog.applyDiscovery(fabric: "f1", vms: [db], at: Sample.at(100))
@@ -90,7 +90,7 @@ import Testing
     func updateVMOfAnUnknownVMThrowsVMNotFound(_ backend: Backend) async throws {
         try await backend.withCatalog { catalog throws in
             let record = VMRecord(vm: Sample.vm("ghost"), fabric: "f1", firstSeen: Sample.t0, lastSeen: Sample.t0)
-            await expectError("VMNotFound") { try await catalog.updateVM(record) }
+            await expectError(.vmNotFound) { try await catalog.updateVM(record) }
             #expect(try await catalog.vms().isEmpty)
         }
     }

@@ -70,7 +70,7 @@ import Testing
 
             job.status = .cancelled
             job.endedAt = Sample.at(4.125)
-            job.error = ErrorInfo(code: "Cancelled", message: "The operation was cancelled")
+            job.error = ErrorInfo(code: .cancelled, message: "The operation was cancelled")
             try await catalog.updateJob(job)
             #expect(try await catalog.job(id: job.id) == job)
             #expect(try await catalog.insertJob(Sample.job("job-2"), lock: "cs1/web") == nil, "the lock survives updates until the job ends")
@@ -80,7 +80,7 @@ import Testing
     @Test(arguments: Backend.allCases)
     func updateJobOfAnUnknownJobThrowsJobNotFound(_ backend: Backend) async throws {
         try await backend.withCatalog { catalog throws in
-            await expectError("JobNotFound") { try await catalog.updateJob(Sample.job("ghost")) }
+            await expectError(.jobNotFound) { try await catalog.updateJob(Sample.job("ghost")) }
             #expect(try await catalog.job(id: "ghost") == nil)
         }
     }

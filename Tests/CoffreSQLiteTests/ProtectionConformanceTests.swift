@@ -8,7 +8,7 @@ import Testing
     func policyNamesAreUnique(_ backend: Backend) async throws {
         try await backend.withCatalog { catalog throws in
             try await catalog.insertPolicy(Sample.policy("gold", days: 30))
-            await expectError("PolicyAlreadyExists") { try await catalog.insertPolicy(Sample.policy("gold", days: 7)) }
+            await expectError(.policyAlreadyExists) { try await catalog.insertPolicy(Sample.policy("gold", days: 7)) }
             #expect(try await catalog.policy(named: "gold") == Sample.policy("gold", days: 30))
         }
     }
@@ -16,7 +16,7 @@ import Testing
     @Test(arguments: Backend.allCases)
     func updatePolicyReplacesItOrThrowsPolicyNotFound(_ backend: Backend) async throws {
         try await backend.withCatalog { catalog throws in
-            await expectError("PolicyNotFound") { try await catalog.updatePolicy(Sample.policy("gold")) }
+            await expectError(.policyNotFound) { try await catalog.updatePolicy(Sample.policy("gold")) }
             #expect(try await catalog.policy(named: "gold") == nil)
 
             try await catalog.insertPolicy(Sample.policy("gold"))
@@ -45,7 +45,7 @@ import Testing
             stopped.purgeAfter = Sample.at(14 * 86400.5)
             try await catalog.saveItem(stopped)
 
-            let error = await expectError("AlreadyProtected") {
+            let error = await expectError(.alreadyProtected) {
                 try await catalog.saveItem(Sample.item("item-web-2", vm: web, policy: "silver"))
             }
             #expect(error?.message.contains("'gold'") == true, "names the policy already protecting the VM")
@@ -98,7 +98,7 @@ import Testing
         try await backend.withCatalog { catalog throws in
             try await catalog.saveItem(Sample.item("item-web", vm: Sample.key("web")))
             let intruder = Sample.item("item-other", vm: Sample.key("web"))
-            await expectError("AlreadyProtected") {
+            await expectError(.alreadyProtected) {
                 try await catalog.commitPoint(Sample.point("p1", of: intruder, takenAt: Sample.t0), item: intruder)
             }
             #expect(try await catalog.point(id: "p1") == nil)

@@ -56,7 +56,7 @@ enum Sample {
                     .init(exitCode: 3, timedOut: false, seconds: 0.25, outputTail: "disk busy"),
                     .init(exitCode: nil, timedOut: true, seconds: 30, outputTail: ""),
                 ])],
-                errors: [ErrorInfo(code: "PreScriptFailed", message: "exit 3", workaround: nil)]),
+                errors: [ErrorInfo(code: CoffreError.Code(rawValue: "PreScriptFailed"), message: "exit 3", workaround: nil)]),
             job: "job-\(id)",
             changes: ChangeTracking(token: "coffre-\(id)", changedOnlyDisks: 1, resyncReason: "checkpoint missing"),
             definition: "<domain type='qemu'><name>\(item.vm.name)</name></domain>")

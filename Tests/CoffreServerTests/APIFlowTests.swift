@@ -31,7 +31,7 @@ import Testing
             #expect(response.status == .accepted)
             let registration = try api.decode(BulkResponse.self, response)
             #expect(registration.jobs.count == 2)
-            #expect(registration.errors.map(\.code) == ["VMNotFound"])
+            #expect(registration.errors.map(\.code) == [.vmNotFound])
             for job in registration.jobs { try await harness.finish(job.id) }
 
             response = try await api.send(.post, "/api/v1/policies", as: .operator, json: Self.nightly)
@@ -44,7 +44,7 @@ import Testing
             for job in try api.decode(BulkResponse.self, response).jobs { try await harness.finish(job.id) }
             response = try await api.send(.post, "/api/v1/protection", as: .operator, json: #"{"vms": ["db01"], "policy": "nightly"}"#)
             #expect(response.status == .conflict)
-            #expect(try api.decode(BulkResponse.self, response).errors.map(\.code) == ["AlreadyProtected"])
+            #expect(try api.decode(BulkResponse.self, response).errors.map(\.code) == [.alreadyProtected])
 
             response = try await api.send(.get, "/api/v1/dashboard", as: .reader)
             var board = try api.decode(Dashboard.self, response)
@@ -72,7 +72,7 @@ import Testing
             #expect(try api.decode(Job.self, response).status == .succeeded)
             response = try await api.send(.post, "/api/v1/jobs/\(backup.id)/cancel", as: .operator)
             #expect(response.status == .conflict)
-            #expect(try api.decode(APIError.Body.self, response).code == "JobNotRunning")
+            #expect(try api.decode(APIError.Body.self, response).code == .jobNotRunning)
 
             // Restore into a folder under the restore root.
             response = try await api.send(.post, "/api/v1/vms/db01/restore", as: .operator, json: #"{"point": "\#(point.point.id)", "folder": "db01-copy"}"#)
@@ -91,7 +91,7 @@ import Testing
             #expect(image[24..<32].reduce(0) { $0 << 8 | Int($1) } == original.count)
             response = try await api.send(.post, "/api/v1/vms/db01/restore", as: .admin, json: #"{"point": "\#(point.point.id)", "replaceDisks": true}"#)
             #expect(response.status == .badRequest)
-            #expect(try api.decode(APIError.Body.self, response).code == "ConfirmationRequired")
+            #expect(try api.decode(APIError.Body.self, response).code == .confirmationRequired)
 
             // Stop (delete data, admin), undelete, resume.
             response = try await api.send(.post, "/api/v1/vms/db01/stop-protection", as: .admin, json: #"{"deleteData": true}"#)
@@ -99,7 +99,7 @@ import Testing
             try await harness.finish(try api.decode(Job.self, response).id)
             response = try await api.send(.post, "/api/v1/vms/db01/backup", as: .operator)
             #expect(response.status == .conflict)
-            #expect(try api.decode(APIError.Body.self, response).code == "ItemSoftDeleted")
+            #expect(try api.decode(APIError.Body.self, response).code == .itemSoftDeleted)
             response = try await api.send(.post, "/api/v1/vms/db01/undelete", as: .operator)
             #expect(response.status == .accepted)
             try await harness.finish(try api.decode(Job.self, response).id)
@@ -133,27 +133,27 @@ import Testing
         let harness = try await ServerHarness()
         try await harness.app.test(.router) { client in
             let api = APIClient(client: client, harness: harness)
-            let cases: [(HTTPRequest.Method, String, String?, Int, String)] = [
-                (.get, "/api/v1/vms/ghost", nil, 404, "VMNotFound"),
-                (.get, "/api/v1/policies/ghost", nil, 404, "PolicyNotFound"),
-                (.get, "/api/v1/jobs/job-ghost", nil, 404, "JobNotFound"),
-                (.get, "/api/v1/jobs?type=Nope", nil, 400, "InvalidFilter"),
-                (.get, "/api/v1/jobs?since=yesterday", nil, 400, "InvalidFilter"),
-                (.get, "/api/v1/jobs?limit=-1", nil, 400, "InvalidFilter"),
-                (.get, "/api/v1/vms?unregistered=maybe", nil, 400, "InvalidRequest"),
-                (.post, "/api/v1/policies", #"{"name": 1}"#, 400, "InvalidRequest"),
-                (.post, "/api/v1/policies", "not json", 400, "InvalidRequest"),
-                (.post, "/api/v1/policies", #"{"name": "bad", "schedule": {"frequency": "daily", "weekdays": [], "time": "25:00", "timeZone": "UTC"}, "retention": {"days": 30}}"#, 400, "InvalidSchedule"),
-                (.post, "/api/v1/policies", #"{"name": "bad", "schedule": {"frequency": "daily", "weekdays": [], "time": "22:00", "timeZone": "UTC"}, "retention": {"days": 0}}"#, 400, "InvalidRetention"),
-                (.post, "/api/v1/registrations", #"{"vms": []}"#, 400, "InvalidRequest"),
-                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp"}"#, 400, "InvalidRestoreTarget"),
-                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "../etc"}"#, 400, "InvalidRestoreTarget"),
-                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "x", "format": "vmdk"}"#, 400, "InvalidDiskFormat"),
-                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "newVmName": "x", "format": "qcow2"}"#, 400, "InvalidRestoreTarget"),
-                (.post, "/api/v1/vms/ghost/backup", nil, 404, "VMNotFound"),
-                (.get, "/api/v1/nothing-here", nil, 404, "RouteNotFound"),
-                (.delete, "/api/v1/vms/prod%2Fweb01/backup", nil, 405, "MethodNotAllowed"),
-                (.get, "/api/v1/registrations", nil, 405, "MethodNotAllowed"),
+            let cases: [(HTTPRequest.Method, String, String?, Int, CoffreError.Code)] = [
+                (.get, "/api/v1/vms/ghost", nil, 404, .vmNotFound),
+                (.get, "/api/v1/policies/ghost", nil, 404, .policyNotFound),
+                (.get, "/api/v1/jobs/job-ghost", nil, 404, .jobNotFound),
+                (.get, "/api/v1/jobs?type=Nope", nil, 400, .invalidFilter),
+                (.get, "/api/v1/jobs?since=yesterday", nil, 400, .invalidFilter),
+                (.get, "/api/v1/jobs?limit=-1", nil, 400, .invalidFilter),
+                (.get, "/api/v1/vms?unregistered=maybe", nil, 400, .invalidRequest),
+                (.post, "/api/v1/policies", #"{"name": 1}"#, 400, .invalidRequest),
+                (.post, "/api/v1/policies", "not json", 400, .invalidRequest),
+                (.post, "/api/v1/policies", #"{"name": "bad", "schedule": {"frequency": "daily", "weekdays": [], "time": "25:00", "timeZone": "UTC"}, "retention": {"days": 30}}"#, 400, .invalidSchedule),
+                (.post, "/api/v1/policies", #"{"name": "bad", "schedule": {"frequency": "daily", "weekdays": [], "time": "22:00", "timeZone": "UTC"}, "retention": {"days": 0}}"#, 400, .invalidRetention),
+                (.post, "/api/v1/registrations", #"{"vms": []}"#, 400, .invalidRequest),
+                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp"}"#, 400, .invalidRestoreTarget),
+                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "../etc"}"#, 400, .invalidRestoreTarget),
+                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "x", "format": "vmdk"}"#, 400, .invalidDiskFormat),
+                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "newVmName": "x", "format": "qcow2"}"#, 400, .invalidRestoreTarget),
+                (.post, "/api/v1/vms/ghost/backup", nil, 404, .vmNotFound),
+                (.get, "/api/v1/nothing-here", nil, 404, .routeNotFound),
+                (.delete, "/api/v1/vms/prod%2Fweb01/backup", nil, 405, .methodNotAllowed),
+                (.get, "/api/v1/registrations", nil, 405, .methodNotAllowed),
             ]
             for (method, uri, body, status, code) in cases {
                 let response = try await api.send(method, uri, as: .admin, json: body)
@@ -169,18 +169,18 @@ import Testing
             let second = try await api.send(.post, "/api/v1/discovery", as: .operator)
             #expect(first.status == .accepted)
             #expect([202, 409].contains(second.status.code))
-            if second.status == .conflict { #expect(try api.decode(APIError.Body.self, second).code == "DiscoveryInProgress") }
+            if second.status == .conflict { #expect(try api.decode(APIError.Body.self, second).code == .discoveryInProgress) }
         }
         await harness.engine.cancelAllAndWait()
     }
 
     @Test func everyStatusComesFromOneTable() {
-        #expect(APIError.status(of: "AnotherOperationInProgress") == .conflict)
-        #expect(APIError.status(of: "AlreadyProtected") == .conflict)
-        #expect(APIError.status(of: "DiscoveryInProgress") == .conflict)
-        #expect(APIError.status(of: "RecoveryPointNotFound") == .notFound)
-        #expect(APIError.status(of: "InvalidSchedule") == .badRequest)
-        #expect(APIError.status(of: "InternalError") == .internalServerError)
+        #expect(APIError.status(of: .anotherOperationInProgress) == .conflict)
+        #expect(APIError.status(of: .alreadyProtected) == .conflict)
+        #expect(APIError.status(of: .discoveryInProgress) == .conflict)
+        #expect(APIError.status(of: .recoveryPointNotFound) == .notFound)
+        #expect(APIError.status(of: .invalidSchedule) == .badRequest)
+        #expect(APIError.status(of: .internalError) == .internalServerError)
     }
 
     @Test func retentionDecrease() {

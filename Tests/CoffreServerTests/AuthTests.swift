@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 @testable import CoffreServer
 import Foundation
 import Hummingbird
@@ -54,7 +55,7 @@ import Testing
                         "\(key) as \(caller?.rawValue ?? "anonymous"): \(response.status.code) \(String(buffer: response.body))")
                 if response.status.code == 401 || response.status.code == 403 {
                     let error = try api.decode(APIError.Body.self, response)
-                    #expect(error.code == (response.status.code == 401 ? "Unauthenticated" : "Forbidden"))
+                    #expect(error.code == (response.status.code == 401 ? .unauthenticated : .forbidden))
                 }
             }
         }
@@ -93,11 +94,15 @@ import Testing
         }
     }
 
+    static let writer: TokenStore.PrivateFileWriter = { path, bytes in
+        try FileIO.writeFileAtomically(path, bytes, mode: 0o600)
+    }
+
     @Test func tokenFilesArePrivateAndHashed() throws {
         let folder = NSTemporaryDirectory() + "coffre-tokens-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let (store, file) = try TokenStore.openCreatingAdmin(dataFolder: folder)
+        let (store, file) = try TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
         let path = try #require(file)
         let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(store.role(of: token) == .admin)
@@ -108,7 +113,7 @@ import Testing
         let stored = try String(contentsOfFile: folder + "/tokens.json", encoding: .utf8)
         #expect(!stored.contains(token))
         // A second start keeps the tokens and writes no new admin token.
-        let (again, none) = try TokenStore.openCreatingAdmin(dataFolder: folder)
+        let (again, none) = try TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
         #expect(none == nil)
         #expect(again.role(of: token) == .admin)
     }

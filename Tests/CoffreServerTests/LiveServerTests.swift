@@ -118,7 +118,7 @@ struct Live {
         }
         let final = try await harness.engine.job(backup.id)
         #expect(final.status == .cancelled)
-        #expect(final.error?.code == "Cancelled")
+        #expect(final.error?.code == .cancelled)
         #expect(try await harness.engine.points(of: "web01").points.isEmpty)
     }
 }

@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 @testable import CoffreStorage
 import CoffreTesting
 import Foundation
@@ -31,7 +32,7 @@ struct QCOW2Tests {
         #expect(try QemuImg.run(["compare", "-q", "-f", "raw", "-F", "qcow2", raw[0], qcow[0]]).status == 0)
         // Zero blocks stay unallocated: 2 MiB of zeros are not in the image (a 4 MiB block
         // holding any data is stored, and restored, whole).
-        let length = try #require(FileIO.lstatOrNil(qcow[0])?.st_size)
+        let length = try #require(FileIO.linkStatus(qcow[0])?.size)
         if blockSize <= 1 << 20 { #expect(length < Int64(bytes.count) - (1 << 20)) }
         #expect(try FileIO.list(t.folder + "/qcow2") == ["disk0.qcow2"])  // no partial left over
     }
@@ -42,9 +43,9 @@ struct QCOW2Tests {
         let t = try TestVault(blockSize: 64 << 10)
         let source = t.folder + "/big.raw"
         let size: Int64 = 3 << 29
-        let fd = try FileIO.open(source, O_RDWR | O_CREAT)
-        defer { close(fd) }
-        #expect(ftruncate(fd, off_t(size)) == 0)
+        let fd = try FileIO.open(source, [.readWrite, .create])
+        defer { FileIO.close(fd) }
+        try FileIO.truncate(fd, to: size, path: source)
         var g = SeededGenerator(seed: 12)
         for offset in [Int64(0), 700 << 20, size - (64 << 10)] {
             try g.bytes(64 << 10).withUnsafeBytes { try FileIO.pwrite(fd, $0, at: offset, path: source) }
@@ -55,7 +56,7 @@ struct QCOW2Tests {
         try QemuImg.expectValid(qcow[0])
         #expect(try QemuImg.virtualSize(qcow[0]) == size)
         #expect(try QemuImg.run(["compare", "-q", "-f", "raw", "-F", "qcow2", source, qcow[0]]).status == 0)
-        #expect(try #require(FileIO.lstatOrNil(qcow[0])?.st_size) < 2 << 20)
+        #expect(try #require(FileIO.linkStatus(qcow[0])?.size) < 2 << 20)
     }
 
     @Test func qemuWritesIntoTheRestoredImage() async throws {

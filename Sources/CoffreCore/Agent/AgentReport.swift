@@ -120,12 +120,12 @@ extension AgentReport {
         do {
             report = try makeDecoder().decode(AgentReport.self, from: output)
         } catch {
-            throw CoffreError("GuestAgentError",
+            throw CoffreError(.guestAgentError,
                               "coffre-agent \(verb) for \(vm) printed something that is not a protocol report: \(String(decoding: output.prefix(200), as: UTF8.self))",
                               workaround: "Install a coffre-agent that speaks protocol version \(protocolVersion) (register the VM again)")
         }
         guard report.protocolVersion <= protocolVersion else {
-            throw CoffreError("GuestAgentError",
+            throw CoffreError(.guestAgentError,
                               "coffre-agent \(verb) for \(vm) speaks protocol version \(report.protocolVersion), newer than this vault's \(protocolVersion)",
                               workaround: "Upgrade Coffre, or install the coffre-agent that comes with this version (register the VM again)")
         }

@@ -145,11 +145,11 @@ public struct VMRecord: Codable, Sendable, Equatable {
 
 /// An error as recorded in the catalog: what a job or registration failed with.
 public struct ErrorInfo: Codable, Sendable, Equatable, Error, CustomStringConvertible {
-    public var code: String
+    public var code: CoffreError.Code
     public var message: String
     public var workaround: String?
 
-    public init(code: String, message: String, workaround: String? = nil) {
+    public init(code: CoffreError.Code, message: String, workaround: String? = nil) {
         self.code = code
         self.message = message
         self.workaround = workaround

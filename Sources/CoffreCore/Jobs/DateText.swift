@@ -7,7 +7,7 @@ public enum DateText {
     public static func until(_ text: String) throws -> Date {
         if let date = ISO8601DateFormatter().date(from: text) { return date }
         guard let day = day(text) else {
-            throw CoffreError("InvalidDate", "'\(text)' is not a date",
+            throw CoffreError(.invalidDate, "'\(text)' is not a date",
                               workaround: "Use YYYY-MM-DD or an ISO 8601 instant such as 2027-01-31T18:00:00Z")
         }
         return day.addingTimeInterval(86_399)
@@ -21,7 +21,7 @@ public enum DateText {
         }
         if let date = ISO8601DateFormatter().date(from: text) { return date }
         guard let day = day(text) else {
-            throw CoffreError("InvalidFilter", "'since' is not a duration or a date: '\(text)'",
+            throw CoffreError(.invalidFilter, "'since' is not a duration or a date: '\(text)'",
                               workaround: "Use 24h, 7d, 2027-01-31 or an ISO 8601 instant")
         }
         return day

@@ -25,7 +25,7 @@ public enum DiskFormat: String, Codable, Sendable, CaseIterable {
     /// exactly: qcow2 counts in 512-byte sectors.
     public func check(disk: String, size: Int64) throws {
         guard self == .qcow2, size % 512 != 0 else { return }
-        throw CoffreError("DiskSizeUnaligned",
+        throw CoffreError(.diskSizeUnaligned,
                           "The disk \(disk) is \(size) bytes, not a multiple of 512: a qcow2 image cannot hold it exactly",
                           workaround: "Restore it as raw (--format raw)")
     }
@@ -33,7 +33,7 @@ public enum DiskFormat: String, Codable, Sendable, CaseIterable {
     /// Parses a user's `--format`/`format` value.
     public init(parsing text: String) throws {
         guard let format = DiskFormat(rawValue: text.lowercased()) else {
-            throw CoffreError("InvalidDiskFormat", "Unknown disk format '\(text)'",
+            throw CoffreError(.invalidDiskFormat, "Unknown disk format '\(text)'",
                               workaround: "Use one of: \(DiskFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         self = format

@@ -1,4 +1,5 @@
 public import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// The guest's script configuration as `prepare` found it (S1, S2), kept in the agent's
@@ -37,9 +38,9 @@ public struct GuestConfiguration: Codable, Sendable, Equatable {
         var result = GuestConfiguration(config: ScriptPluginConfig())
         var configCandidates = paths.configDirectories.map { $0 + "/" + ScriptPluginConfig.fileName }
 
-        if let hostFile = paths.configDirectories.map({ $0 + "/" + PluginHostFile.fileName }).first(where: FileSystem.exists) {
+        if let hostFile = paths.configDirectories.map({ $0 + "/" + PluginHostFile.fileName }).first(where: FileIO.exists) {
             let shown = paths.guest(hostFile) ?? hostFile
-            guard let status = FileSystem.status(hostFile), status.isRegular else {
+            guard let status = FileIO.status(hostFile), status.kind == .regular else {
                 result.problem = .incorrectPluginHost("\(shown) is not a regular file")
                 return result
             }
@@ -50,7 +51,7 @@ public struct GuestConfiguration: Codable, Sendable, Equatable {
                 return result
             }
             do {
-                let data = try FileSystem.read(hostFile)
+                let data = try FileIO.readExistingFile(hostFile)
                 let host = try PluginHostFile.parse(String(decoding: data, as: UTF8.self))
                 result.timeoutCap = host.timeoutInSeconds
                 if let configPath = host.scriptRunnerConfigPath { configCandidates = [paths.host(configPath)] }
@@ -63,10 +64,10 @@ public struct GuestConfiguration: Codable, Sendable, Equatable {
             }
         }
 
-        guard let file = configCandidates.first(where: FileSystem.exists) else { return result }
+        guard let file = configCandidates.first(where: FileIO.exists) else { return result }
         let shown = paths.guest(file) ?? file
         result.configFile = shown
-        guard let status = FileSystem.status(file), status.isRegular else {
+        guard let status = FileIO.status(file), status.kind == .regular else {
             result.problem = .incorrectJSON("\(shown) is not a regular file")
             return result
         }
@@ -76,7 +77,7 @@ public struct GuestConfiguration: Codable, Sendable, Equatable {
             return result
         }
         do {
-            result.config = try ScriptPluginConfig.parse(try FileSystem.read(file))
+            result.config = try ScriptPluginConfig.parse(Data(try FileIO.readExistingFile(file)))
         } catch let error as ConfigDefect {
             result.problem = .incorrectJSON("\(shown): \(error.detail)")
         } catch {

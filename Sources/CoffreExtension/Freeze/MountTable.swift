@@ -1,4 +1,5 @@
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// One line of `/proc/self/mountinfo`.
@@ -46,7 +47,7 @@ public enum MountTable {
 
     /// This process's view of the mounts.
     public static func current() throws(CoffreError) -> [Mount] {
-        parse(String(decoding: try FileSystem.read("/proc/self/mountinfo"), as: UTF8.self))
+        parse(String(decoding: try FileIO.readExistingFile("/proc/self/mountinfo"), as: UTF8.self))
     }
 
     /// The mounts to freeze, in freeze order (deepest first, so `/` is last); thaw in reverse.

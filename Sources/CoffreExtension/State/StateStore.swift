@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CoffreCore
+import CoffreSystem
 import Foundation
 
 /// Reads and writes `state.json` and holds `agent.lock` (flock), which serialises the agent
@@ -11,8 +9,8 @@ struct StateStore {
 
     /// The current state; nil when no job was ever prepared.
     func read() throws(CoffreError) -> AgentState? {
-        guard FileSystem.exists(paths.stateFile) else { return nil }
-        let data = try FileSystem.read(paths.stateFile)
+        guard FileIO.exists(paths.stateFile) else { return nil }
+        let data = Data(try FileIO.readExistingFile(paths.stateFile))
         do {
             return try Self.makeDecoder().decode(AgentState.self, from: data)
         } catch {
@@ -22,14 +20,14 @@ struct StateStore {
 
     /// Replaces the state. **Never call while the guest is frozen.**
     func write(_ state: AgentState) throws(CoffreError) {
-        try FileSystem.makeDirectories(paths.stateDirectory)
+        try FileIO.makeDirectories(paths.stateDirectory, mode: 0o700)
         let data: Data
         do {
             data = try Self.makeEncoder().encode(state)
         } catch {
-            throw CoffreError("AgentStateDamaged", "Cannot encode the agent's state: \(error)")
+            throw CoffreError(.agentStateDamaged, "Cannot encode the agent's state: \(error)")
         }
-        try FileSystem.writeAtomically(data, to: paths.stateFile)
+        try FileIO.writeFileAtomically(paths.stateFile, Array(data), mode: 0o600)
     }
 
     /// Dates to the millisecond: the freeze duration is computed from them, and the
@@ -61,19 +59,25 @@ struct StateStore {
     func lock(wait: Double) throws(CoffreError) -> AgentLock? {
         // Read-only: the lock must be takeable while the guest is frozen, and opening an
         // existing file for writing blocks then. Created only when missing (never frozen then).
-        var fd = open(paths.lockFile, O_RDONLY | O_CLOEXEC)
-        if fd < 0 && errno == ENOENT {
-            try FileSystem.makeDirectories(paths.stateDirectory)
-            fd = open(paths.lockFile, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
+        let fd: Int32
+        if let existing = try FileIO.openIfPresent(paths.lockFile, .readOnly) {
+            fd = existing
+        } else {
+            try FileIO.makeDirectories(paths.stateDirectory, mode: 0o700)
+            fd = try FileIO.open(paths.lockFile, [.readOnly, .create], mode: 0o600)
         }
-        guard fd >= 0 else { throw .io("Opening", paths.lockFile, errno: errno) }
         let deadline = Monotonic.now() + wait
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR, Monotonic.now() < deadline else {
-                close(fd)
-                return nil
+        do {
+            while try !FileIO.tryLock(fd, .exclusive, path: paths.lockFile) {
+                guard Monotonic.now() < deadline else {
+                    FileIO.close(fd)
+                    return nil
+                }
+                Monotonic.sleep(0.05)
             }
-            Monotonic.sleep(0.05)
+        } catch {
+            FileIO.close(fd)
+            throw error
         }
         return AgentLock(fd: fd)
     }
@@ -83,5 +87,5 @@ struct StateStore {
 final class AgentLock {
     private let fd: Int32
     init(fd: Int32) { self.fd = fd }
-    deinit { close(fd) }
+    deinit { FileIO.close(fd) }
 }

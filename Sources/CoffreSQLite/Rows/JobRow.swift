@@ -51,7 +51,7 @@ struct JobRow: Codable, FetchableRecord, PersistableRecord {
         scannedBytes = job.progress.scannedBytes
         readBytes = job.progress.readBytes
         writtenBytes = job.progress.writtenBytes
-        errorCode = job.error?.code
+        errorCode = job.error?.code.rawValue
         errorMessage = job.error?.message
         errorWorkaround = job.error?.workaround
         cancelRequested = job.cancelRequested

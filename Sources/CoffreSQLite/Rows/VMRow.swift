@@ -48,7 +48,7 @@ struct VMRow: Codable, FetchableRecord, PersistableRecord {
         firstSeen = record.firstSeen.stored
         lastSeen = record.lastSeen.stored
         registration = record.registration.rawValue
-        registrationErrorCode = record.registrationError?.code
+        registrationErrorCode = record.registrationError?.code.rawValue
         registrationErrorMessage = record.registrationError?.message
         registrationErrorWorkaround = record.registrationError?.workaround
         registeredAt = record.registeredAt?.stored

@@ -21,7 +21,7 @@ public struct PolicyView: Codable, Sendable {
 public struct BulkResponse: Codable, Sendable {
     public struct Failure: Codable, Sendable, Equatable {
         public var vm: String
-        public var code: String
+        public var code: CoffreError.Code
         public var message: String
         public var workaround: String?
     }

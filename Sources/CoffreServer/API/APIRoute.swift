@@ -61,7 +61,7 @@ extension CoffreContext {
     /// A path parameter, percent-decoded (a VM named `cloudService/name` arrives as `cloudService%2Fname`).
     func pathParameter(_ name: String) throws -> String {
         guard let raw = parameters.get(name) else {
-            throw APIError.badRequest("InvalidRequest", "Missing path parameter '\(name)'")
+            throw APIError.badRequest(.invalidRequest, "Missing path parameter '\(name)'")
         }
         return raw.removingPercentEncoding ?? raw
     }
@@ -80,7 +80,7 @@ extension Request {
         switch text.lowercased() {
         case "true", "1": return true
         case "false", "0": return false
-        default: throw APIError.badRequest("InvalidRequest", "'\(name)' must be true or false, not '\(text)'")
+        default: throw APIError.badRequest(.invalidRequest, "'\(name)' must be true or false, not '\(text)'")
         }
     }
 }

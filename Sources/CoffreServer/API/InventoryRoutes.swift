@@ -29,7 +29,7 @@ extension APIRoutes {
     }
 
     static func requireNames(_ names: [String]) throws {
-        guard !names.isEmpty else { throw APIError.badRequest("InvalidRequest", "Name at least one VM in 'vms'") }
+        guard !names.isEmpty else { throw APIError.badRequest(.invalidRequest, "Name at least one VM in 'vms'") }
     }
 
     /// 202 when at least one job started; otherwise the first error's status, same body.

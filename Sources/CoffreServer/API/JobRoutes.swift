@@ -26,7 +26,7 @@ extension APIRoutes {
                              vm: request.query("vm"), since: request.query("since"))
         if let limit = request.query("limit") {
             guard let value = Int(limit) else {
-                throw APIError.badRequest("InvalidFilter", "'limit' must be a positive integer, not '\(limit)'")
+                throw APIError.badRequest(.invalidFilter, "'limit' must be a positive integer, not '\(limit)'")
             }
             query.limit = value
         }

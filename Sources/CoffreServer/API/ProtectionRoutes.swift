@@ -55,14 +55,14 @@ extension APIRoutes {
     static func restoreDestination(_ body: RestoreBody, context: CoffreContext, root: String) throws -> RestoreDestination {
         let chosen = [body.folder != nil, body.newVmName != nil, body.replaceDisks == true].filter { $0 }.count
         guard chosen == 1 else {
-            throw APIError.badRequest("InvalidRestoreTarget", "Give exactly one of 'folder', 'newVmName', 'replaceDisks'")
+            throw APIError.badRequest(.invalidRestoreTarget, "Give exactly one of 'folder', 'newVmName', 'replaceDisks'")
         }
         if let folder = body.folder {
             guard !folder.isEmpty, !folder.split(separator: "/").contains("..") else {
-                throw APIError.badRequest("InvalidRestoreTarget", "'folder' must be a path without '..'")
+                throw APIError.badRequest(.invalidRestoreTarget, "'folder' must be a path without '..'")
             }
             guard let format = DiskFormat(rawValue: body.format ?? "raw") else {
-                throw APIError.badRequest("InvalidDiskFormat", "'format' must be one of: raw, qcow2")
+                throw APIError.badRequest(.invalidDiskFormat, "'format' must be one of: raw, qcow2")
             }
             if folder.hasPrefix("/") {
                 try context.require(.admin)
@@ -73,7 +73,7 @@ extension APIRoutes {
             return .folder(root + "/" + folder, format: format)
         }
         guard body.format == nil else {
-            throw APIError.badRequest("InvalidRestoreTarget", "'format' applies to 'folder' only")
+            throw APIError.badRequest(.invalidRestoreTarget, "'format' applies to 'folder' only")
         }
         if let name = body.newVmName { return .newVM(name: name) }
         try context.require(.admin)

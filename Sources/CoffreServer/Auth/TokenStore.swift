@@ -8,6 +8,11 @@ import Synchronization
 /// Only the hash of a token is stored: a stolen `tokens.json` does not let anyone in. The plain
 /// token is shown once, when it is created.
 public final class TokenStore: Sendable {
+    /// Replaces a whole file durably and atomically, readable by its owner only (mode 600).
+    /// The application passes CoffreSystem's `FileIO.writeFileAtomically`: the server does no
+    /// POSIX work of its own.
+    public typealias PrivateFileWriter = @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void
+
     /// One token as stored.
     public struct Entry: Codable, Sendable, Equatable {
         public var name: String
@@ -19,17 +24,20 @@ public final class TokenStore: Sendable {
 
     /// The file the entries are saved to; `nil` keeps them in memory (tests).
     public let path: String?
+    private let writer: PrivateFileWriter
     private let entries: Mutex<[Entry]>
 
     /// Tokens kept in memory only.
     public init() {
         self.path = nil
+        self.writer = { _, _ in }
         self.entries = Mutex([])
     }
 
     /// Opens the tokens of a data folder (`DIR/tokens.json`), or none when the file is missing.
-    public init(path: String) throws {
+    public init(path: String, writer: @escaping PrivateFileWriter) throws {
         self.path = path
+        self.writer = writer
         guard let data = FileManager.default.contents(atPath: path) else {
             self.entries = Mutex([])
             return
@@ -37,7 +45,7 @@ public final class TokenStore: Sendable {
         do {
             self.entries = Mutex(try APIJSON.decoder.decode([Entry].self, from: data))
         } catch {
-            throw CoffreError("InvalidConfiguration", "\(path) is not a valid token file: \(error)",
+            throw CoffreError(.invalidConfiguration, "\(path) is not a valid token file: \(error)",
                               workaround: "Fix the file, or remove it and restart to get a new admin token")
         }
     }
@@ -45,12 +53,14 @@ public final class TokenStore: Sendable {
     /// Opens `<data>/tokens.json`; when there is no token yet, creates an admin token and writes
     /// it in plain text to `<data>/admin-token` (mode 600).
     /// - Returns: the store and the admin token file's path when one was just created.
-    public static func openCreatingAdmin(dataFolder: String) throws -> (store: TokenStore, newAdminTokenFile: String?) {
-        let store = try TokenStore(path: dataFolder + "/tokens.json")
+    public static func openCreatingAdmin(
+        dataFolder: String, writer: @escaping PrivateFileWriter
+    ) throws -> (store: TokenStore, newAdminTokenFile: String?) {
+        let store = try TokenStore(path: dataFolder + "/tokens.json", writer: writer)
         guard store.isEmpty else { return (store, nil) }
         let token = try store.create(name: "admin", role: .admin)
         let file = dataFolder + "/admin-token"
-        try writePrivate(Data((token + "\n").utf8), to: file)
+        try writer(file, Array((token + "\n").utf8))
         return (store, file)
     }
 
@@ -84,15 +94,7 @@ public final class TokenStore: Sendable {
         guard let path else { return }
         let encoder = APIJSON.encoder
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try Self.writePrivate(try encoder.encode(all), to: path)
-    }
-
-    /// Writes a file only its owner can read (mode 600), atomically.
-    static func writePrivate(_ data: Data, to path: String) throws {
-        let temporary = path + ".tmp"
-        _ = FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary)
-        guard rename(temporary, path) == 0 else { throw CoffreError.io("rename", path, errno: errno) }
+        try writer(path, Array(try encoder.encode(all)))
     }
 
     static func hash(_ token: String) -> String { hex(Array(SHA256.hash(data: Data(token.utf8)))) }

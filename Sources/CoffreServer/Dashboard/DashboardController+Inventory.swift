@@ -81,7 +81,7 @@ extension DashboardController {
     func register(_ form: DashboardForm, _ context: CoffreContext) async throws -> Response {
         let names = form.all("vm")
         guard !names.isEmpty else {
-            throw CoffreError("InvalidForm", "No VM was selected", workaround: "Tick the VMs to register")
+            throw CoffreError(.invalidForm, "No VM was selected", workaround: "Tick the VMs to register")
         }
         return started(await engine.register(names), title: "Registration", back: .vms, context)
     }
@@ -103,7 +103,7 @@ extension DashboardController {
             var backLabel: String
         }
         let now = engine.clock.now()
-        let failures = result.errors.map { Failure(vm: $0.vm, code: $0.error.code, message: $0.error.message, workaround: $0.error.workaround) }
+        let failures = result.errors.map { Failure(vm: $0.vm, code: $0.error.code.rawValue, message: $0.error.message, workaround: $0.error.workaround) }
         let status: HTTPResponse.Status = result.jobs.isEmpty ? result.errors.first.map { APIError.status(of: $0.error.code) } ?? .badRequest : .ok
         let notice = "\(result.jobs.count) job\(result.jobs.count == 1 ? "" : "s") started"
             + (failures.isEmpty ? "" : ", \(failures.count) not started")

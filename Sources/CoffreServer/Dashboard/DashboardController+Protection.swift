@@ -49,7 +49,7 @@ extension DashboardController {
     func protect(_ form: DashboardForm, _ context: CoffreContext) async throws -> Response {
         let names = form.all("vm")
         guard !names.isEmpty else {
-            throw CoffreError("InvalidForm", "No VM was selected", workaround: "Tick the VMs to protect")
+            throw CoffreError(.invalidForm, "No VM was selected", workaround: "Tick the VMs to protect")
         }
         let policy = try form.require("policy", "The policy")
         return started(await engine.protect(names, policy: policy), title: "Protection", back: .protected, context)
@@ -159,7 +159,7 @@ extension DashboardController {
             try context.require(.admin)
             let folder = try form.require("folder", "The folder")
             guard folder.hasPrefix("/") else {
-                throw CoffreError("InvalidRestoreTarget", "The folder must be an absolute path on the server", workaround: "Start it with /")
+                throw CoffreError(.invalidRestoreTarget, "The folder must be an absolute path on the server", workaround: "Start it with /")
             }
             destination = .folder(folder, format: try DiskFormat(parsing: form["format"] ?? "raw"))
         default:

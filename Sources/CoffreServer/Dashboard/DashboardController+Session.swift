@@ -37,7 +37,7 @@ extension DashboardController {
     /// Sets the cookie and goes on; an unknown token comes back to `/login?invalid=1` from the next page.
     @Sendable func login(_ request: Request, _ context: CoffreContext) async throws -> Response {
         guard SameOriginCheck.isSameOrigin(request) else {
-            return pages.error(ErrorView(code: "CrossSiteRequest", message: "This sign-in was not sent from the Coffre dashboard",
+            return pages.error(ErrorView(code: .crossSiteRequest, message: "This sign-in was not sent from the Coffre dashboard",
                                          workaround: nil), status: .forbidden, role: nil, back: "/login")
         }
         let form = try await DashboardForm.read(request)

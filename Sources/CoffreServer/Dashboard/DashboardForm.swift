@@ -40,14 +40,14 @@ struct DashboardForm {
 
     /// A required field.
     func require(_ name: String, _ label: String) throws -> String {
-        guard let value = self[name] else { throw CoffreError("InvalidForm", "\(label) is missing", workaround: "Fill in \(label.lowercased())") }
+        guard let value = self[name] else { throw CoffreError(.invalidForm, "\(label) is missing", workaround: "Fill in \(label.lowercased())") }
         return value
     }
 
     /// An optional whole number.
     func integer(_ name: String, _ label: String) throws -> Int? {
         guard let text = self[name] else { return nil }
-        guard let value = Int(text) else { throw CoffreError("InvalidForm", "\(label) '\(text)' is not a whole number") }
+        guard let value = Int(text) else { throw CoffreError(.invalidForm, "\(label) '\(text)' is not a whole number") }
         return value
     }
 

@@ -102,7 +102,7 @@ struct DashboardController: Sendable {
                                role: current, back: back)
         }
         if request.method == .post, !SameOriginCheck.isSameOrigin(request) {
-            return pages.error(ErrorView(code: "CrossSiteRequest", message: "This form was not sent from the Coffre dashboard",
+            return pages.error(ErrorView(code: .crossSiteRequest, message: "This form was not sent from the Coffre dashboard",
                                          workaround: "Open the dashboard and submit the form again"),
                                status: .forbidden, role: current, back: back)
         }
@@ -114,10 +114,10 @@ struct DashboardController: Sendable {
         } catch let error as APIError {
             return pages.error(ErrorView(error.body), status: error.status, role: current, back: back)
         } catch let error as HTTPError {
-            return pages.error(ErrorView(code: "BadRequest", message: error.body ?? "\(error.status)", workaround: nil),
+            return pages.error(ErrorView(code: .badRequest, message: error.body ?? "\(error.status)", workaround: nil),
                                status: error.status, role: current, back: back)
         } catch {
-            return pages.error(ErrorView(code: "InternalError", message: String(describing: error),
+            return pages.error(ErrorView(code: .internalError, message: String(describing: error),
                                          workaround: "Retry; if it fails again, report it with the server's log"),
                                status: .internalServerError, role: current, back: back)
         }

@@ -7,12 +7,13 @@ import Foundation
 
 /// An error as a page shows it.
 struct ErrorView: Codable, Equatable {
+    /// The code's wire form: Mustache shows strings.
     var code: String
     var message: String
     var workaround: String?
 
-    init(code: String, message: String, workaround: String?) {
-        self.code = code
+    init(code: CoffreError.Code, message: String, workaround: String?) {
+        self.code = code.rawValue
         self.message = message
         self.workaround = workaround
     }
@@ -52,7 +53,7 @@ struct JobRow {
         finished = job.status.isFinished
         started = DashboardFormat.instant(job.startedAt)
         duration = DashboardFormat.duration(of: job, now: now)
-        errorCode = job.error?.code ?? ""
+        errorCode = job.error?.code.rawValue ?? ""
     }
 }
 

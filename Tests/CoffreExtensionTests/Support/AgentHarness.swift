@@ -1,6 +1,7 @@
 // Runs the real `coffre-agent` binary against a throw-away guest root.
 
 import CoffreCore
+import CoffreSystem
 import CoffreTesting
 import Foundation
 import Testing
@@ -119,7 +120,9 @@ final class GuestRoot {
     func write(_ guestPath: String, _ text: String, mode: mode_t, uid: uid_t = 0) throws {
         let file = host(guestPath)
         try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try TestFiles.write(text, to: file, mode: mode)
+        // O_CLOEXEC (FileIO's every open): a child spawned meanwhile by a test running in
+        // parallel must not inherit the script open for writing (running it fails with ETXTBSY).
+        try FileIO.writeFileAtomically(file, Array(text.utf8), mode: UInt32(mode))
         guard chmod(file, mode) == 0, chown(file, uid, 0) == 0 else { throw HarnessError("chmod/chown \(file): \(errno)") }
     }
 
@@ -239,7 +242,7 @@ enum Processes {
 
 extension AgentReport {
     /// The codes of its errors.
-    var codes: [String] { errors.map(\.code) }
+    var codes: [CoffreError.Code] { errors.map(\.code) }
     /// The error with a code.
-    func error(_ code: String) -> ErrorInfo? { errors.first { $0.code == code } }
+    func error(_ code: CoffreError.Code) -> ErrorInfo? { errors.first { $0.code == code } }
 }

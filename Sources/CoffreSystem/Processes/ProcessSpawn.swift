@@ -35,7 +35,7 @@ package enum ProcessSpawn {
     package static func spawn(
         _ executable: String, argv: [String], environment: [String: String]? = nil,
         stdin: Stream = .null, stdout: Stream, stderr: Stream, newProcessGroup: Bool = false, searchPath: Bool = false
-    ) throws(Failure) -> pid_t {
+    ) throws(Failure) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
         posix_spawn_file_actions_init(&actions)

@@ -1,5 +1,4 @@
 public import CoffreCore
-import CShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,7 +16,7 @@ public final class RawFileDevice: BlockDevice {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let code = errno
-            close(fd)
+            Glibc.close(fd)
             throw CoffreError.diskNotFound(path, reason: errnoDescription(code))
         }
         let kind = st.st_mode & S_IFMT
@@ -25,7 +24,7 @@ public final class RawFileDevice: BlockDevice {
         if kind == S_IFBLK {
             size = Int64(lseek(fd, 0, SEEK_END))
         } else if kind != S_IFREG {
-            close(fd)
+            Glibc.close(fd)
             throw CoffreError.diskNotFound(path, reason: "not a regular file or block device")
         }
         self.fd = fd
@@ -34,24 +33,10 @@ public final class RawFileDevice: BlockDevice {
         self.name = FileIO.baseName(path)
     }
 
-    deinit { close(fd) }
+    deinit { Glibc.close(fd) }
 
     public func dataExtents(in range: Range<Int64>) throws -> [Range<Int64>] {
-        var extents: [Range<Int64>] = []
-        var position = range.lowerBound
-        while position < range.upperBound {
-            let data = lseek(fd, off_t(position), coffre_SEEK_DATA)
-            if data < 0 {
-                if errno == ENXIO { break }  // only a hole remains
-                return [range]  // SEEK_DATA unsupported: read everything
-            }
-            if Int64(data) >= range.upperBound { break }
-            var hole = lseek(fd, off_t(data), coffre_SEEK_HOLE)
-            if hole < 0 { hole = off_t(range.upperBound) }
-            extents.append(Int64(data)..<min(Int64(hole), range.upperBound))
-            position = Int64(hole)
-        }
-        return extents
+        FileIO.dataExtents(fd, in: range)
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {

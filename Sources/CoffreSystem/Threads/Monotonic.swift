@@ -2,17 +2,18 @@
 import Glibc
 #endif
 
-/// A clock that never jumps: deadlines survive the guest's clock being set.
-enum Monotonic {
+/// A clock that never jumps: deadlines survive the machine's (or the guest's) clock being set.
+package enum Monotonic {
     /// Seconds since an arbitrary origin (CLOCK_BOOTTIME, which counts suspended time too).
-    static func now() -> Double {
+    package static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_BOOTTIME, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// Sleeps, resuming after signals.
-    static func sleep(_ seconds: Double) {
+    /// Sleeps the calling thread, resuming after signals. **Blocks**: never call it on
+    /// Swift's cooperative threads.
+    package static func sleep(_ seconds: Double) {
         guard seconds > 0 else { return }
         var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
         var remaining = timespec()

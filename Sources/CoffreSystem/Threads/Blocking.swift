@@ -11,8 +11,9 @@ package final class CancellationFlag: Sendable {
     package func set() { state.withLock { $0 = true } }
 }
 
-/// Runs blocking work (a disk copy, a child process's supervision, a libvirt call) on a
-/// thread of its own, so it never holds one of the few threads of Swift's cooperative pool.
+/// Runs blocking work (a disk copy, a child process's supervision, a libvirt call, a vault
+/// operation) on a thread of its own, so it never holds one of the few threads of Swift's
+/// cooperative pool.
 ///
 /// Cancelling the calling task sets the flag `body` receives; `body` decides how to stop.
 /// libvirt keeps its last error per thread: a call and the reading of its error belong in
