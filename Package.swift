@@ -5,6 +5,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// The commit `coffre --version` names: the checkout's, `-dirty` with uncommitted changes,
+/// `unknown` outside a git checkout. Compiled into CShims (`coffre_build_commit`).
+let buildCommit = Context.gitInformation.map { $0.currentCommit + ($0.hasUncommittedChanges ? "-dirty" : "") } ?? "unknown"
+
 let package = Package(
     name: "coffre",
     platforms: [.macOS(.v15)],
@@ -48,7 +52,7 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
-        .target(name: "CShims"),
+        .target(name: "CShims", cSettings: [.define("COFFRE_COMMIT", to: "\"\(buildCommit)\"")]),
         .systemLibrary(
             name: "CLibvirt",
             pkgConfig: "libvirt",

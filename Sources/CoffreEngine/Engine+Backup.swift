@@ -50,16 +50,20 @@ extension Engine {
             return vm
         }
 
-        // Changed-block tracking counts from the latest point, with the fabric's marker for it.
-        let since = try await catalog.points(item: item.id).last.flatMap { point in
-            point.changes?.token.map { ChangeBase(point: point.id, token: $0) }
-        }
+        // One decision: the item's latest committed point is what the vault compares with, and
+        // where the fabric's changed-block tracking counts from (with its marker for that point).
+        let base = try await catalog.points(item: item.id).last
+        let since = base.flatMap { point in point.changes?.token.map { ChangeBase(point: point.id, token: $0) } }
         var guest = try await prepareGuest(job, vm: vm, fabric: fabric)
         let snapshot: any FabricSnapshot
         do {
             snapshot = try await job.step("Take snapshot") {
                 let snapshot = try await withTimeout(self.configuration.snapshotTimeout, error: {
                     .snapshotTimeout(key, seconds: self.configuration.snapshotTimeout.inSeconds)
+                }, discardingLate: { late in
+                    // It came after all: it must not outlive the job (a hypervisor snapshot, scratch files).
+                    self.logger.warning("the snapshot of job \(job.id) arrived after its timeout; deleting it")
+                    do { try await late.delete() } catch { self.logger.error("deleting the late snapshot of job \(job.id) failed: \(error)") }
                 }) {
                     try await fabric.makeSnapshot(of: key, id: job.id, since: since)
                 }
@@ -80,7 +84,8 @@ extension Engine {
 
         let stored: StoredPoint
         do {
-            stored = try await transfer(job, key: key, item: item, disks: snapshot.disks)
+            stored = try await transfer(job, key: key, item: item,
+                                        request: BackupRequest(item: item.id, disks: snapshot.disks, base: base?.id, time: takenAt))
         } catch {
             await deleteSnapshot(job, snapshot)
             throw error
@@ -96,22 +101,35 @@ extension Engine {
                                       definition: snapshot.definition)
             }
         } catch {
-            try? store.expirePoint(stored.id)
+            await expireUncommitted(stored.id, job: job)
             throw error
         }
     }
 
-    private func transfer(_ job: JobContext, key: VMKey, item: ProtectedItem, disks: [any BlockDevice]) async throws -> StoredPoint {
+    /// Expires a point the store holds but the catalog will not: nothing of a failed job stays.
+    private func expireUncommitted(_ id: String, job: JobContext) async {
+        do {
+            try await store.expirePoint(id)
+        } catch {
+            // `expireOrphans` finds it again on the next tick.
+            logger.error("expiring the uncommitted point \(id) of job \(job.id) failed: \(error)")
+        }
+    }
+
+    private func transfer(_ job: JobContext, key: VMKey, item: ProtectedItem, request: BackupRequest) async throws -> StoredPoint {
         try await job.step("Transfer data") {
             try job.checkCancelled()
+            let disks = request.disks
             let total = disks.reduce(0) { $0 + $1.size }
             job.setProgress(JobProgress(totalBytes: total))
             let stored: StoredPoint
             do {
                 stored = try await withTimeout(configuration.copyTimeout, error: {
                     .backupCopyTimeout(key, seconds: self.configuration.copyTimeout.inSeconds)
+                }, discardingLate: { late in
+                    await self.expireUncommitted(late.id, job: job)
                 }) {
-                    try await self.store.backupPoint(item: item.id, disks: disks) { progress in
+                    try await self.store.backupPoint(request) { progress in
                         job.setProgress(JobProgress(totalBytes: total, scannedBytes: progress.scannedBytes,
                                                     readBytes: progress.readBytes, writtenBytes: progress.writtenBytes))
                     }
@@ -169,13 +187,12 @@ extension Engine {
 }
 
 extension Engine {
-    /// What changed-block tracking did for a point; nil when the fabric tracks no changes.
+    /// What changed-block tracking did for a point; nil when the fabric tracks no changes. The
+    /// reason for a full read is the fabric's (no bitmap, a new disk), else the store's (the
+    /// base point could not be used, a disk changed size).
     static func changeTracking(_ snapshot: any FabricSnapshot, stored: StoredPoint, since: ChangeBase?) -> ChangeTracking? {
         guard snapshot.changeToken != nil || since != nil else { return nil }
-        var reason = snapshot.resyncReason
-        if reason == nil, since != nil, stored.changedOnlyDisks < stored.disks.count {
-            reason = "the vault's latest point of this VM is not the one the fabric's changes count from"
-        }
+        var reason = snapshot.resyncReason ?? stored.disks.lazy.compactMap(\.fullReadReason).first
         if since == nil, snapshot.changeToken != nil { reason = nil }  // a first backup is full by nature
         return ChangeTracking(token: snapshot.changeToken, changedOnlyDisks: stored.changedOnlyDisks, resyncReason: reason)
     }

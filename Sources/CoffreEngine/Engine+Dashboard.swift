@@ -58,10 +58,13 @@ extension Engine {
     public func points(of name: String) async throws -> (item: ProtectedItem, points: [RecoveryPointRecord], accounting: [String: PointAccounting]) {
         let key = try await resolveVM(name).key
         guard let item = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
-        return (item, try await catalog.points(item: item.id), try store.accounting())
+        return (item, try await catalog.points(item: item.id), try await store.accounting())
     }
 
     public func jobs(_ filter: JobFilter) async throws -> [Job] { try await catalog.jobs(filter) }
+
+    /// Bytes the point store holds, for `/metrics` (measured on the store's threads).
+    public func storedBytes() async throws -> Int64 { try await store.storedBytes() }
 
     /// Jobs matching a query as typed; an unknown type or status, a bad date or an unknown
     /// VM is an error naming what is accepted.

@@ -154,9 +154,9 @@ extension Engine {
     /// killed between writing its manifest and committing. Call only when no backup of the item runs.
     func expireUncommittedPoints(of item: ProtectedItem) async throws {
         let committed = Set(try await catalog.points(item: item.id).map(\.id))
-        for point in try store.storedPoints(item: item.id) where !committed.contains(point.id) {
+        for point in try await store.storedPoints(item: item.id) where !committed.contains(point.id) {
             logger.warning("expiring uncommitted point \(point.id) of \(item.vm)")
-            try store.expirePoint(point.id)
+            try await store.expirePoint(point.id)
         }
     }
 }

@@ -49,7 +49,7 @@ extension Engine {
                 let expired = points.filter { $0.id != newest && ($0.expiresAt.map { $0 <= now } ?? false) }
                 guard !expired.isEmpty else { continue }
                 try await catalog.deletePoints(ids: expired.map(\.id))
-                for point in expired { try store.expirePoint(point.id) }
+                for point in expired { try await store.expirePoint(point.id) }
                 removed += expired.map(\.id)
                 logger.info("retention expired \(expired.count) points of \(item.vm)")
             case .softDeleted:
@@ -59,7 +59,7 @@ extension Engine {
                 continue
             }
         }
-        if !removed.isEmpty { _ = try store.collectGarbage() }
+        if !removed.isEmpty { _ = try await store.collectGarbage() }
         return removed
     }
 
@@ -71,7 +71,7 @@ extension Engine {
             try await job.step("Purge backup data") {
                 // Store first: a crash in between leaves catalog rows the next pass purges again,
                 // never store data no catalog row leads to.
-                for point in try self.store.storedPoints(item: item.id) { try self.store.expirePoint(point.id) }
+                for point in try await self.store.storedPoints(item: item.id) { try await self.store.expirePoint(point.id) }
                 try await self.catalog.deleteItem(id: item.id)
                 job.note("\(points.count) points purged after the soft-delete period")
             }

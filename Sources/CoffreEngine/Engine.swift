@@ -48,15 +48,19 @@ public final class Engine: Sendable {
     let isOwnerAlive: @Sendable (String) -> Bool
     let logger: Logger
     let running = Mutex<[String: RunningJob]>([:])
+    /// The one run of `start()`: the CLI starts the engine it assembles, and `run()` (under
+    /// `coffre serve`) starts it too.
+    private let startup = Mutex<Task<Void, any Error>?>(nil)
 
     /// - Parameters:
-    ///   - owner: this instance's name in job records (`ProcessIdentity.current` for a process).
+    ///   - owner: this instance's name in job records (CoffreSystem's `ProcessIdentity.current`
+    ///     for a process).
     ///   - isOwnerAlive: whether the instance named by a job's owner still runs; jobs of dead
-    ///     owners are marked interrupted by `recoverInterruptedJobs()`.
+    ///     owners are marked interrupted by `recoverInterruptedJobs()` (`ProcessIdentity.isAlive`).
     public init(
         configuration: Configuration, catalog: any Catalog, store: any PointStore, fabrics: [any Fabric],
-        clock: any TimeSource = SystemTimeSource(), owner: String = ProcessIdentity.current,
-        isOwnerAlive: @escaping @Sendable (String) -> Bool = ProcessIdentity.isAlive,
+        clock: any TimeSource = SystemTimeSource(), owner: String,
+        isOwnerAlive: @escaping @Sendable (String) -> Bool,
         logger: Logger = Logger(label: "coffre.engine")
     ) {
         self.configuration = configuration
@@ -69,14 +73,28 @@ public final class Engine: Sendable {
         self.logger = logger
     }
 
-    /// Records the configured fabrics and recovers what a killed process left behind.
-    /// Call once before using the engine.
+    /// Records the configured fabrics and recovers what a killed process left behind. Call it
+    /// before using the engine; it runs once: later calls wait for that run (a failed run is
+    /// tried again by the next call).
     public func start() async throws {
-        for fabric in fabrics {
-            try await catalog.recordFabric(FabricRecord(
-                name: fabric.name, kind: String(describing: type(of: fabric)), region: fabric.region, address: ""))
+        let task = startup.withLock { startup in
+            if let running = startup { return running }
+            let task = Task {
+                for fabric in self.fabrics {
+                    try await self.catalog.recordFabric(FabricRecord(
+                        name: fabric.name, kind: String(describing: type(of: fabric)), region: fabric.region, address: ""))
+                }
+                try await self.recoverInterruptedJobs()
+            }
+            startup = task
+            return task
         }
-        try await recoverInterruptedJobs()
+        do {
+            try await task.value
+        } catch {
+            startup.withLock { if $0 == task { $0 = nil } }
+            throw error
+        }
     }
 
     func fabric(named name: String) throws -> any Fabric {
@@ -114,34 +132,5 @@ public final class Engine: Sendable {
         return all.filter {
             $0.registration != .registered && $0.presence == .present && $0.vm.region == configuration.region
         }
-    }
-}
-
-/// Names an engine process as a job owner and tells whether it still runs.
-public enum ProcessIdentity {
-    /// `host:pid:starttime` — the start time guards against a recycled pid.
-    public static let current: String = {
-        let pid = getpid()
-        return "\(hostName):\(pid):\(startTime(of: pid) ?? "0")"
-    }()
-
-    /// Whether the process named by `owner` runs. Owners of another host are assumed alive.
-    @Sendable public static func isAlive(_ owner: String) -> Bool {
-        let parts = owner.split(separator: ":").map(String.init)
-        guard parts.count == 3, let pid = Int32(parts[1]) else { return false }
-        guard parts[0] == hostName else { return true }
-        return startTime(of: pid) == parts[2]
-    }
-
-    private static let hostName: String = ProcessInfo.processInfo.hostName
-
-    /// Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot.
-    private static func startTime(of pid: Int32) -> String? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")")
-        else { return nil }
-        // Fields after the command name (which may hold spaces), starting at field 3.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? String(fields[19]) : nil
     }
 }

@@ -2,9 +2,13 @@ import CoffreCore
 
 /// Runs `body`, cancelling it and throwing `timeoutError()` when it takes longer than `limit`.
 ///
-/// The body must honour cancellation for the timeout to take effect promptly.
+/// The body must honour cancellation for the timeout to take effect promptly: the error is
+/// thrown once the body has ended. A body that ignores cancellation and returns a value after
+/// the limit (a hypervisor that finishes a snapshot anyway) hands it to `discardingLate`,
+/// which must undo it — a value nobody receives must not leak what it holds.
 func withTimeout<T: Sendable>(
     _ limit: Duration, error timeoutError: @escaping @Sendable () -> CoffreError,
+    discardingLate: (@Sendable (T) async -> Void)? = nil,
     _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
@@ -13,10 +17,17 @@ func withTimeout<T: Sendable>(
             try await Task.sleep(for: limit)
             return nil
         }
-        defer { group.cancelAll() }
         guard let first = try await group.next() else { throw CancellationError() }
-        guard let value = first else { throw timeoutError() }
-        return value
+        if let value = first {
+            group.cancelAll()
+            return value
+        }
+        // The limit came first: stop the body, and undo what it returns anyway.
+        group.cancelAll()
+        while let next = await group.nextResult() {
+            if case .success(let late?) = next { await discardingLate?(late) }
+        }
+        throw timeoutError()
     }
 }
 

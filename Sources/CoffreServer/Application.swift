@@ -17,22 +17,19 @@ public struct ServerConfiguration: Sendable {
     /// The registry `/metrics` emits; pass the one the process's `MetricsSystem` uses to see
     /// Hummingbird's own request metrics there too.
     public var metricsRegistry: PrometheusCollectorRegistry
-    /// The vault's folder, measured for `coffre_vault_stored_bytes`; `nil` leaves it out.
-    public var vaultFolder: String?
     /// Where folder restores requested by a relative path go; absolute paths need the admin role.
     public var restoreRoot: String
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, logger: Logger = Logger(label: "coffre.server"),
         restoreRoot: String = FileManager.default.currentDirectoryPath + "/restores",
-        vaultFolder: String? = nil, metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.host = host
         self.port = port
         self.logger = logger
         self.restoreRoot = restoreRoot
-        self.vaultFolder = vaultFolder
         self.metricsRegistry = metricsRegistry
         self.onServerRunning = onServerRunning
     }
@@ -77,7 +74,7 @@ public func makeServiceGroup(
 func makeRouter(engine: Engine, tokens: TokenStore, configuration: ServerConfiguration) -> Router<CoffreContext> {
     let services = APIServices(
         engine: engine, tokens: tokens,
-        metrics: JobMetrics(engine: engine, registry: configuration.metricsRegistry, vaultFolder: configuration.vaultFolder),
+        metrics: JobMetrics(engine: engine, registry: configuration.metricsRegistry),
         configuration: configuration)
     let router = Router(context: CoffreContext.self)
     router.add(middleware: LogRequestsMiddleware(.info))

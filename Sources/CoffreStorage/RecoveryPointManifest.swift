@@ -24,6 +24,11 @@ public struct RecoveryPointManifest: Codable, Sendable, Equatable {
         public var root: String
         public var blocks: Int
         public var zeroBlocks: Int
+        /// Read through its changed ranges only, the rest taken from the base point (nil in
+        /// manifests written before it was recorded per disk).
+        public var readChangesOnly: Bool?
+        /// Why a disk that offered its changed ranges was read in full anyway.
+        public var fullReadReason: String?
         public var rootID: ChunkID { ChunkID(hex: root)! }
     }
 

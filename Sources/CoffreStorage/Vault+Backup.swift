@@ -4,92 +4,157 @@ import Foundation
 import Synchronization
 
 extension Vault {
-    /// Backs up disks as a new recovery point of `item`.
+    /// Backs up disks as a new recovery point of `request.item`, compared with `request.base`.
     ///
-    /// Each allocated block is read and hashed; a block equal to the same block of the item's
-    /// previous point is reused without touching the store, other blocks are stored unless the
-    /// vault already holds them. A `ChangeTrackingDevice` whose changes count from that previous
-    /// point is read only where it changed; its other blocks are taken from that point. Zero
-    /// blocks and holes are recorded as zero entries. All disks are processed at once by
-    /// `width` workers, with memory independent of disk size. The point
-    /// exists only once every object is durable and its manifest is written; on error or
-    /// cancellation nothing of it is visible.
-    public func backup(
-        item: String, disks: [any BlockDevice], progress: ProgressHandler? = nil
-    ) async throws -> RecoveryPointManifest {
-        guard Naming.isValid(item) else { throw CoffreError.invalidName("Item name", item) }
-        guard !disks.isEmpty else { throw CoffreError(.noDisks, "A backup needs at least one disk") }
+    /// Each allocated block is read and hashed; a block equal to the same block of the base
+    /// point is reused without touching the store, other blocks are stored unless the vault
+    /// already holds them. A `ChangeTrackingDevice` whose changes count from the base point is
+    /// read only where it changed; its other blocks are taken from that point. Zero blocks and
+    /// holes are recorded as zero entries. All disks are processed at once by `width` workers,
+    /// with memory independent of disk size. The point exists only once every object is
+    /// durable and its manifest is written; on error or cancellation nothing of it is visible.
+    /// Blocking work (the store's files, its locks) runs on threads of its own.
+    public func backup(_ request: BackupRequest, progress: ProgressHandler? = nil) async throws -> RecoveryPointManifest {
+        guard Naming.isValid(request.item) else { throw CoffreError.invalidName("Item name", request.item) }
+        guard !request.disks.isEmpty else { throw CoffreError(.noDisks, "A backup needs at least one disk") }
         var seen = Set<String>()
-        for disk in disks {
+        for disk in request.disks {
             guard Naming.isValid(disk.name) else { throw CoffreError.invalidName("Disk name", disk.name) }
             guard seen.insert(disk.name).inserted else { throw CoffreError.duplicateDiskName(disk.name) }
         }
-        let started = Date()
-        let (base, session) = try openBackupSession(item: item)
-        defer { session.close() }
+        let started = ContinuousClock.now
+        let plan = try await runOnThread { _ in try self.planBackup(request) }
+        do {
+            let job = BackupJob(vault: self, session: plan.session, disks: request.disks, basePages: plan.basePages,
+                                changesOnly: plan.changesOnly, progress: progress)
+            try await runParallel(job.units, width: width, makeState: { [codec, blockSize] in
+                BackupWorker(codec: codec, blockSize: blockSize)
+            }, body: { worker, unit in
+                try job.process(unit, worker: &worker)
+            })
+            let seconds = (ContinuousClock.now - started).inSeconds
+            let manifest = try await runOnThread { _ in
+                try self.commitBackup(request, plan: plan, job: job, seconds: seconds)
+            }
+            await runOnThread { _ in plan.session.close() }
+            return manifest
+        } catch {
+            await runOnThread { _ in plan.session.close() }
+            throw error
+        }
+    }
 
+    /// Backs up as the command line does: compared with the item's latest readable point, taken now.
+    public func backup(item: String, disks: [any BlockDevice], progress: ProgressHandler? = nil) async throws -> RecoveryPointManifest {
+        let base = try await runOnThread { _ in try self.points(item: item, skippingDamaged: true).last?.id }
+        return try await backup(BackupRequest(item: item, disks: disks, base: base, time: Date()), progress: progress)
+    }
+
+    /// What a backup compares with, decided before any block is read.
+    struct BackupPlan: Sendable {
+        var base: RecoveryPointManifest?
+        var session: any WriteSession
+        /// The base point's page ids per disk name: a 2 TiB disk has 32 K pages, 1 MiB of ids.
+        var basePages: [String: [ChunkID]]
+        /// Per disk: read only its changed ranges, take the rest from the base.
+        var changesOnly: [Bool]
+        /// Per disk: why changed ranges it offered were not used.
+        var fullReadReasons: [String?]
+    }
+
+    /// Loads the requested base point and opens a session that protects its index, so a
+    /// concurrent expiry and collection cannot take what the backup reuses. A base that cannot
+    /// be read, or that expired before the session protected it, is not used: the backup reads
+    /// in full and says why. **Blocks.**
+    func planBackup(_ request: BackupRequest) throws -> BackupPlan {
+        var base: RecoveryPointManifest?
+        var problem: String?
+        if let id = request.base {
+            do {
+                let manifest = try point(id)
+                if manifest.item == request.item {
+                    base = manifest
+                } else {
+                    problem = "the point \(id) belongs to \(manifest.item), not \(request.item)"
+                }
+            } catch let error as CoffreError {
+                problem = "the point \(id) cannot be used as the base: \(error.message)"
+            }
+        }
+        let session = try store.beginSession(purpose: "backup", protecting: base?.disks.map(\.rootID) ?? [])
+        do {
+            if let chosen = base, try store.readManifest(chosen.id) == nil {
+                problem = "the point \(chosen.id) expired while the backup started"
+                base = nil
+            }
+            if let chosen = base, chosen.blockSize != blockSize {
+                problem = "the point \(chosen.id) has \(ByteSize.format(Int64(chosen.blockSize))) blocks, the vault \(ByteSize.format(Int64(blockSize)))"
+                base = nil
+            }
+            let workspace = CodecWorkspace(codec: codec)
+            var basePages: [String: [ChunkID]] = [:]
+            for disk in base?.disks ?? [] {
+                basePages[disk.name] = try loadIDs(disk.rootID, with: workspace)
+            }
+            // Changes are trusted only against the very point they count from, disk by disk.
+            var changesOnly: [Bool] = []
+            var reasons: [String?] = []
+            for disk in request.disks {
+                guard let tracking = disk as? any ChangeTrackingDevice else {
+                    changesOnly.append(false)
+                    reasons.append(nil)
+                    continue
+                }
+                let reason: String? = if let base {
+                    if tracking.changesSince != base.id {
+                        "the changes of disk \(disk.name) count from point \(tracking.changesSince), the backup compares with \(base.id)"
+                    } else if !base.disks.contains(where: { $0.name == disk.name && $0.size == disk.size }) {
+                        "disk \(disk.name) is new or changed size since point \(base.id)"
+                    } else {
+                        nil
+                    }
+                } else {
+                    problem ?? "no point to compare with"
+                }
+                changesOnly.append(reason == nil)
+                reasons.append(reason)
+            }
+            return BackupPlan(base: base, session: session, basePages: basePages, changesOnly: changesOnly,
+                              fullReadReasons: reasons)
+        } catch {
+            session.close()
+            throw error
+        }
+    }
+
+    /// Writes the disks' roots, publishes every object, then the manifest: only now does the
+    /// point exist. **Blocks.**
+    func commitBackup(_ request: BackupRequest, plan: BackupPlan, job: BackupJob, seconds: Double) throws -> RecoveryPointManifest {
         let workspace = CodecWorkspace(codec: codec)
-        // The previous point's page ids per disk name: a 2 TiB disk has 32 K pages, 1 MiB of ids.
-        var basePages: [String: [ChunkID]] = [:]
-        for disk in base?.disks ?? [] where base?.blockSize == blockSize {
-            basePages[disk.name] = try loadIDs(disk.rootID, with: workspace)
-        }
-
-        // Changes are trusted only against the very point they count from, disk by disk.
-        let changesOnly = disks.map { disk -> Bool in
-            guard let base, let tracking = disk as? any ChangeTrackingDevice, tracking.changesSince == base.id,
-                  basePages[disk.name] != nil else { return false }
-            return base.disks.contains { $0.name == disk.name && $0.size == disk.size }
-        }
-        let job = BackupJob(vault: self, session: session, disks: disks, basePages: basePages, changesOnly: changesOnly,
-                            progress: progress)
-        try await runParallel(job.units, width: width, makeState: { [codec, blockSize] in
-            BackupWorker(codec: codec, blockSize: blockSize)
-        }, body: { worker, unit in
-            try job.process(unit, worker: &worker)
-        })
-
         var records: [RecoveryPointManifest.Disk] = []
-        for (index, disk) in disks.enumerated() {
+        for (index, disk) in request.disks.enumerated() {
             let pages = job.pageIDs(disk: index)
             let rootBytes = DiskIndex.encode(pages)
             let rootID = codec.id(of: rootBytes)
             try job.storeIndexObject(rootBytes, id: rootID, workspace: workspace)
             let counts = job.diskCounts(index)
             records.append(.init(name: disk.name, size: disk.size, root: rootID.hex,
-                                 blocks: counts.blocks, zeroBlocks: counts.zeroBlocks))
+                                 blocks: counts.blocks, zeroBlocks: counts.zeroBlocks,
+                                 readChangesOnly: plan.changesOnly[index], fullReadReason: plan.fullReadReasons[index]))
         }
-        try session.publish()
+        try plan.session.publish()
 
         let totals = job.totals
         let manifest = RecoveryPointManifest(
-            id: RecoveryPointManifest.makeID(at: started), item: item, time: started,
-            blockSize: blockSize, pageEntries: pageEntries, base: base?.id, disks: records,
+            id: RecoveryPointManifest.makeID(at: request.time), item: request.item, time: request.time,
+            blockSize: blockSize, pageEntries: pageEntries, base: plan.base?.id, disks: records,
             stats: .init(blocksAdded: totals.blocksAdded, blocksChanged: totals.blocksChanged,
                          bytesRead: totals.progress.readBytes, bytesWritten: totals.progress.writtenBytes,
-                         indexObjectsAdded: totals.indexObjectsAdded,
-                         seconds: Date().timeIntervalSince(started),
-                         changedOnlyDisks: changesOnly.filter { $0 }.count))
+                         indexObjectsAdded: totals.indexObjectsAdded, seconds: seconds,
+                         changedOnlyDisks: plan.changesOnly.filter { $0 }.count))
         try store.writeManifest(manifest.id, try manifest.encoded(with: workspace))
+        ledger.added(manifest, vault: self)
         return manifest
-    }
-
-    /// Picks the item's latest point as the base and opens a session that protects its index.
-    /// Re-checks the base after registering: if it expired in between, picks again.
-    private func openBackupSession(item: String) throws -> (RecoveryPointManifest?, any WriteSession) {
-        for _ in 0..<5 {
-            // A damaged manifest (verify reports it) must not stop new backups: compare with the
-            // latest readable point instead.
-            let base = try points(item: item, skippingDamaged: true).last
-            let session = try store.beginSession(purpose: "backup", protecting: base?.disks.map(\.rootID) ?? [])
-            if let base, try store.readManifest(base.id) == nil {
-                session.close()
-                continue
-            }
-            return (base, session)
-        }
-        throw CoffreError(.vaultBusy, "The item's recovery points keep changing while the backup starts",
-                          workaround: "Retry when no expiry is running on this item")
     }
 }
 

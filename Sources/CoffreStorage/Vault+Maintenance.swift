@@ -69,38 +69,11 @@ extension Vault {
 
     /// Accounting of every live point, by point id. Points whose manifest is damaged are left
     /// out (verify names them), so what they share counts as held by the others alone.
+    ///
+    /// Kept up to date by this vault's commits and expiries (`AccountingLedger`); the first
+    /// call of a process walks every point once. **Blocks.**
     public func accounting() throws -> [String: PointAccounting] {
-        let points = try points(skippingDamaged: true)
-        let workspace = CodecWorkspace(codec: codec)
-        // Owner of each object: the index of the only point referencing it, or -1 when shared.
-        var chunkOwner: [ChunkID: Int] = [:]
-        var indexOwner: [ChunkID: Int] = [:]
-        for (index, point) in points.enumerated() {
-            var chunks = Set<ChunkID>()
-            var objects = Set<ChunkID>()
-            for disk in point.disks where objects.insert(disk.rootID).inserted {
-                for page in try loadIDs(disk.rootID, with: workspace) where objects.insert(page).inserted {
-                    for id in try loadIDs(page, with: workspace) where !id.isZero { chunks.insert(id) }
-                }
-            }
-            for id in chunks { chunkOwner[id] = chunkOwner[id] == nil ? index : -1 }
-            for id in objects { indexOwner[id] = indexOwner[id] == nil ? index : -1 }
-        }
-        var onlyHere = [Int](repeating: 0, count: points.count)
-        var freed = [Int64](repeating: 0, count: points.count)
-        for (id, owner) in chunkOwner where owner >= 0 {
-            onlyHere[owner] += 1
-            freed[owner] += store.storedSize(.chunk, id) ?? 0
-        }
-        for (id, owner) in indexOwner where owner >= 0 {
-            freed[owner] += store.storedSize(.index, id) ?? 0
-        }
-        var result: [String: PointAccounting] = [:]
-        for (index, point) in points.enumerated() {
-            result[point.id] = PointAccounting(blocksAdded: point.stats.blocksAdded,
-                                               blocksOnlyHere: onlyHere[index], bytesFreedIfExpired: freed[index])
-        }
-        return result
+        try ledger.accounting(vault: self)
     }
 
     // MARK: Verify

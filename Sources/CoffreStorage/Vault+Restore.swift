@@ -16,6 +16,23 @@ extension Vault {
         point id: String, to directory: String, format: DiskFormat = .raw, overwrite: Bool = false,
         progress: ProgressHandler? = nil
     ) async throws -> [String] {
+        let plan = try await runOnThread { _ in try self.planRestore(point: id, to: directory, format: format, overwrite: overwrite) }
+        do {
+            let job = RestoreJob(vault: self, manifest: plan.manifest, sinks: plan.sinks, progress: progress)
+            try await runParallel(plan.units, width: width, makeState: { [codec] in RestoreWorker(codec: codec) },
+                                  body: { worker, unit in try job.process(unit, worker: worker) })
+            try await runOnThread { _ in try plan.commit() }
+            await runOnThread { _ in plan.close() }
+            return plan.targets
+        } catch {
+            await runOnThread { _ in plan.close() }
+            throw error
+        }
+    }
+
+    /// Opens the partial files and a session that keeps the point's objects through a
+    /// concurrent expiry and collection. **Blocks.**
+    func planRestore(point id: String, to directory: String, format: DiskFormat, overwrite: Bool) throws -> RestorePlan {
         let manifest = try point(id)
         let directory = FileIO.absolutePath(directory)
         try FileIO.makeDirectory(directory)
@@ -23,53 +40,83 @@ extension Vault {
         if !overwrite, let existing = targets.first(where: FileIO.exists) {
             throw CoffreError.restoreTargetExists(existing)
         }
-        // Keeps the point's objects through a concurrent expiry and collection.
-        let session = try store.beginSession(purpose: "restore", protecting: manifest.disks.map(\.rootID))
-        defer { session.close() }
-        // Expired between reading it and registering the session: its objects may be gone.
-        guard try store.readManifest(id) != nil else { throw CoffreError.pointNotFound(id) }
-
-        let workspace = CodecWorkspace(codec: codec)
-        var files: [Int32] = []
-        var directFiles: [Int32] = []
-        var partials: [String] = []
-        defer {
-            (files + directFiles.filter { $0 >= 0 }).forEach(FileIO.close)
-            partials.forEach(FileIO.unlink)
-        }
-        var units: [RestoreUnit] = []
-        var sinks: [any DiskSink] = []
-        for (index, disk) in manifest.disks.enumerated() {
-            let partial = "\(directory)/.\(disk.name).coffre-partial-\(randomHex(4))"
-            let fd = try FileIO.open(partial, [.readWrite, .create, .exclusive], mode: 0o600)
-            files.append(fd)
-            partials.append(partial)
-            // Whole blocks bypass the page cache (see RestoreJob); -1 where the file system refuses O_DIRECT.
-            let direct = FileIO.openOptional(partial, [.writeOnly, .direct])
-            directFiles.append(direct)
-            switch format {
-            case .raw:
-                try FileIO.truncate(fd, to: disk.size, path: partial)
-                sinks.append(RawSink(file: fd, direct: direct, path: partial))
-            case .qcow2:
-                sinks.append(try QCOW2Writer(file: fd, direct: direct, path: partial, size: disk.size, disk: disk.name))
+        let plan = RestorePlan(manifest: manifest, directory: directory, targets: targets,
+                               session: try store.beginSession(purpose: "restore", protecting: manifest.disks.map(\.rootID)))
+        do {
+            // Expired between reading it and registering the session: its objects may be gone.
+            guard try store.readManifest(id) != nil else { throw CoffreError.pointNotFound(id) }
+            let workspace = CodecWorkspace(codec: codec)
+            for (index, disk) in manifest.disks.enumerated() {
+                let partial = "\(directory)/.\(disk.name).coffre-partial-\(randomHex(4))"
+                let fd = try FileIO.open(partial, [.readWrite, .create, .exclusive], mode: 0o600)
+                // Whole blocks bypass the page cache (see RestoreJob); -1 where the file system refuses O_DIRECT.
+                let direct = FileIO.openOptional(partial, [.writeOnly, .direct])
+                plan.opened(partial: partial, file: fd, direct: direct)
+                switch format {
+                case .raw:
+                    try FileIO.truncate(fd, to: disk.size, path: partial)
+                    plan.sinks.append(RawSink(file: fd, direct: direct, path: partial))
+                case .qcow2:
+                    plan.sinks.append(try QCOW2Writer(file: fd, direct: direct, path: partial, size: disk.size, disk: disk.name))
+                }
+                let pages = try loadIDs(disk.rootID, with: workspace)
+                plan.units += pages.enumerated().map { RestoreUnit(disk: index, page: $0.offset, pageID: $0.element) }
             }
-            let pages = try loadIDs(disk.rootID, with: workspace)
-            units += pages.enumerated().map { RestoreUnit(disk: index, page: $0.offset, pageID: $0.element) }
+            return plan
+        } catch {
+            plan.close()
+            throw error
         }
+    }
+}
 
-        let job = RestoreJob(vault: self, manifest: manifest, sinks: sinks, progress: progress)
-        try await runParallel(units, width: width, makeState: { [codec] in RestoreWorker(codec: codec) },
-                              body: { worker, unit in try job.process(unit, worker: worker) })
+/// The files and the session of one restore, from their opening to their renaming (or removal).
+final class RestorePlan: @unchecked Sendable {
+    // Set up by `planRestore` on one thread, read by the workers only after, closed once:
+    // never mutated concurrently.
+    let manifest: RecoveryPointManifest
+    let directory: String
+    let targets: [String]
+    let session: any WriteSession
+    var sinks: [any DiskSink] = []
+    var units: [RestoreUnit] = []
+    private var files: [Int32] = []
+    private var directFiles: [Int32] = []
+    private var partials: [String] = []
 
+    init(manifest: RecoveryPointManifest, directory: String, targets: [String], session: any WriteSession) {
+        self.manifest = manifest
+        self.directory = directory
+        self.targets = targets
+        self.session = session
+    }
+
+    func opened(partial: String, file: Int32, direct: Int32) {
+        partials.append(partial)
+        files.append(file)
+        directFiles.append(direct)
+    }
+
+    /// Finishes each disk, makes it durable and gives it its final name. **Blocks.**
+    func commit() throws {
         for (index, target) in targets.enumerated() {
             try sinks[index].finish()
             try FileIO.fsync(files[index], path: partials[index])
             try FileIO.rename(partials[index], to: target)
+            partials[index] = ""
         }
         partials = []
         try FileIO.fsyncDirectory(directory)
-        return targets
+    }
+
+    /// Closes the files and the session; partial files not renamed are removed. Safe to call twice.
+    func close() {
+        (files + directFiles.filter { $0 >= 0 }).forEach(FileIO.close)
+        files = []
+        directFiles = []
+        partials.filter { !$0.isEmpty }.forEach(FileIO.unlink)
+        partials = []
+        session.close()
     }
 }
 

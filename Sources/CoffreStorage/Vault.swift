@@ -14,6 +14,8 @@ public final class Vault: Sendable {
     public let codec: ChunkCodec
     /// Worker threads for hashing, compression and I/O (`COFFRE_WORKERS` overrides).
     public let width: Int
+    /// The block accounting of the live points, kept up to date by commits and expiries.
+    let ledger = AccountingLedger()
 
     public var blockSize: Int { configuration.blockSize }
     public var pageEntries: Int { DiskIndex.pageEntries(blockSize: blockSize) }
@@ -125,8 +127,10 @@ public final class Vault: Sendable {
     /// Expires a point: its manifest goes; its blocks stay until a collection finds them unreferenced.
     /// Expiry never changes what another point restores.
     public func expire(_ id: String) throws {
-        _ = try point(id)
+        let manifest = try point(id)
+        let references = ledger.referencesBeforeExpiry(of: manifest, vault: self)
         try store.removeManifest(id)
+        ledger.expired(id, references: references)
     }
 
     // MARK: Objects

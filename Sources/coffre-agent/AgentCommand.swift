@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoffreCore
 import CoffreExtension
+import CoffreSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +15,7 @@ struct AgentCommand: ParsableCommand {
         commandName: "coffre-agent",
         abstract: "Coffre's in-guest extension: pre/post scripts and file-system freeze around a snapshot.",
         discussion: "Prints one JSON document (protocol version \(AgentReport.protocolVersion)) on stdout; see docs/agent-protocol.md.",
-        version: Agent.version,
+        version: "coffre-agent " + BuildInfo.versionLine(Agent.version),
         subcommands: [Prepare.self, Release.self, Status.self, Version.self, Watchdog.self]
     )
 }

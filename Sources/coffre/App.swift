@@ -7,6 +7,7 @@ import CoffreLibvirt
 #endif
 import CoffreSQLite
 import CoffreStorage
+import CoffreSystem
 import Foundation
 
 /// The embedded-default installation in one data folder: `coffre.json` (settings),
@@ -108,8 +109,8 @@ struct AppOptions: ParsableArguments {
         configuration.installTimeout = .seconds(settings.installTimeoutSeconds)
         configuration.snapshotTimeout = .seconds(settings.snapshotTimeoutSeconds)
         configuration.copyTimeout = .seconds(settings.copyTimeoutSeconds)
-        let engine = Engine(configuration: configuration, catalog: catalog, store: vault, fabrics: fabrics,
-                            clock: Self.clock())
+        let engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: fabrics,
+                            clock: Self.clock(), owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive)
         try await engine.start()
         return engine
     }

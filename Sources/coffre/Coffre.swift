@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoffreCore
 import CoffreStorage
+import CoffreSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -29,6 +30,7 @@ struct Coffre: AsyncParsableCommand {
               coffre vault create ./vault
               coffre image backup --vault ./vault --item web01 disk0.img disk1.img
             """,
+        version: "coffre " + BuildInfo.versionLine(coffreVersion),
         subcommands: [
             DiscoverCommand.self, VMCommand.self, RegisterCommand.self, PolicyCommand.self, ProtectCommand.self,
             BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self,

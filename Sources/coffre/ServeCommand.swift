@@ -44,7 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
             let configuration = ServerConfiguration(
-                host: host, port: port, logger: logger, restoreRoot: dataPath + "/restores", vaultFolder: dataPath + "/vault",
+                host: host, port: port, logger: logger, restoreRoot: dataPath + "/restores",
                 metricsRegistry: registry,
                 onServerRunning: { [host] port in say("Coffre listens on http://\(host):\(port)/ (data \(dataPath))") })
             let group = makeServiceGroup(engine: engine, tokens: tokens, configuration: configuration)

@@ -125,6 +125,28 @@ import Testing
         #expect(try await h.restore("web01", full.id)["os.img"] != h.disks(of: key)["os.img"])
     }
 
+    @Test func B3_theEngineNamesTheBaseOnceAndTheStoreSaysWhyItReadInFull() async throws {
+        let h = try await Harness()
+        h.fabric.set { $0.tracking = true }
+        let key = try h.addVM("web01", disks: [1 << 20])
+        try h.write(key, at: 0, pattern(1 << 20, seed: 7))
+        try await h.protect(["web01"])
+        let full = try await h.backup("web01")
+        // The vault no longer has the point the catalog and the fabric count from.
+        try h.vault.expire(full.id)
+        h.fabric.set { $0.writes["os.img"] = [0..<512] }
+        try h.write(key, at: 0, pattern(512, seed: 8))
+        let next = try await h.backup("web01")
+        #expect(h.fabric.get(\.sinceSeen).last == ChangeBase(point: full.id, token: full.changes!.token!))
+        #expect(next.changes?.changedOnlyDisks == 0)
+        #expect(next.changes?.resyncReason?.contains(full.id) == true, "\(String(describing: next.changes))")
+        #expect(next.stats.bytesRead == 1 << 20)
+        // The point's time is the engine's (its clock), the same in the catalog and the store.
+        let stored = try #require(try h.vault.points(item: next.item).last)
+        #expect(stored.id == next.id && stored.time == next.takenAt)
+        #expect(try await h.restore("web01", next.id) == h.disks(of: key))
+    }
+
     @Test func B4_thePointExistsOnlyAfterTheSnapshotIsDeletedAndAFailedJobLeavesNothing() async throws {
         let h = try await Harness()
         let key = try h.addVM("web01")
@@ -142,7 +164,7 @@ import Testing
         #expect(h.fabric.get(\.liveSnapshots).isEmpty)
         let item = try #require(try await h.catalog.item(for: key))
         #expect(try await h.catalog.points(item: item.id).count == 1)
-        #expect(try h.vault.storedPoints(item: item.id).count == 1)
+        #expect(try h.vault.points(item: item.id).count == 1)
         #expect(!FileManager.default.fileExists(atPath: h.fabric.root + "/.coffre-snapshots/" + failed.id))
     }
 
@@ -205,7 +227,7 @@ import Testing
         expectError(final.error, .cancelled())
         let item = try #require(try await h.catalog.item(for: key))
         #expect(try await h.catalog.points(item: item.id).isEmpty)
-        #expect(try h.vault.storedPoints(item: nil).isEmpty)
+        #expect(try h.vault.points().isEmpty)
         #expect(try h.vault.stats().storedChunks == 0)
         #expect(h.fabric.get(\.liveSnapshots).isEmpty)
         #expect(h.fabric.guest(key).calls.last == "release \(job.id)")

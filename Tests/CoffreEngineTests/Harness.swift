@@ -37,7 +37,7 @@ final class Harness: @unchecked Sendable {
         var configuration = Engine.Configuration(region: Harness.region)
         configuration.monitorInterval = .milliseconds(20)
         configure(&configuration)
-        engine = Engine(configuration: configuration, catalog: catalog, store: vault, fabrics: fabrics,
+        engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: fabrics,
                         clock: clock, owner: "test", isOwnerAlive: { $0 == "test" })
         try await engine.start()
     }

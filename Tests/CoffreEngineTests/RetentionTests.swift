@@ -35,8 +35,8 @@ import Testing
         let history = try await dailyBackups(h, days: 4)
         // Expire the 1st and 3rd points by hand: the 2nd and 4th restore exactly.
         try await h.catalog.deletePoints(ids: [history[0].0.id, history[2].0.id])
-        try h.vault.expirePoint(history[0].0.id)
-        try h.vault.expirePoint(history[2].0.id)
+        try h.vault.expire(history[0].0.id)
+        try h.vault.expire(history[2].0.id)
         _ = try h.vault.collectGarbage()
         for index in [1, 3] {
             #expect(try await h.restore("web01", history[index].0.id) == history[index].1)
@@ -66,7 +66,7 @@ import Testing
         #expect(removed == history.prefix(4).map(\.0.id))
         let item = try #require(try await h.catalog.items().first)
         #expect(try await h.catalog.points(item: item.id).count == 6)
-        #expect(try h.vault.storedPoints(item: item.id).count == 6)
+        #expect(try h.vault.points(item: item.id).count == 6)
         #expect(try h.vault.stats().storedChunks < chunksBefore)
         for (point, disks) in history.suffix(6) {
             #expect(try await h.restore("web01", point.id) == disks)
@@ -127,7 +127,7 @@ import Testing
         #expect(Set(purged) == Set(history.map(\.0.id)))
         #expect(try await h.catalog.item(for: key) == nil)
         #expect(try await h.catalog.points(item: item.id).isEmpty)
-        #expect(try h.vault.storedPoints(item: nil).isEmpty)
+        #expect(try h.vault.points().isEmpty)
         #expect(try h.vault.stats().storedChunks == 0)
         #expect(try await h.engine.jobs(JobFilter(type: .deleteBackupData)).count == 3)
         await expectThrows(.notProtected(key)) { _ = try await h.engine.undelete("web01") }

@@ -14,6 +14,9 @@ final class TestFabric: Fabric {
         var unreachable = false
         var installDelay: Duration?
         var snapshotDelay: Duration?
+        /// The snapshot ignores cancellation and is taken this long after it was asked for
+        /// (a hypervisor that finishes a backup job whatever its caller does).
+        var lateSnapshot: Duration?
         /// While true, disk reads of snapshots wait (a backup stays "in progress").
         var holdReads = false
         /// Every disk read throws this (not a CoffreError: an unexpected failure).
@@ -34,6 +37,8 @@ final class TestFabric: Fabric {
         var writes: [String: [Range<Int64>]] = [:]
         var checkpoints = Set<String>()
         var sinceSeen: [ChangeBase?] = []
+        /// How often the engine read the fabric's region: once per `Engine.start()`, which records it.
+        var regionReads = 0
     }
 
     let state = Mutex(State())
@@ -44,7 +49,10 @@ final class TestFabric: Fabric {
     }
 
     var name: String { inner.name }
-    var region: String { inner.region }
+    var region: String {
+        self.set { $0.regionReads += 1 }
+        return inner.region
+    }
 
     func guest(_ key: VMKey) -> FakeGuestChannel {
         state.withLock { s in
@@ -88,7 +96,17 @@ final class TestFabric: Fabric {
     func makeSnapshot(of key: VMKey, id: String, since: ChangeBase?) async throws -> any FabricSnapshot {
         log("snapshot")
         if let delay = get(\.snapshotDelay) { try await Task.sleep(for: delay) }
-        let snapshot = try await inner.makeSnapshot(of: key, id: id)
+        let snapshot: any FabricSnapshot
+        if let late = get(\.lateSnapshot) {
+            // Detached: the job's cancellation does not reach it.
+            snapshot = try await Task.detached { [inner] in
+                try? await Task.sleep(for: late)
+                return try await inner.makeSnapshot(of: key, id: id)
+            }.value
+            log("lateSnapshotTaken")
+        } else {
+            snapshot = try await inner.makeSnapshot(of: key, id: id)
+        }
         set { $0.liveSnapshots.insert(id) }
         var traced = TracingSnapshot(inner: snapshot, id: id, fabric: self)
         guard get(\.tracking) else { return traced }

@@ -4,6 +4,7 @@ import CoffreEngine
 @testable import CoffreLibvirt
 import CoffreSQLite
 import CoffreStorage
+import CoffreSystem
 import Foundation
 import Testing
 
@@ -52,8 +53,9 @@ struct FabricEndToEndTests {
             fabric = LibvirtFabric(configuration: configuration)
             catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
             let vault = try Vault.create(at: folder + "/vault")
-            engine = Engine(configuration: Engine.Configuration(region: "local"), catalog: catalog, store: vault,
-                            fabrics: [fabric], clock: SystemTimeSource())
+            engine = Engine(configuration: Engine.Configuration(region: "local"), catalog: catalog,
+                            store: VaultPointStore(vault), fabrics: [fabric], clock: SystemTimeSource(),
+                            owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive)
             try await engine.start()
         }
 

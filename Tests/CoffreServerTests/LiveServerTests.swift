@@ -15,17 +15,7 @@ import Testing
     @Test func discoverRegisterProtectBackupOverHTTP() async throws {
         let harness = try await ServerHarness()
         try harness.addVM("web01")
-        let port = AsyncStream<Int>.makeStream()
-        let app = makeServerApplication(engine: harness.engine, tokens: harness.tokens,
-                                        configuration: harness.configuration { port.continuation.yield($0) })
-        let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await services.run() }
-            var ports = port.stream.makeAsyncIterator()
-            let bound = try #require(await ports.next())
-            #expect(bound > 0)
-            let http = Live(base: "http://127.0.0.1:\(bound)", token: harness.tokenByRole[.operator]!)
-
+        try await harness.withLiveServer(as: .operator) { http in
             #expect(try await http.call(.GET, "/healthz", anonymous: true).status == .ok)
             #expect(try await http.call(.GET, "/api/v1/dashboard", anonymous: true).status == .unauthorized)
 
@@ -38,9 +28,32 @@ import Testing
             let backup = try await http.waitSucceeded(try await http.job(.POST, "/api/v1/vms/prod%2Fweb01/backup", json: "{}"))
             let points = try await http.call(.GET, "/api/v1/vms/web01/points").decode(PointsView.self)
             #expect(points.points.map(\.point.job) == [backup.id])
-            await services.triggerGracefulShutdown()
         }
         await harness.engine.cancelAllAndWait()
+    }
+}
+
+extension ServerHarness {
+    /// Runs the server on a free port for as long as `body` runs, `body` talking to it over
+    /// real HTTP with the token of `role`.
+    func withLiveServer(as role: Role, _ body: (Live) async throws -> Void) async throws {
+        let port = AsyncStream<Int>.makeStream()
+        let app = makeServerApplication(engine: engine, tokens: tokens,
+                                        configuration: configuration { port.continuation.yield($0) })
+        let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await services.run() }
+            var ports = port.stream.makeAsyncIterator()
+            let bound = try #require(await ports.next())
+            #expect(bound > 0)
+            do {
+                try await body(Live(base: "http://127.0.0.1:\(bound)", token: tokenByRole[role]!))
+            } catch {
+                await services.triggerGracefulShutdown()
+                throw error
+            }
+            await services.triggerGracefulShutdown()
+        }
     }
 }
 

@@ -34,7 +34,7 @@ final class ServerHarness: @unchecked Sendable {
         let fabric = FakeAgentFabric(inner: LocalFabric(configuration: fabricConfiguration), holdSnapshots: holdSnapshots)
         var configuration = Engine.Configuration(region: Self.region)
         configuration.monitorInterval = .milliseconds(20)
-        engine = Engine(configuration: configuration, catalog: catalog, store: vault, fabrics: [fabric],
+        engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: [fabric],
                         owner: "test", isOwnerAlive: { $0 == "test" })
         try await engine.start()
         var tokenByRole: [Role: String] = [:]
@@ -47,7 +47,7 @@ final class ServerHarness: @unchecked Sendable {
     func configuration(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> ServerConfiguration {
         var logger = Logger(label: "coffre.server.test")
         logger.logLevel = .warning
-        return ServerConfiguration(host: "127.0.0.1", port: 0, logger: logger, restoreRoot: folder + "/restores", vaultFolder: folder + "/vault",
+        return ServerConfiguration(host: "127.0.0.1", port: 0, logger: logger, restoreRoot: folder + "/restores",
                             onServerRunning: onServerRunning)
     }
 

@@ -31,14 +31,38 @@ public struct PointAccounting: Codable, Sendable, Equatable {
     }
 }
 
+/// What one backup is to do, decided once by the engine: which point it compares with and
+/// when the point was taken.
+public struct BackupRequest: Sendable {
+    /// The protected item the point belongs to.
+    public var item: String
+    /// One device per disk, named as the point's disks.
+    public var disks: [any BlockDevice]
+    /// The point to compare with: blocks equal to its blocks are reused without touching the
+    /// store, and a `ChangeTrackingDevice` counting from it is read only where it changed.
+    /// Nil: compare with nothing (a full read, still deduplicated against the whole store).
+    public var base: String?
+    /// When the point was taken (the snapshot's time): its time in the store as in the catalog.
+    public var time: Date
+
+    public init(item: String, disks: [any BlockDevice], base: String?, time: Date) {
+        self.item = item
+        self.disks = disks
+        self.base = base
+        self.time = time
+    }
+}
+
 /// Where recovery points' bytes live: the vault's data plane as the engine sees it.
 ///
-/// `Vault` (CoffreStorage) implements it over any `ChunkStore`. Every point is complete on its
-/// own; expiring one never changes what another restores (K1, K3).
+/// `VaultPointStore` (CoffreStorage) implements it over a `Vault`. Every point is complete on
+/// its own; expiring one never changes what another restores (K1, K3). **Every method may wait
+/// on disks or the network: implementations do that work on threads of their own, never on
+/// Swift's cooperative pool.**
 public protocol PointStore: Sendable {
-    /// Backs up `disks` as a new point of `item`, incremental against the item's last point.
-    /// On error or cancellation nothing of it is visible.
-    func backupPoint(item: String, disks: [any BlockDevice], progress: ProgressHandler?) async throws -> StoredPoint
+    /// Backs up the request's disks as a new point. On error or cancellation nothing of it is
+    /// visible.
+    func backupPoint(_ request: BackupRequest, progress: ProgressHandler?) async throws -> StoredPoint
     /// Restores every disk of a point into `directory` as sparse raw files or qcow2 images
     /// (named by `DiskFormat.fileName(forDisk:)`), each verified; a failed restore leaves no file behind.
     @discardableResult
@@ -46,13 +70,16 @@ public protocol PointStore: Sendable {
         _ id: String, to directory: String, format: DiskFormat, overwrite: Bool, progress: ProgressHandler?
     ) async throws -> [String]
     /// The points the store holds, oldest first (all items when `item` is nil).
-    func storedPoints(item: String?) throws -> [StoredPoint]
+    func storedPoints(item: String?) async throws -> [StoredPoint]
     /// Removes a point; its blocks stay until `collectGarbage` finds them unreferenced.
-    func expirePoint(_ id: String) throws
+    func expirePoint(_ id: String) async throws
     /// Frees every block no live point references.
-    func collectGarbage() throws -> CollectionReport
-    /// Per point id: the blocks it added and only it holds (K2).
-    func accounting() throws -> [String: PointAccounting]
+    func collectGarbage() async throws -> CollectionReport
+    /// Per point id: the blocks it added and only it holds (K2). Kept up to date as points are
+    /// committed, expired and collected: answering it walks no index.
+    func accounting() async throws -> [String: PointAccounting]
+    /// Bytes the store holds (data, indexes, manifests), for `/metrics`.
+    func storedBytes() async throws -> Int64
 }
 
 /// A point as the point store describes it.
@@ -66,21 +93,32 @@ public struct StoredPoint: Codable, Sendable, Equatable {
     public var blocksAdded: Int
     public var blocksChanged: Int
     public var seconds: Double
+    /// The point this one was compared with; nil when none was asked for or it could not be
+    /// used (then `Disk.fullReadReason` says why).
+    public var base: String?
+
     /// Disks backed up from their changed ranges only (`ChangeTrackingDevice` trusted).
-    public var changedOnlyDisks: Int
+    public var changedOnlyDisks: Int { disks.filter(\.readChangesOnly).count }
 
     public struct Disk: Codable, Sendable, Equatable {
         public var name: String
         public var size: Int64
-        public init(name: String, size: Int64) {
+        /// Read through its changed ranges only, the rest taken from the base point.
+        public var readChangesOnly: Bool
+        /// Why a disk that offered its changed ranges was read in full anyway (no usable base
+        /// point, another base, a new size); nil when it was read as offered.
+        public var fullReadReason: String?
+
+        public init(name: String, size: Int64, readChangesOnly: Bool = false, fullReadReason: String? = nil) {
             self.name = name
             self.size = size
+            self.readChangesOnly = readChangesOnly
+            self.fullReadReason = fullReadReason
         }
     }
 
     public init(id: String, item: String, time: Date, disks: [Disk], bytesRead: Int64, bytesWritten: Int64,
-                blocksAdded: Int, blocksChanged: Int, seconds: Double, changedOnlyDisks: Int = 0) {
-        self.changedOnlyDisks = changedOnlyDisks
+                blocksAdded: Int, blocksChanged: Int, seconds: Double, base: String? = nil) {
         self.id = id
         self.item = item
         self.time = time
@@ -90,5 +128,6 @@ public struct StoredPoint: Codable, Sendable, Equatable {
         self.blocksAdded = blocksAdded
         self.blocksChanged = blocksChanged
         self.seconds = seconds
+        self.base = base
     }
 }

@@ -14,7 +14,6 @@ final class JobMetrics: Sendable {
     let engine: Engine
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    private let vaultFolder: String?
     private let state: Mutex<State>
 
     private struct State {
@@ -24,11 +23,13 @@ final class JobMetrics: Sendable {
         var counted: Set<String> = []
         /// When this server started: jobs that ended before are not counted.
         let since: Date
-        /// When the vault folder was last measured (wall clock).
+        /// When the vault was last measured (wall clock).
         var measuredAt: Date?
+        /// A measurement is under way: other scrapes show the last value meanwhile.
+        var measuring = false
     }
 
-    init(engine: Engine, registry: PrometheusCollectorRegistry, vaultFolder: String?) {
+    init(engine: Engine, registry: PrometheusCollectorRegistry) {
         self.engine = engine
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -37,7 +38,6 @@ final class JobMetrics: Sendable {
             .seconds(3600), .seconds(4 * 3600), .seconds(12 * 3600),
         ]
         self.factory = factory
-        self.vaultFolder = vaultFolder
         let now = engine.clock.now()
         self.state = Mutex(State(watermark: now.addingTimeInterval(-86_400), since: now))
     }
@@ -63,15 +63,23 @@ final class JobMetrics: Sendable {
             return ended
         }
         for job in ended { record(job) }
-        // Walking the vault costs time on a big vault: measure again only when a job ended
-        // (backups, purges change it) or every five minutes (retention cleanup runs between jobs).
+        // Measuring the vault walks its objects (on the store's threads): measure again only
+        // when a job ended (backups, purges change it) or every five minutes (retention cleanup
+        // runs between jobs), and one scrape at a time.
         let measure = state.withLock { state in
-            let due = !ended.isEmpty || state.measuredAt.map { Date().timeIntervalSince($0) > 300 } ?? true
-            if due { state.measuredAt = Date() }
+            let due = !state.measuring
+                && (!ended.isEmpty || state.measuredAt.map { Date().timeIntervalSince($0) > 300 } ?? true)
+            if due {
+                state.measuredAt = Date()
+                state.measuring = true
+            }
             return due
         }
-        if let vaultFolder, measure {
-            Gauge(label: "coffre_vault_stored_bytes", factory: factory).record(Self.size(of: vaultFolder))
+        if measure {
+            if let bytes = try? await engine.storedBytes() {
+                Gauge(label: "coffre_vault_stored_bytes", factory: factory).record(bytes)
+            }
+            state.withLock { $0.measuring = false }
         }
     }
 
@@ -93,17 +101,4 @@ final class JobMetrics: Sendable {
 
     /// The metrics in Prometheus's text format.
     func exposition() -> String { registry.emitToString() }
-
-    /// Bytes the files under `path` take.
-    static func size(of path: String) -> Int64 {
-        guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
-        var total: Int64 = 0
-        while let name = walker.nextObject() as? String {
-            let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + name)
-            if attributes?[.type] as? FileAttributeType == .typeRegular {
-                total += (attributes?[.size] as? NSNumber)?.int64Value ?? 0
-            }
-        }
-        return total
-    }
 }

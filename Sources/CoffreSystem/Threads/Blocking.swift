@@ -32,3 +32,19 @@ package func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationF
         flag.set()
     }
 }
+
+/// `runOnThread` for work that cannot fail (clean-up that must run even when the task is
+/// cancelled: closing a session, removing a scratch folder).
+package func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) -> T) async -> T {
+    let flag = CancellationFlag()
+    return await withTaskCancellationHandler {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+            if Task.isCancelled { flag.set() }
+            Thread.detachNewThread {
+                continuation.resume(returning: body(flag))
+            }
+        }
+    } onCancel: {
+        flag.set()
+    }
+}

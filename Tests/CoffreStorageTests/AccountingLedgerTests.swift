@@ -1,0 +1,95 @@
+import CoffreCore
+@testable import CoffreStorage
+import CoffreTesting
+import Foundation
+import Testing
+
+/// The accounting kept up to date by commits and expiries equals the accounting walked from
+/// scratch, after any sequence of backups, expiries and collections, in this process or another.
+@Suite struct AccountingLedgerTests {
+    static let block = 16 << 10
+
+    /// A fresh `Vault` of the same folder: a process that walks every point once.
+    func walkedFromScratch(_ t: TestVault) throws -> [String: PointAccounting] {
+        try Vault.open(at: t.vault.path).accounting()
+    }
+
+    @Test(arguments: [1, 2, 3, 4])
+    func keptUpToDateEqualsWalkedFromScratch(seed: UInt64) async throws {
+        let t = try TestVault(blockSize: Self.block)
+        var g = SeededGenerator(seed: seed)
+        // Two items whose disks share some blocks (a common base image), each 16 blocks.
+        let common = g.bytes(8 * Self.block)
+        var disks = ["a": common + g.bytes(8 * Self.block), "b": common + g.bytes(8 * Self.block)]
+        _ = try t.vault.accounting()  // valid from the start: every later change is applied to it
+        var live: [String] = []
+        for step in 0..<24 {
+            switch Int.random(in: 0..<10, using: &g) {
+            case 0..<6:
+                let item = Bool.random(using: &g) ? "a" : "b"
+                // Rewrite one block, sometimes with one the other item holds, sometimes zeros.
+                let index = Int.random(in: 0..<16, using: &g) * Self.block
+                let content: [UInt8] = switch Int.random(in: 0..<3, using: &g) {
+                case 0: Array(disks[item == "a" ? "b" : "a"]![index..<index + Self.block])
+                case 1: [UInt8](repeating: 0, count: Self.block)
+                default: g.bytes(Self.block)
+                }
+                disks[item]!.replaceSubrange(index..<index + Self.block, with: content)
+                live.append(try await t.backup(item, ["disk": disks[item]!]).id)
+            case 6..<9 where !live.isEmpty:
+                try t.vault.expire(live.remove(at: Int.random(in: 0..<live.count, using: &g)))
+            default:
+                try t.vault.collectGarbage()
+            }
+            let kept = try t.vault.accounting()
+            #expect(kept == (try walkedFromScratch(t)), "step \(step)")
+            #expect(Set(kept.keys) == Set(live))
+        }
+        // Kept up to date, not walked again: one walk, at the first read.
+        #expect(t.vault.ledger.rebuilds == 1)
+    }
+
+    @Test func pointsWrittenAndExpiredByAnotherProcessAreNoticed() async throws {
+        let t = try TestVault(blockSize: Self.block)
+        var g = SeededGenerator(seed: 9)
+        var disk = g.bytes(8 * Self.block)
+        let first = try await t.backup("vm", ["disk": disk])
+        #expect(try t.vault.accounting()[first.id]?.blocksOnlyHere == 8)
+
+        // Another process (another `Vault` of the same folder) backs up a point that shares 7 blocks.
+        let other = try Vault.open(at: t.vault.path)
+        disk.replaceSubrange(0..<Self.block, with: g.bytes(Self.block))
+        let second = try await other.backup(item: "vm", disks: [MemoryBlockDevice(name: "disk", bytes: disk)])
+        var kept = try t.vault.accounting()
+        #expect(kept[first.id]?.blocksOnlyHere == 1)
+        #expect(kept[second.id]?.blocksOnlyHere == 1)
+        #expect(kept == (try walkedFromScratch(t)))
+        #expect(t.vault.ledger.rebuilds == 1, "a point added elsewhere is walked alone")
+
+        // It expires the first point: its index can no longer be walked here, so this process
+        // walks everything again.
+        try other.expire(first.id)
+        kept = try t.vault.accounting()
+        #expect(Set(kept.keys) == [second.id])
+        #expect(kept[second.id]?.blocksOnlyHere == 8)
+        #expect(kept == (try walkedFromScratch(t)))
+        #expect(t.vault.ledger.rebuilds == 2)
+    }
+
+    @Test func aDamagedManifestIsLeftOutAndTheRestStillCounts() async throws {
+        let t = try TestVault(blockSize: Self.block)
+        var g = SeededGenerator(seed: 10)
+        let disk = g.bytes(4 * Self.block)
+        let first = try await t.backup("vm", ["disk": disk])
+        let second = try await t.backup("vm", ["disk": disk])
+        #expect(try t.vault.accounting()[first.id]?.blocksOnlyHere == 0)
+        // The second manifest is damaged on disk (verify names it); a fresh process leaves it out.
+        let path = t.vault.path + "/points/" + second.id
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let fresh = try walkedFromScratch(t)
+        #expect(Set(fresh.keys) == [first.id])
+        #expect(fresh[first.id]?.blocksOnlyHere == 4)
+    }
+}
