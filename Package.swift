@@ -5,10 +5,6 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
-/// The commit `coffre --version` names: the checkout's, `-dirty` with uncommitted changes,
-/// `unknown` outside a git checkout. Compiled into CShims (`coffre_build_commit`).
-let buildCommit = Context.gitInformation.map { $0.currentCommit + ($0.hasUncommittedChanges ? "-dirty" : "") } ?? "unknown"
-
 let package = Package(
     name: "coffre",
     platforms: [.macOS(.v15)],
@@ -52,14 +48,17 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
-        .target(name: "CShims", cSettings: [.define("COFFRE_COMMIT", to: "\"\(buildCommit)\"")]),
+        .target(name: "CShims"),
+        // Records the commit being built before every build, for `--version` (BuildInfo).
+        .plugin(name: "BuildCommit", capability: .buildTool()),
         .systemLibrary(
             name: "CLibvirt",
             pkgConfig: "libvirt",
             providers: [.apt(["libvirt-dev"])]
         ),
         .target(name: "CoffreCore", swiftSettings: swiftSettings),
-        .target(name: "CoffreSystem", dependencies: ["CoffreCore", "CShims"], swiftSettings: swiftSettings),
+        .target(name: "CoffreSystem", dependencies: ["CoffreCore", "CShims"], swiftSettings: swiftSettings,
+                plugins: ["BuildCommit"]),
         .target(
             name: "CoffreStorage",
             dependencies: [

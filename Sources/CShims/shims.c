@@ -23,8 +23,3 @@ int coffre_is_zero(const void *p, size_t n) {
 }
 
 int coffre_flock(int fd, int operation) { return flock(fd, operation); }
-
-#ifndef COFFRE_COMMIT
-#define COFFRE_COMMIT "unknown"
-#endif
-const char *coffre_build_commit(void) { return COFFRE_COMMIT; }

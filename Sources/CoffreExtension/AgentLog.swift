@@ -15,7 +15,7 @@ final class AgentLog {
 
     init(paths: GuestPaths, command: String, job: String?) {
         self.paths = paths
-        self.prefix = "\(command)\(job.map { " job=\($0)" } ?? "") pid=\(getpid())"
+        self.prefix = "\(command)\(job.map { " job=\($0)" } ?? "") pid=\(Processes.currentID)"
     }
 
     func note(_ message: String) {
@@ -31,7 +31,7 @@ final class AgentLog {
         do {
             try FileIO.makeDirectories(paths.logDirectory, mode: 0o700)
             if let size = FileIO.status(paths.logFile)?.size, size > Self.rotateBytes {
-                _ = rename(paths.logFile, paths.logFile + ".1")
+                _ = try FileIO.renameIfPresent(paths.logFile, to: paths.logFile + ".1")
             }
             try FileIO.append(Array(text.utf8), to: paths.logFile)
         } catch {}

@@ -88,7 +88,8 @@ final class AccountingLedger: Sendable {
                     state.withLock { _ = $0.damaged.insert(name) }
                 }
             }
-            return
+            // A new point whose index could not be walked (damaged) invalidated the ledger.
+            if state.withLock({ $0.valid }) { return }
         }
         try rebuild(vault: vault)
     }

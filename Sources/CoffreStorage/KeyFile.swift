@@ -8,7 +8,7 @@ enum KeyFile {
         let bytes: [UInt8]?
         do {
             bytes = try FileIO.readFile(path)
-        } catch let error as CoffreError {
+        } catch {
             throw CoffreError.encryptionKeyMissing("\(path): \(error.message)")
         }
         guard let bytes else { throw CoffreError.encryptionKeyMissing("\(path) does not exist") }

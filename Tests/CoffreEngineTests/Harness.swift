@@ -134,6 +134,15 @@ final class Harness: @unchecked Sendable {
     static let dailyPolicy = Policy(name: "daily", schedule: .daily(at: TimeOfDay(hour: 22, minute: 0)),
                                     retention: Retention(days: 7))
 
+    /// A protected VM whose OS disk starts with `bytes` seeded bytes.
+    @discardableResult
+    func protectedVM(_ name: String, writing bytes: Int = 40_000, seed: UInt64 = 1) async throws -> VMKey {
+        let key = try addVM(name)
+        try write(key, at: 0, pattern(bytes, seed: seed))
+        try await protect([name])
+        return key
+    }
+
     func backup(_ name: String, retainUntil: Date? = nil) async throws -> RecoveryPointRecord {
         let job = try await succeed(try await engine.backupNow(name, retainUntil: retainUntil))
         let id = try #require(job.details["point"])

@@ -9,9 +9,7 @@ import Testing
 @Suite struct TimeoutTests {
     @Test func aSnapshotThatArrivesAfterItsTimeoutIsDeleted() async throws {
         let h = try await Harness { $0.snapshotTimeout = .milliseconds(200) }
-        let key = try h.addVM("web01")
-        try h.write(key, at: 0, pattern(40_000, seed: 1))
-        try await h.protect(["web01"])
+        let key = try await h.protectedVM("web01")
         h.fabric.set { $0.lateSnapshot = .milliseconds(700) }
         let failed = try await h.finish(try await h.engine.backupNow("web01"))
         #expect(failed.status == .failed)

@@ -51,9 +51,7 @@ import Testing
 
     @Test func pointsWrittenAndExpiredByAnotherProcessAreNoticed() async throws {
         let t = try TestVault(blockSize: Self.block)
-        var g = SeededGenerator(seed: 9)
-        var disk = g.bytes(8 * Self.block)
-        let first = try await t.backup("vm", ["disk": disk])
+        var (first, disk, g) = try await t.firstPoint(disk: "disk", blocks: 8, blockSize: Self.block, seed: 9)
         #expect(try t.vault.accounting()[first.id]?.blocksOnlyHere == 8)
 
         // Another process (another `Vault` of the same folder) backs up a point that shares 7 blocks.
@@ -78,9 +76,7 @@ import Testing
 
     @Test func aDamagedManifestIsLeftOutAndTheRestStillCounts() async throws {
         let t = try TestVault(blockSize: Self.block)
-        var g = SeededGenerator(seed: 10)
-        let disk = g.bytes(4 * Self.block)
-        let first = try await t.backup("vm", ["disk": disk])
+        let (first, disk, _) = try await t.firstPoint(disk: "disk", blocks: 4, blockSize: Self.block, seed: 10)
         let second = try await t.backup("vm", ["disk": disk])
         #expect(try t.vault.accounting()[first.id]?.blocksOnlyHere == 0)
         // The second manifest is damaged on disk (verify names it); a fresh process leaves it out.

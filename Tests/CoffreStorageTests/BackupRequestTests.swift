@@ -11,9 +11,7 @@ import Testing
 
     @Test func theRequestedBaseIsUsedEvenWhenItIsNotTheLatest() async throws {
         let t = try TestVault(blockSize: Self.block)
-        var g = SeededGenerator(seed: 31)
-        var bytes = g.bytes(16 * Self.block)
-        let first = try await t.backup("vm", ["d": bytes])
+        var (first, bytes, g) = try await t.firstPoint(blocks: 16, blockSize: Self.block, seed: 31)
         _ = try await t.backup("vm", ["d": g.bytes(16 * Self.block)])  // a later point, unrelated content
         bytes.replaceSubrange(2 * Self.block..<3 * Self.block, with: g.bytes(Self.block))
         let device = ChangedMemoryDevice(MemoryBlockDevice(name: "d", bytes: bytes), since: first.id,
@@ -32,9 +30,7 @@ import Testing
 
     @Test func aBaseThatCannotBeUsedMeansAFullReadWithTheReason() async throws {
         let t = try TestVault(blockSize: Self.block)
-        var g = SeededGenerator(seed: 32)
-        let bytes = g.bytes(8 * Self.block)
-        let first = try await t.backup("vm", ["d": bytes])
+        let (first, bytes, _) = try await t.firstPoint(blocks: 8, blockSize: Self.block, seed: 32)
         let device = ChangedMemoryDevice(MemoryBlockDevice(name: "d", bytes: bytes), since: "rp-gone", changed: [])
         let point = try await t.vault.backup(BackupRequest(item: "vm", disks: [device], base: "rp-gone", time: Date()))
         #expect(point.base == nil)
@@ -53,9 +49,7 @@ import Testing
 
     @Test func changesCountingFromAnotherPointThanTheBaseSayWhy() async throws {
         let t = try TestVault(blockSize: Self.block)
-        var g = SeededGenerator(seed: 33)
-        let bytes = g.bytes(8 * Self.block)
-        let first = try await t.backup("vm", ["d": bytes])
+        let (first, bytes, _) = try await t.firstPoint(blocks: 8, blockSize: Self.block, seed: 33)
         let second = try await t.backup("vm", ["d": bytes])
         let device = ChangedMemoryDevice(MemoryBlockDevice(name: "d", bytes: bytes), since: first.id, changed: [])
         let point = try await t.vault.backup(BackupRequest(item: "vm", disks: [device], base: second.id, time: Date()))

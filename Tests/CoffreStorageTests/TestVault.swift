@@ -36,6 +36,16 @@ final class TestVault {
     }
 
     var storedChunks: Int { get throws { try vault.stats().storedChunks } }
+
+    /// A first point of `item`: one disk `name` of `blocks` seeded random blocks. Returns the
+    /// point, the disk's bytes and the generator, for the test to go on with.
+    func firstPoint(
+        _ item: String = "vm", disk name: String = "d", blocks: Int, blockSize: Int, seed: UInt64
+    ) async throws -> (point: RecoveryPointManifest, bytes: [UInt8], generator: SeededGenerator) {
+        var generator = SeededGenerator(seed: seed)
+        let bytes = generator.bytes(blocks * blockSize)
+        return (try await backup(item, [name: bytes]), bytes, generator)
+    }
 }
 
 /// Splits disks into blocks and counts the distinct non-zero ones (what the vault must store).

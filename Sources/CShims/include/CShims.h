@@ -17,7 +17,4 @@ int coffre_is_zero(const void *p, size_t n);
 /// flock(2); Swift sees the `struct flock` of fcntl.h under the same name.
 int coffre_flock(int fd, int operation);
 
-/// The git commit Coffre was built from (Package.swift's COFFRE_COMMIT).
-const char *coffre_build_commit(void);
-
 #endif

@@ -1,4 +1,4 @@
-public import CoffreCore
+import CoffreCore
 import CShims
 #if canImport(Glibc)
 import Glibc

@@ -81,7 +81,7 @@ package struct ChildProcess: Sendable {
     /// the task is cancelled (the child and its process group are killed first).
     package func run() async throws -> Output {
         try Task.checkCancellation()
-        let result = try await runOnThread { flag in Result { () throws(Failure) in try self.runBlocking(cancelled: flag) } }
+        let result = await runOnThread { flag in Result { () throws(Failure) in try self.runBlocking(cancelled: flag) } }
         switch result {
         case .success(let output): return output
         case .failure(.cancelled): throw CancellationError()
@@ -154,7 +154,7 @@ package struct ChildProcess: Sendable {
     /// cancellation, then reaps what of its group was re-parented to us.
     private func supervise(_ pipes: Pipes, started: Double, cancelled: CancellationFlag?) throws(Failure) -> Output {
         let pid = pipes.pid
-        var streams = pipes.readEnds.enumerated().map { index, fd in
+        let streams = pipes.readEnds.enumerated().map { index, fd in
             Stream(fd: fd, capture: Self.capture(output, stream: index))
         }
         defer { streams.forEach { $0.close() } }

@@ -1,4 +1,4 @@
-public import CoffreCore
+import CoffreCore
 import Foundation
 
 /// Runs a host program (`qemu-img`, `qemu-nbd --fork`) to its end and returns what it wrote to
