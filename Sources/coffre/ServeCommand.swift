@@ -37,8 +37,8 @@ struct ServeCommand: AsyncParsableCommand {
                 if !created.isEmpty { say("Created \(created.count) sample VMs in \(dataPath)/fabric") }
             }
             let engine = try await app.makeEngine()
-            let (tokens, newTokenFile) = try TokenStore.openCreatingAdmin(dataFolder: dataPath) { path, bytes in
-                try FileIO.writeFileAtomically(path, bytes, mode: 0o600)
+            let (tokens, newTokenFile) = try await TokenStore.openCreatingAdmin(dataFolder: dataPath) { path, bytes in
+                try await runOnThread { _ in try FileIO.writeFileAtomically(path, bytes, mode: 0o600) }
             }
             if let newTokenFile { say("Admin token written to \(newTokenFile) (mode 600); send it as 'Authorization: Bearer TOKEN'") }
             let registry = PrometheusCollectorRegistry()

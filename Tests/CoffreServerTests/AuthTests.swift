@@ -4,6 +4,7 @@ import CoffreSystem
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Synchronization
 import Testing
 
 /// Every route × every caller (no token, reader, operator, admin): 401 without a token,
@@ -95,14 +96,14 @@ import Testing
     }
 
     static let writer: TokenStore.PrivateFileWriter = { path, bytes in
-        try FileIO.writeFileAtomically(path, bytes, mode: 0o600)
+        try await runOnThread { _ in try FileIO.writeFileAtomically(path, bytes, mode: 0o600) }
     }
 
-    @Test func tokenFilesArePrivateAndHashed() throws {
+    @Test func tokenFilesArePrivateAndHashed() async throws {
         let folder = NSTemporaryDirectory() + "coffre-tokens-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let (store, file) = try TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
+        let (store, file) = try await TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
         let path = try #require(file)
         let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(store.role(of: token) == .admin)
@@ -113,8 +114,31 @@ import Testing
         let stored = try String(contentsOfFile: folder + "/tokens.json", encoding: .utf8)
         #expect(!stored.contains(token))
         // A second start keeps the tokens and writes no new admin token.
-        let (again, none) = try TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
+        let (again, none) = try await TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
         #expect(none == nil)
         #expect(again.role(of: token) == .admin)
+    }
+
+    @Test func aSlowEarlierSaveNeverLandsOverALaterOne() async throws {
+        let folder = NSTemporaryDirectory() + "coffre-tokens-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // The second write of tokens.json (the first token after the admin's) takes 300 ms.
+        let writes = Mutex(0)
+        let slowSecond: TokenStore.PrivateFileWriter = { path, bytes in
+            let number = path.hasSuffix("tokens.json") ? writes.withLock { $0 += 1; return $0 } : 0
+            if number == 2 { try await Task.sleep(for: .milliseconds(300)) }
+            try await Self.writer(path, bytes)
+        }
+        let (store, _) = try await TokenStore.openCreatingAdmin(dataFolder: folder, writer: slowSecond)
+        let slow = Task { try await store.create(name: "slow", role: .reader) }
+        while writes.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        // Created while the slow save is under way: its own save must come after it.
+        let fast = try await store.create(name: "fast", role: .operator)
+        let first = try await slow.value
+        let reopened = try TokenStore(path: folder + "/tokens.json", writer: Self.writer)
+        #expect(reopened.role(of: first) == .reader)
+        #expect(reopened.role(of: fast) == .operator, "the later token was lost under the earlier save")
+        #expect(reopened.all.count == 3)
     }
 }

@@ -38,7 +38,7 @@ final class ServerHarness: @unchecked Sendable {
                         owner: "test", isOwnerAlive: { $0 == "test" })
         try await engine.start()
         var tokenByRole: [Role: String] = [:]
-        for role in Role.allCases { tokenByRole[role] = try tokens.create(name: role.rawValue, role: role) }
+        for role in Role.allCases { tokenByRole[role] = try await tokens.create(name: role.rawValue, role: role) }
         self.tokenByRole = tokenByRole
     }
 

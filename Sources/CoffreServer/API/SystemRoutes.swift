@@ -27,7 +27,7 @@ extension APIRoutes {
             APIRoute(.post, prefix + "/tokens", .admin) { request, context, s in
                 let body = try await request.decode(as: TokenBody.self, context: context)
                 guard Naming.isValid(body.name) else { throw CoffreError.invalidName("Token name", body.name) }
-                let token = try s.tokens.create(name: body.name, role: body.role)
+                let token = try await s.tokens.create(name: body.name, role: body.role)
                 return try Reply.json(TokenResponse(name: body.name, role: body.role, token: token), status: .created)
             },
         ]

@@ -8,10 +8,10 @@ import Synchronization
 /// Only the hash of a token is stored: a stolen `tokens.json` does not let anyone in. The plain
 /// token is shown once, when it is created.
 public final class TokenStore: Sendable {
-    /// Replaces a whole file durably and atomically, readable by its owner only (mode 600).
-    /// The application passes CoffreSystem's `FileIO.writeFileAtomically`: the server does no
-    /// POSIX work of its own.
-    public typealias PrivateFileWriter = @Sendable (_ path: String, _ bytes: [UInt8]) throws -> Void
+    /// Replaces a whole file durably and atomically, readable by its owner only (mode 600),
+    /// off Swift's cooperative pool. The application passes CoffreSystem's
+    /// `FileIO.writeFileAtomically` on a thread of its own: the server does no POSIX work itself.
+    public typealias PrivateFileWriter = @Sendable (_ path: String, _ bytes: [UInt8]) async throws -> Void
 
     /// One token as stored.
     public struct Entry: Codable, Sendable, Equatable {
@@ -26,6 +26,9 @@ public final class TokenStore: Sendable {
     public let path: String?
     private let writer: PrivateFileWriter
     private let entries: Mutex<[Entry]>
+    /// The last save: saves run one after the other, each writing the entries as they are
+    /// then, so a slower earlier save never lands over a later one.
+    private let lastSave = Mutex<Task<Void, any Error>?>(nil)
 
     /// Tokens kept in memory only.
     public init() {
@@ -55,12 +58,12 @@ public final class TokenStore: Sendable {
     /// - Returns: the store and the admin token file's path when one was just created.
     public static func openCreatingAdmin(
         dataFolder: String, writer: @escaping PrivateFileWriter
-    ) throws -> (store: TokenStore, newAdminTokenFile: String?) {
+    ) async throws -> (store: TokenStore, newAdminTokenFile: String?) {
         let store = try TokenStore(path: dataFolder + "/tokens.json", writer: writer)
         guard store.isEmpty else { return (store, nil) }
-        let token = try store.create(name: "admin", role: .admin)
+        let token = try await store.create(name: "admin", role: .admin)
         let file = dataFolder + "/admin-token"
-        try writer(file, Array((token + "\n").utf8))
+        try await writer(file, Array((token + "\n").utf8))
         return (store, file)
     }
 
@@ -71,16 +74,13 @@ public final class TokenStore: Sendable {
 
     /// Creates a token with `role`, saves its hash and returns the token (shown only now).
     @discardableResult
-    public func create(name: String, role: Role) throws -> String {
+    public func create(name: String, role: Role) async throws -> String {
         var bytes = [UInt8](repeating: 0, count: 32)
         for index in bytes.indices { bytes[index] = UInt8.random(in: .min ... .max) }
         let token = "cof_" + Self.hex(bytes)
         let entry = Entry(name: name, role: role, hash: Self.hash(token), createdAt: Date())
-        let all = entries.withLock { entries in
-            entries.append(entry)
-            return entries
-        }
-        try save(all)
+        entries.withLock { $0.append(entry) }
+        try await save()
         return token
     }
 
@@ -90,11 +90,20 @@ public final class TokenStore: Sendable {
         return entries.withLock { $0.first { $0.hash == digest }?.role }
     }
 
-    private func save(_ all: [Entry]) throws {
+    private func save() async throws {
         guard let path else { return }
-        let encoder = APIJSON.encoder
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writer(path, Array(try encoder.encode(all)))
+        let save = lastSave.withLock { last in
+            let previous = last
+            let next = Task { [writer] in
+                _ = await previous?.result
+                let encoder = APIJSON.encoder
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try await writer(path, Array(try encoder.encode(self.all)))
+            }
+            last = next
+            return next
+        }
+        try await save.value
     }
 
     static func hash(_ token: String) -> String { hex(Array(SHA256.hash(data: Data(token.utf8)))) }
