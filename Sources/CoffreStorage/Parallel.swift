@@ -1,36 +1,32 @@
 import CoffreCore
-import Dispatch
+import CoffreSystem
 import Synchronization
 
-/// Runs `body` over `items` on `width` threads, each with its own state (codec workspace,
-/// buffers). Stops at the first error or on task cancellation, and rethrows it.
+/// Runs `body` over `items` on `width` threads of their own (`runOnThreads`), each with its
+/// own state (codec workspace, buffers). Stops at the first error or on task cancellation,
+/// and rethrows it.
 func runParallel<Item: Sendable, State>(
     _ items: [Item], width: Int,
     makeState: @escaping @Sendable () -> State,
     body: @escaping @Sendable (inout State, Item) throws -> Void
 ) async throws {
     let control = ParallelControl()
-    await withTaskCancellationHandler {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                DispatchQueue.concurrentPerform(iterations: max(1, min(width, items.count))) { _ in
-                    var state = makeState()
-                    while let index = control.next(limit: items.count) {
-                        do {
-                            try body(&state, items[index])
-                        } catch {
-                            control.fail(error)
-                        }
-                    }
-                }
-                continuation.resume()
+    await runOnThreads(min(width, items.count)) { _, cancelled in
+        var state = makeState()
+        while let index = control.next(limit: items.count) {
+            if cancelled.isSet {
+                control.fail(CoffreError.cancelled())
+                return
+            }
+            do {
+                try body(&state, items[index])
+            } catch {
+                control.fail(error)
             }
         }
-    } onCancel: {
-        control.fail(CoffreError.cancelled())
     }
     if let error = control.error { throw error }
-    try control.checkCancelled()
+    if Task.isCancelled { throw CoffreError.cancelled() }
 }
 
 /// Shared state of one `runParallel` call.
@@ -54,9 +50,4 @@ final class ParallelControl: Sendable {
     }
 
     var error: (any Error)? { state.withLock { $0.error } }
-
-    /// Throws when another worker failed: long loops call it between blocks.
-    func checkCancelled() throws {
-        if state.withLock({ $0.error != nil }) { throw CoffreError.cancelled() }
-    }
 }

@@ -15,7 +15,8 @@ final class Harness: @unchecked Sendable {
     let catalog: SQLiteCatalog
     let vault: Vault
     let fabrics: [TestFabric]
-    let engine: Engine
+    /// Replaced by `reconfigure`.
+    private(set) var engine: Engine
     static let region = "eu-west"
 
     var fabric: TestFabric { fabrics[0] }
@@ -34,11 +35,25 @@ final class Harness: @unchecked Sendable {
             configuration.region = Harness.region
             return TestFabric(LocalFabric(configuration: configuration), root: root)
         }
+        engine = Self.makeEngine(catalog: catalog, vault: vault, fabrics: fabrics, clock: clock, configure: configure)
+        try await engine.start()
+    }
+
+    private static func makeEngine(
+        catalog: SQLiteCatalog, vault: Vault, fabrics: [TestFabric], clock: ManualClock,
+        configure: (inout Engine.Configuration) -> Void
+    ) -> Engine {
         var configuration = Engine.Configuration(region: Harness.region)
         configuration.monitorInterval = .milliseconds(20)
         configure(&configuration)
-        engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: fabrics,
-                        clock: clock, owner: "test", isOwnerAlive: { $0 == "test" })
+        return Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: fabrics,
+                      clock: clock, owner: "test", isOwnerAlive: { $0 == "test" })
+    }
+
+    /// Goes on with an engine configured anew on the same catalog, vault and fabrics (as a
+    /// restarted process would): a test's tight limits need not hold for what follows.
+    func reconfigure(_ configure: (inout Engine.Configuration) -> Void = { _ in }) async throws {
+        engine = Self.makeEngine(catalog: catalog, vault: vault, fabrics: fabrics, clock: clock, configure: configure)
         try await engine.start()
     }
 
@@ -81,8 +96,8 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Overwrites bytes of a disk image in place.
-    func write(_ key: VMKey, _ disk: String = "os.img", at offset: Int64, _ bytes: [UInt8]) throws {
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: diskPath(key, disk)))
+    func write(_ key: VMKey, _ disk: String = "os.img", at offset: Int64, _ bytes: [UInt8], fabric index: Int = 0) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: diskPath(key, disk, fabric: index)))
         try handle.seek(toOffset: UInt64(offset))
         try handle.write(contentsOf: Data(bytes))
         try handle.close()
@@ -162,10 +177,10 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Every disk's current bytes by name.
-    func disks(of key: VMKey) throws -> [String: [UInt8]] {
+    func disks(of key: VMKey, fabric index: Int = 0) throws -> [String: [UInt8]] {
         var disks: [String: [UInt8]] = [:]
-        for name in try FileManager.default.contentsOfDirectory(atPath: vmFolder(key)) where name.hasSuffix(".img") {
-            disks[name] = try read(diskPath(key, name))
+        for name in try FileManager.default.contentsOfDirectory(atPath: vmFolder(key, fabric: index)) where name.hasSuffix(".img") {
+            disks[name] = try read(diskPath(key, name, fabric: index))
         }
         return disks
     }

@@ -43,6 +43,44 @@ import Testing
         #expect(discarded.withLock { $0 } == [7])
     }
 
+    @Test func aBackupWhoseReadsAreHeldDoesNotHoldUpAnother() async throws {
+        // Two fabrics: every read of the first one's disks waits (a stalled disk), eight backups
+        // of its VMs hold sixteen workers there, and the second fabric's VM is backed up
+        // meanwhile. On Dispatch's shared pool that backup waited about 8 s for a thread (the
+        // whole test: 8.6–9.5 s; with workers of their own: 0.9–1.2 s).
+        let h = try await Harness(fabricCount: 2)
+        let heldNames = (0..<8).map { "held\($0)" }
+        for name in heldNames {
+            let key = try h.addVM(name, disks: Array(repeating: 1 << 20, count: 4))
+            try h.write(key, at: 0, pattern(40_000, seed: 5))
+        }
+        let free = try h.addVM("free", fabric: 1)
+        try h.write(free, at: 0, pattern(40_000, seed: 6), fabric: 1)
+        try await h.protect(heldNames + ["free"])
+        h.fabrics[0].set { $0.holdReads = true }
+        // A regression must fail this test, not hang it: a thread of its own lets the reads go
+        // after a minute and says so.
+        let watchdog = Mutex(false)
+        Thread.detachNewThread { [fabric = h.fabrics[0]] in
+            Thread.sleep(forTimeInterval: 60)
+            if fabric.get(\.holdReads) {
+                watchdog.withLock { $0 = true }
+                fabric.set { $0.holdReads = false }
+            }
+        }
+        var stalledJobs: [Job] = []
+        for name in heldNames { stalledJobs.append(try await h.engine.backupNow(name)) }
+        let stalled = stalledJobs[0]
+        try await h.eventually("the held backup reads") { h.fabrics[0].events.contains("read") }
+        // Answered while the other one's reads are still held.
+        let point = try await h.backup("free")
+        #expect(!watchdog.withLock { $0 }, "the backup waited until the other one's reads were let go")
+        #expect(try await h.engine.job(stalled.id).status == .inProgress, "the held backup ended before the other one")
+        h.fabrics[0].set { $0.holdReads = false }
+        for job in stalledJobs { try await h.succeed(job) }
+        #expect(try await h.restore("free", point.id) == h.disks(of: free, fabric: 1))
+    }
+
     @Test func startRunsOnceHoweverOftenItIsCalled() async throws {
         // The harness starts its engine once, as the CLI starts the engine it assembles.
         let h = try await Harness { $0.tickInterval = .milliseconds(20) }

@@ -48,3 +48,31 @@ package func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationF
         flag.set()
     }
 }
+
+/// Runs `body(worker)` on `count` threads of their own and returns when every one has ended.
+///
+/// Threads of their own, not Dispatch's global queue: a job whose workers wait on a slow disk
+/// (a held NBD export, a stalled read) must not starve the next job of workers, and Dispatch
+/// does not add threads when its few are blocked. The body polls `CancellationFlag` to stop
+/// early when the calling task is cancelled.
+package func runOnThreads(_ count: Int, _ body: @escaping @Sendable (_ worker: Int, CancellationFlag) -> Void) async {
+    let flag = CancellationFlag()
+    let remaining = Mutex(max(1, count))
+    await withTaskCancellationHandler {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if Task.isCancelled { flag.set() }
+            for worker in 0..<max(1, count) {
+                Thread.detachNewThread {
+                    body(worker, flag)
+                    let last = remaining.withLock { remaining -> Bool in
+                        remaining -= 1
+                        return remaining == 0
+                    }
+                    if last { continuation.resume() }
+                }
+            }
+        }
+    } onCancel: {
+        flag.set()
+    }
+}
