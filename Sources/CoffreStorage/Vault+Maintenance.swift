@@ -51,6 +51,16 @@ extension Vault {
     // MARK: Stats and accounting
 
     public func stats() throws -> VaultStats {
+        var stats = try objectStats()
+        // Informational: a damaged manifest (verify names it) is left out rather than failing.
+        let points = try points(skippingDamaged: true)
+        stats.points = points.count
+        stats.logicalBytes = points.reduce(0) { $0 + $1.logicalBytes }
+        return stats
+    }
+
+    /// The stored objects' counts and bytes (the part of `stats` that reads no manifest). **Blocks.**
+    func objectStats() throws -> VaultStats {
         var stats = VaultStats()
         try store.forEachObject(.chunk) { _, size in
             stats.storedChunks += 1
@@ -60,10 +70,6 @@ extension Vault {
             stats.indexChunks += 1
             stats.indexBytes += size
         }
-        // Informational: a damaged manifest (verify names it) is left out rather than failing.
-        let points = try points(skippingDamaged: true)
-        stats.points = points.count
-        stats.logicalBytes = points.reduce(0) { $0 + $1.logicalBytes }
         return stats
     }
 

@@ -12,8 +12,6 @@ public func errnoDescription(_ code: Int32) -> String {
 /// The errno values other modules tell apart, by name (they do not import Glibc).
 package enum Errno {
     package static let noSuchFile = ENOENT
-    package static let invalid = EINVAL
-    package static let wouldBlock = EAGAIN
 }
 
 extension CoffreError {

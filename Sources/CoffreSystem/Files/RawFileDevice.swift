@@ -22,7 +22,7 @@ public final class RawFileDevice: BlockDevice {
         let kind = st.st_mode & S_IFMT
         var size = Int64(st.st_size)
         if kind == S_IFBLK {
-            size = Int64(lseek(fd, 0, SEEK_END))
+            size = FileIO.seekEnd(fd) ?? size
         } else if kind != S_IFREG {
             Glibc.close(fd)
             throw CoffreError.diskNotFound(path, reason: "not a regular file or block device")

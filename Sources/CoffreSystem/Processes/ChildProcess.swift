@@ -59,6 +59,11 @@ package struct ChildProcess: Sendable {
         case exited(Int32)
         case signaled(Int32)
 
+        /// A status `waitpid` gave.
+        package init(waitStatus status: Int32) {
+            self = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
+        }
+
         /// As a shell says it: the exit status, else 128 + the signal.
         package var exitCode: Int32 {
             switch self {
@@ -200,8 +205,7 @@ package struct ChildProcess: Sendable {
         var orphan: Int32 = 0
         while waitpid(-pid, &orphan, WNOHANG) > 0 {}
 
-        let termination: Termination = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
-        let result = Output(termination: termination, stdout: streams[0].kept,
+        let result = Output(termination: Termination(waitStatus: status), stdout: streams[0].kept,
                             stderr: streams.count > 1 ? streams[1].kept : [], seconds: Monotonic.now() - started)
         switch killedFor {
         case .cancelled?: throw .cancelled

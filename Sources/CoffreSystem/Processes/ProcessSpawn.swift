@@ -81,6 +81,6 @@ package enum ProcessSpawn {
 
     /// A wait status as a shell says it: the exit status, else 128 + the signal.
     package static func exitCode(_ status: Int32) -> Int32 {
-        status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        ChildProcess.Termination(waitStatus: status).exitCode
     }
 }

@@ -19,18 +19,7 @@ package final class CancellationFlag: Sendable {
 /// libvirt keeps its last error per thread: a call and the reading of its error belong in
 /// one `body`.
 package func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
-    let flag = CancellationFlag()
-    return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            // Set before the thread starts when the task is already cancelled.
-            if Task.isCancelled { flag.set() }
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try body(flag) })
-            }
-        }
-    } onCancel: {
-        flag.set()
-    }
+    try await runOnThread { flag in Result { try body(flag) } }.get()
 }
 
 /// `runOnThread` for work that cannot fail (clean-up that must run even when the task is
@@ -39,6 +28,7 @@ package func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationF
     let flag = CancellationFlag()
     return await withTaskCancellationHandler {
         await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+            // Set before the thread starts when the task is already cancelled.
             if Task.isCancelled { flag.set() }
             Thread.detachNewThread {
                 continuation.resume(returning: body(flag))
@@ -53,7 +43,7 @@ package func runOnThread<T: Sendable>(_ body: @escaping @Sendable (CancellationF
 ///
 /// Threads of their own, not Dispatch's global queue: a job whose workers wait on a slow disk
 /// (a held NBD export, a stalled read) must not starve the next job of workers, and Dispatch
-/// does not add threads when its few are blocked. The body polls `CancellationFlag` to stop
+/// adds threads only slowly when its few are blocked (a job waited ~8 s, decision 0015). The body polls `CancellationFlag` to stop
 /// early when the calling task is cancelled.
 package func runOnThreads(_ count: Int, _ body: @escaping @Sendable (_ worker: Int, CancellationFlag) -> Void) async {
     let flag = CancellationFlag()
