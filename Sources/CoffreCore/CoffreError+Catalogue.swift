@@ -12,6 +12,15 @@ extension CoffreError {
         CoffreError(.vaultFormatUnsupported, "The vault's format is not supported by this version of Coffre: \(detail)",
                     workaround: "Use the Coffre version that created the vault or a newer one")
     }
+    public static func vaultUpgradeRequired(_ path: String) -> CoffreError {
+        CoffreError(.vaultUpgradeRequired,
+                    "The vault at \(path) is in format 1 (one file per block); this version of Coffre writes format 2 (packs)",
+                    workaround: "Run `coffre vault upgrade \(path)` once (it is crash-safe and can be resumed); no backup may run meanwhile")
+    }
+    public static func vaultBusy(_ detail: String) -> CoffreError {
+        CoffreError(.vaultBusy, "The vault is busy: \(detail)",
+                    workaround: "Wait for the other operation to finish, then try again")
+    }
     public static func invalidBlockSize(_ text: String) -> CoffreError {
         CoffreError(.invalidBlockSize, "Block size \(text) is not a power of two between 16 KiB and 4 MiB",
                     workaround: "Use one of 16KiB, 32KiB, 64KiB, 128KiB, 256KiB, 512KiB, 1MiB, 2MiB, 4MiB")

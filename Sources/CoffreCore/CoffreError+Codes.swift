@@ -65,6 +65,7 @@ extension CoffreError.Code {
     public static let vaultBusy = Self("VaultBusy")
     public static let vaultFormatUnsupported = Self("VaultFormatUnsupported")
     public static let vaultNotFound = Self("VaultNotFound")
+    public static let vaultUpgradeRequired = Self("VaultUpgradeRequired")
     public static let wrongEncryptionKey = Self("WrongEncryptionKey")
 
     // MARK: The catalog
@@ -168,7 +169,7 @@ extension CoffreError.Code {
         .vmAgentOutdated, .vmMustBeStopped, .vmNotFound, .vmNotInVaultRegion, .vmNotRegistered, .vmNotRunning,
         .vmVanished, .cancelled, .chunkDamaged, .chunkMissing, .diskNotFound, .duplicateDiskName,
         .encryptionKeyMissing, .ioError, .indexDamaged, .invalidBlockSize, .invalidName, .noDisks, .pointNotFound,
-        .restoreTargetExists, .vaultAlreadyExists, .vaultBusy, .vaultFormatUnsupported, .vaultNotFound,
+        .restoreTargetExists, .vaultAlreadyExists, .vaultBusy, .vaultFormatUnsupported, .vaultNotFound, .vaultUpgradeRequired,
         .wrongEncryptionKey, .catalogBusy, .catalogFailed, .catalogUnreadable, .guestPrepareFailed,
         .guestReleaseFailed, .internalError, .fabricUnreachable, .guestAgentTimeout, .guestAgentUnavailable,
         .invalidArgument, .invalidVMDefinition, .restoreIncomplete, .vmAlreadyExists, .agentBusy, .agentStateDamaged,

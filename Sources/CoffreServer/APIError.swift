@@ -81,7 +81,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .anotherOperationInProgress, .discoveryInProgress, .alreadyProtected, .alreadyRegistered,
             .policyAlreadyExists, .jobNotRunning, .protectionStopped, .itemSoftDeleted, .itemNotSoftDeleted,
             .protectionNotStopped, .vmNotRegistered, .vmVanished, .restoreTargetExists, .ambiguousVMName,
-            .vmAlreadyExists, .vmMustBeStopped, .vmNotRunning, .vmAgentNotFound, .vmAgentOutdated, .vaultBusy,
+            .vmAlreadyExists, .vmMustBeStopped, .vmNotRunning, .vmAgentNotFound, .vmAgentOutdated, .vaultBusy, .vaultUpgradeRequired,
             .vaultAlreadyExists, .originalDefinitionMissing, .invalidVMDefinition, .agentBusy, .guestAlreadyFrozen,
             .guestAlreadyPrepared, .notPrepared,
         ]),

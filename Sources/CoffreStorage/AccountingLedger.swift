@@ -77,11 +77,11 @@ final class AccountingLedger: Sendable {
     }
 
     private func reconcileLocked(vault: Vault) throws {
-        let names = Set(try vault.store.manifestNames())
+        let names = Set(try vault.manifestNames())
         let (valid, known) = state.withLock { s in (s.valid, Set(s.points.keys).union(s.damaged)) }
         if valid && known.isSubset(of: names) {
             for name in names.subtracting(known) {
-                guard let bytes = try vault.store.readManifest(name) else { continue }  // expired meanwhile
+                guard let bytes = try vault.readManifest(name) else { continue }  // expired meanwhile
                 do {
                     added(try RecoveryPointManifest.decode(bytes, name: name, with: CodecWorkspace(codec: vault.codec)),
                           vault: vault)
@@ -103,8 +103,8 @@ final class AccountingLedger: Sendable {
         state.withLock { s in s = State(rebuilds: s.rebuilds + 1) }
         let workspace = CodecWorkspace(codec: vault.codec)
         var damaged = Set<String>()
-        for name in try vault.store.manifestNames() {
-            guard let bytes = try vault.store.readManifest(name) else { continue }
+        for name in try vault.manifestNames() {
+            guard let bytes = try vault.readManifest(name) else { continue }
             do {
                 let manifest = try RecoveryPointManifest.decode(bytes, name: name, with: workspace)
                 let references = try vault.references(of: manifest, with: workspace)
@@ -185,8 +185,8 @@ final class AccountingLedger: Sendable {
             (references.chunks.filter { s.chunks[$0] == nil }, references.indexes.filter { s.indexes[$0] == nil })
         }
         var sizes: [ChunkID: Int64] = [:]
-        for id in chunks { sizes[id] = vault.store.storedSize(.chunk, id) ?? 0 }
-        for id in indexes { sizes[id] = vault.store.storedSize(.index, id) ?? 0 }
+        for id in chunks { sizes[id] = vault.storedSize(.chunk, id) ?? 0 }
+        for id in indexes { sizes[id] = vault.storedSize(.index, id) ?? 0 }
         return sizes
     }
 

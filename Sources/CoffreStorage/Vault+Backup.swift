@@ -28,7 +28,7 @@ extension Vault {
             let job = BackupJob(vault: self, session: plan.session, disks: request.disks, basePages: plan.basePages,
                                 changesOnly: plan.changesOnly, progress: progress)
             try await runParallel(job.units, width: width, makeState: { [codec, blockSize] in
-                BackupWorker(codec: codec, blockSize: blockSize)
+                BackupWorker(codec: codec, blockSize: blockSize, writer: plan.session.makeWriter())
             }, body: { worker, unit in
                 try job.process(unit, worker: &worker)
             })
@@ -53,7 +53,7 @@ extension Vault {
     /// What a backup compares with, decided before any block is read.
     struct BackupPlan: Sendable {
         var base: RecoveryPointManifest?
-        var session: any WriteSession
+        var session: VaultSession
         /// The base point's page ids per disk name: a 2 TiB disk has 32 K pages, 1 MiB of ids.
         var basePages: [String: [ChunkID]]
         /// Per disk: read only its changed ranges, take the rest from the base.
@@ -81,9 +81,9 @@ extension Vault {
                 problem = "the point \(id) cannot be used as the base: \(error.message)"
             }
         }
-        let session = try store.beginSession(purpose: "backup", protecting: base?.disks.map(\.rootID) ?? [])
+        let session = try VaultSession(vault: self, purpose: "backup", protecting: base?.disks.map(\.rootID) ?? [])
         do {
-            if let chosen = base, try store.readManifest(chosen.id) == nil {
+            if let chosen = base, try readManifest(chosen.id) == nil {
                 problem = "the point \(chosen.id) expired while the backup started"
                 base = nil
             }
@@ -131,12 +131,13 @@ extension Vault {
     /// point exist. **Blocks.**
     func commitBackup(_ request: BackupRequest, plan: BackupPlan, job: BackupJob, seconds: Double) throws -> RecoveryPointManifest {
         let workspace = CodecWorkspace(codec: codec)
+        let writer = plan.session.makeWriter()
         var records: [RecoveryPointManifest.Disk] = []
         for (index, disk) in request.disks.enumerated() {
             let pages = job.pageIDs(disk: index)
             let rootBytes = DiskIndex.encode(pages)
             let rootID = codec.id(of: rootBytes)
-            try job.storeIndexObject(rootBytes, id: rootID, workspace: workspace)
+            try job.storeIndexObject(rootBytes, id: rootID, workspace: workspace, writer: writer)
             let counts = job.diskCounts(index)
             records.append(.init(name: disk.name, size: disk.size, root: rootID.hex,
                                  blocks: counts.blocks, zeroBlocks: counts.zeroBlocks,
@@ -152,7 +153,9 @@ extension Vault {
                          bytesRead: totals.progress.readBytes, bytesWritten: totals.progress.writtenBytes,
                          indexObjectsAdded: totals.indexObjectsAdded, seconds: seconds,
                          changedOnlyDisks: plan.changesOnly.filter { $0 }.count))
-        try store.writeManifest(manifest.id, try manifest.encoded(with: workspace))
+        guard try store.put(Self.pointsFolder + manifest.id, try manifest.encoded(with: workspace), mode: .create) else {
+            throw CoffreError(.backupInternalError, "A point named \(manifest.id) exists already", workaround: "Run the backup again")
+        }
         ledger.added(manifest, vault: self)
         return manifest
     }
@@ -168,10 +171,13 @@ struct BackupUnit: Sendable {
 struct BackupWorker {
     let workspace: CodecWorkspace
     var block: [UInt8]
+    /// Where this worker's new objects go.
+    let writer: PackWriter
 
-    init(codec: ChunkCodec, blockSize: Int) {
+    init(codec: ChunkCodec, blockSize: Int, writer: PackWriter) {
         workspace = CodecWorkspace(codec: codec)
         block = [UInt8](repeating: 0, count: blockSize)
+        self.writer = writer
     }
 }
 
@@ -187,7 +193,7 @@ final class BackupJob: Sendable {
     }
 
     let vault: Vault
-    let session: any WriteSession
+    let session: VaultSession
     let disks: [any BlockDevice]
     let basePages: [String: [ChunkID]]
     /// Per disk: read only its changed ranges, take the rest from the base point.
@@ -197,7 +203,7 @@ final class BackupJob: Sendable {
     private let pages: Mutex<[[ChunkID]]>
     private let state: Mutex<Totals>
 
-    init(vault: Vault, session: any WriteSession, disks: [any BlockDevice],
+    init(vault: Vault, session: VaultSession, disks: [any BlockDevice],
          basePages: [String: [ChunkID]], changesOnly: [Bool], progress: ProgressHandler?) {
         self.vault = vault
         self.session = session
@@ -289,20 +295,19 @@ final class BackupJob: Sendable {
             entries[b] = id
             if b < baseEntries.count, baseEntries[b] == id { continue }
             changed += 1
-            if try vault.store.contains(.chunk, id, refresh: true) || session.hasStaged(.chunk, id) { continue }
+            if try session.contains(.chunk, id) || !session.claim(.chunk, id) { continue }
             let written = try worker.block.withUnsafeBytes { raw in
-                try stage(.chunk, id, UnsafeRawBufferPointer(rebasing: raw[0..<length]), workspace: worker.workspace)
+                try stage(.chunk, id, UnsafeRawBufferPointer(rebasing: raw[0..<length]), workspace: worker.workspace,
+                          writer: worker.writer)
             }
-            if let written {
-                added += 1
-                local.writtenBytes += written
-            }
+            added += 1
+            local.writtenBytes += written
         }
 
         let pageBytes = DiskIndex.encode(entries)
         let pageID = vault.codec.id(of: pageBytes)
         if pageID != basePageID {
-            try storeIndexObject(pageBytes, id: pageID, workspace: worker.workspace)
+            try storeIndexObject(pageBytes, id: pageID, workspace: worker.workspace, writer: worker.writer)
         }
         pages.withLock { $0[unit.disk][unit.page] = pageID }
         let snapshot = state.withLock { s -> TransferProgress in
@@ -331,20 +336,20 @@ final class BackupJob: Sendable {
         progress?(snapshot)
     }
 
-    /// Encodes and stages an object; returns the bytes written, or nil when this session had
-    /// already staged it.
+    /// Encodes an object into the worker's pack; returns the bytes written.
     private func stage(
-        _ kind: ObjectKind, _ id: ChunkID, _ plain: UnsafeRawBufferPointer, workspace: CodecWorkspace
-    ) throws -> Int64? {
+        _ kind: ObjectKind, _ id: ChunkID, _ plain: UnsafeRawBufferPointer, workspace: CodecWorkspace, writer: PackWriter
+    ) throws -> Int64 {
         try workspace.encode(plain, id: id, kind: kind) { frame in
-            try session.stage(kind, id, frame) ? Int64(frame.count) : nil
+            try writer.append(kind, id, frame: frame)
+            return Int64(frame.count)
         }
     }
 
     /// Stores an index object (a page or a root) unless the vault or this session has it.
-    func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace) throws {
-        if try vault.store.contains(.index, id, refresh: true) || session.hasStaged(.index, id) { return }
-        guard let written = try bytes.withUnsafeBytes({ try stage(.index, id, $0, workspace: workspace) }) else { return }
+    func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace, writer: PackWriter) throws {
+        if try session.contains(.index, id) || !session.claim(.index, id) { return }
+        let written = try bytes.withUnsafeBytes { try stage(.index, id, $0, workspace: workspace, writer: writer) }
         state.withLock {
             $0.indexObjectsAdded += 1
             $0.progress.writtenBytes += written

@@ -5,7 +5,7 @@ import Foundation
 public struct VaultStats: Codable, Sendable, Equatable {
     /// Distinct data chunks stored (zero blocks are never stored).
     public var storedChunks = 0
-    /// Their bytes on disk (compressed, encrypted).
+    /// Their stored bytes (compressed, encrypted).
     public var storedBytes: Int64 = 0
     /// Sum of the sizes of all disks of all live points: what full copies would take.
     public var logicalBytes: Int64 = 0
@@ -13,8 +13,18 @@ public struct VaultStats: Codable, Sendable, Equatable {
     /// Index pages and roots, shared between points.
     public var indexChunks = 0
     public var indexBytes: Int64 = 0
+    /// Packs and their bytes: what the store really holds for chunks and index objects.
+    public var packs = 0
+    public var packBytes: Int64 = 0
+    /// Bytes of stored objects no live point needs, and of packs no index names (collection
+    /// frees them; partly used packs are repacked past 5 %). Pack tables are not counted.
+    public var unusedBytes: Int64 = 0
+    /// `unusedBytes / packBytes`.
+    public var unusedShare: Double = 0
+    /// Segments of the chunk index, and packs condemned by a collection, waiting for deletion.
+    public var indexSegments = 0
+    public var condemnedPacks = 0
 }
-
 
 /// What `verify` found.
 public struct VerifyReport: Codable, Sendable, Equatable {
@@ -25,52 +35,66 @@ public struct VerifyReport: Codable, Sendable, Equatable {
     public var missingChunks: [String]
     /// Points that cannot be restored completely.
     public var brokenPoints: [String]
+    /// Packs read whole, and packs whose table is unreadable.
+    public var checkedPacks: Int = 0
+    public var damagedPacks: [String] = []
 }
 
 extension Vault {
-    // MARK: Collection
-
-    /// Removes every object that no live point and no running session needs.
-    @discardableResult
-    public func collectGarbage() throws -> CollectionReport {
-        let workspace = CodecWorkspace(codec: codec)
-        return try store.collectGarbage { protectedRoots in
-            var marks = MarkSet()
-            let roots = try points().flatMap { $0.disks.map(\.rootID) } + protectedRoots
-            for root in roots where marks.indexes.insert(root.prefix).inserted {
-                for page in try loadIDs(root, with: workspace) where marks.indexes.insert(page.prefix).inserted {
-                    for id in try loadIDs(page, with: workspace) where !id.isZero {
-                        marks.chunks.insert(id.prefix)
-                    }
-                }
-            }
-            return marks
-        }
-    }
-
     // MARK: Stats and accounting
 
+    /// What the vault holds, with the share of unused bytes (it walks every point). **Blocks.**
     public func stats() throws -> VaultStats {
+        let workspace = CodecWorkspace(codec: codec)
+        try refreshIndex(with: workspace)
         var stats = try objectStats()
         // Informational: a damaged manifest (verify names it) is left out rather than failing.
         let points = try points(skippingDamaged: true)
         stats.points = points.count
         stats.logicalBytes = points.reduce(0) { $0 + $1.logicalBytes }
+        var report = CollectionReport()
+        if let marks = try? mark(sessions: liveSessions(report: &report), workspace: workspace) {
+            var unused: Int64 = 0
+            var indexed = Set<PackID>()
+            try index.forEachRecord { record, _ in
+                indexed.insert(record.location.pack)
+                if !marks.contains(record.kind, record.id) { unused += Int64(record.location.length) }
+            }
+            // Packs no segment names (a backup running or killed) are unused whole.
+            for (pack, size) in try packSizes() where !indexed.contains(pack) { unused += size }
+            stats.unusedBytes = unused
+            stats.unusedShare = stats.packBytes > 0 ? Double(stats.unusedBytes) / Double(stats.packBytes) : 0
+        }
+        stats.condemnedPacks = (try? condemned())??.packs.count ?? 0
         return stats
     }
 
     /// The stored objects' counts and bytes (the part of `stats` that reads no manifest). **Blocks.**
     func objectStats() throws -> VaultStats {
+        try refreshIndex(with: CodecWorkspace(codec: codec))
         var stats = VaultStats()
-        try store.forEachObject(.chunk) { _, size in
-            stats.storedChunks += 1
-            stats.storedBytes += size
+        for pack in try packSizes().values {
+            stats.packs += 1
+            stats.packBytes += pack
         }
-        try store.forEachObject(.index) { _, size in
-            stats.indexChunks += 1
-            stats.indexBytes += size
+        stats.indexSegments = index.segmentKeys.count
+        var seen = Set<VaultSession.Key>()
+        try index.forEachRecord { record, _ in
+            guard seen.insert(VaultSession.Key(kind: record.kind, id: record.id)).inserted else { return }
+            if record.kind == .chunk {
+                stats.storedChunks += 1
+                stats.storedBytes += Int64(record.location.length)
+            } else {
+                stats.indexChunks += 1
+                stats.indexBytes += Int64(record.location.length)
+            }
         }
         return stats
+    }
+
+    /// Bytes the store holds: packs, index segments, manifests (one listing). **Blocks.**
+    func storeBytes() throws -> Int64 {
+        try store.list(prefix: "").reduce(0) { $0 + $1.size }
     }
 
     /// Accounting of every live point, by point id. Points whose manifest is damaged are left
@@ -79,59 +103,88 @@ extension Vault {
     /// Kept up to date by this vault's commits and expiries (`AccountingLedger`); the first
     /// call of a process walks every point once. **Blocks.**
     public func accounting() throws -> [String: PointAccounting] {
-        try ledger.accounting(vault: self)
+        try refreshIndex(with: CodecWorkspace(codec: codec))
+        return try ledger.accounting(vault: self)
     }
 
     // MARK: Verify
 
     /// Re-reads stored objects and checks them against their ids, then names the points that a
     /// damaged or missing object breaks.
-    /// - Parameter percent: share of data chunks to re-read (index objects are always read).
+    /// - Parameter percent: share of packs to read whole (every index object is always read).
     public func verify(percent: Double = 100) throws -> VerifyReport {
-        try store.withCollectionPaused { try verifyPaused(percent: percent) }
-    }
-
-    private func verifyPaused(percent: Double) throws -> VerifyReport {
+        let session = try VaultSession(vault: self, purpose: "verify", protecting: [])
+        defer { session.close() }
         let workspace = CodecWorkspace(codec: codec)
+        let packs = try packSizes()
+        struct Spot: Hashable {
+            var pack: PackID
+            var offset: UInt32
+        }
+        var badSpots = Set<Spot>()
+        var badPacks = Set<PackID>()
+        var checkedChunks = 0, checkedIndex = 0, checkedPacks = 0
+        var generator = SystemRandomNumberGenerator()
+        for (pack, size) in packs.sorted(by: { $0.key < $1.key }) {
+            let whole = percent >= 100 || Double.random(in: 0..<100, using: &generator) < percent
+            do {
+                if whole {
+                    guard let bytes = try store.get(pack.key) else { continue }  // deleted meanwhile
+                    checkedPacks += 1
+                    for entry in try PackFormat.table(of: bytes, pack: pack, workspace: workspace) {
+                        if entry.kind == .chunk { checkedChunks += 1 } else { checkedIndex += 1 }
+                        let frame = Array(bytes[Int(entry.offset)..<(Int(entry.offset) + Int(entry.length))])
+                        if (try? workspace.decode(frame, id: entry.id, kind: entry.kind) { _ in }) == nil {
+                            badSpots.insert(Spot(pack: pack, offset: entry.offset))
+                        }
+                    }
+                } else {
+                    for entry in try PackFormat.readTable(store, pack: pack, size: size, workspace: workspace)
+                    where entry.kind == .index {
+                        checkedIndex += 1
+                        let location = ObjectLocation(pack: pack, offset: entry.offset, length: entry.length)
+                        guard let frame = try store.get(pack.key, range: location.range),
+                              (try? workspace.decode(frame, id: entry.id, kind: entry.kind) { _ in }) != nil else {
+                            badSpots.insert(Spot(pack: pack, offset: entry.offset))
+                            continue
+                        }
+                    }
+                }
+            } catch let error as CoffreError where error.code == .chunkDamaged || error.code == .chunkMissing {
+                badPacks.insert(pack)
+            }
+        }
+
+        // Which points reach a bad object (or one the index cannot place).
         var damaged = Set<ChunkID>()
         var missing = Set<ChunkID>()
         var broken = Set<String>()
-        var checkedChunks = 0, checkedIndex = 0
-
-        func check(_ kind: ObjectKind, _ id: ChunkID) {
-            do {
-                _ = try load(kind, id, with: workspace)
-            } catch let error as CoffreError where error.code == .chunkMissing {
+        func check(_ kind: ObjectKind, _ id: ChunkID) throws -> Bool {
+            guard let location = try index.lookup(kind, id), packs[location.pack] != nil else {
                 missing.insert(id)
-            } catch {
-                damaged.insert(id)
+                return false
             }
+            if badPacks.contains(location.pack) || badSpots.contains(Spot(pack: location.pack, offset: location.offset)) {
+                damaged.insert(id)
+                return false
+            }
+            return true
         }
-        var generator = SystemRandomNumberGenerator()
-        try store.forEachObject(.chunk) { id, _ in
-            guard percent >= 100 || Double.random(in: 0..<100, using: &generator) < percent else { return }
-            checkedChunks += 1
-            check(.chunk, id)
-        }
-        try store.forEachObject(.index) { id, _ in
-            checkedIndex += 1
-            check(.index, id)
-        }
-
-        // Which points reach a bad object (or a referenced object that is not stored at all).
-        var manifests: [RecoveryPointManifest] = []
-        for name in try store.manifestNames() {
-            guard let bytes = try store.readManifest(name) else { continue }
+        for name in try manifestNames() {
+            guard let bytes = try readManifest(name) else { continue }
+            let point: RecoveryPointManifest
             do {
-                manifests.append(try RecoveryPointManifest.decode(bytes, name: name, with: workspace))
+                point = try RecoveryPointManifest.decode(bytes, name: name, with: workspace)
             } catch {
                 broken.insert(name)
+                continue
             }
-        }
-        for point in manifests {
             var bad = false
-            func ids(_ id: ChunkID) -> [ChunkID] {
-                if damaged.contains(id) || missing.contains(id) { bad = true; return [] }
+            func ids(_ id: ChunkID) throws -> [ChunkID] {
+                guard try check(.index, id) else {
+                    bad = true
+                    return []
+                }
                 do {
                     return try loadIDs(id, with: workspace)
                 } catch let error as CoffreError where error.code == .chunkMissing {
@@ -143,23 +196,18 @@ extension Vault {
                 return []
             }
             for disk in point.disks {
-                for page in ids(disk.rootID) {
-                    for id in ids(page) where !id.isZero {
-                        if damaged.contains(id) || missing.contains(id) {
-                            bad = true
-                        } else if try !store.contains(.chunk, id, refresh: false) {
-                            missing.insert(id)
-                            bad = true
-                        }
+                for page in try ids(disk.rootID) {
+                    for id in try ids(page) where !id.isZero {
+                        if try !check(.chunk, id) { bad = true }
                     }
                 }
             }
             if bad { broken.insert(point.id) }
         }
         return VerifyReport(
-            clean: damaged.isEmpty && missing.isEmpty && broken.isEmpty,
+            clean: damaged.isEmpty && missing.isEmpty && broken.isEmpty && badPacks.isEmpty && badSpots.isEmpty,
             checkedChunks: checkedChunks, checkedIndexObjects: checkedIndex,
             damagedChunks: damaged.map(\.hex).sorted(), missingChunks: missing.map(\.hex).sorted(),
-            brokenPoints: broken.sorted())
+            brokenPoints: broken.sorted(), checkedPacks: checkedPacks, damagedPacks: badPacks.map(\.hex).sorted())
     }
 }

@@ -41,10 +41,10 @@ extension Vault {
             throw CoffreError.restoreTargetExists(existing)
         }
         let plan = RestorePlan(manifest: manifest, directory: directory, targets: targets,
-                               session: try store.beginSession(purpose: "restore", protecting: manifest.disks.map(\.rootID)))
+                               session: try VaultSession(vault: self, purpose: "restore", protecting: manifest.disks.map(\.rootID)))
         do {
             // Expired between reading it and registering the session: its objects may be gone.
-            guard try store.readManifest(id) != nil else { throw CoffreError.pointNotFound(id) }
+            guard try readManifest(id) != nil else { throw CoffreError.pointNotFound(id) }
             let workspace = CodecWorkspace(codec: codec)
             for (index, disk) in manifest.disks.enumerated() {
                 let partial = "\(directory)/.\(disk.name).coffre-partial-\(randomHex(4))"
@@ -77,14 +77,14 @@ final class RestorePlan: @unchecked Sendable {
     let manifest: RecoveryPointManifest
     let directory: String
     let targets: [String]
-    let session: any WriteSession
+    let session: VaultSession
     var sinks: [any DiskSink] = []
     var units: [RestoreUnit] = []
     private var files: [Int32] = []
     private var directFiles: [Int32] = []
     private var partials: [String] = []
 
-    init(manifest: RecoveryPointManifest, directory: String, targets: [String], session: any WriteSession) {
+    init(manifest: RecoveryPointManifest, directory: String, targets: [String], session: VaultSession) {
         self.manifest = manifest
         self.directory = directory
         self.targets = targets
@@ -188,7 +188,7 @@ final class RestoreJob: Sendable {
             let offset = start + Int64(b) * blockSize
             let expected = Int(min(blockSize, disk.size - offset))
             do {
-                guard let frame = try vault.store.read(.chunk, id) else { throw CoffreError.chunkMissing(id.hex) }
+                try vault.withFrame(.chunk, id) { frame in
                 local.readBytes += Int64(frame.count)
                 try worker.workspace.decode(frame, id: id, kind: .chunk) { block in
                     guard block.count == expected else {
@@ -202,6 +202,7 @@ final class RestoreJob: Sendable {
                     if worker.runLength == 0 { worker.runStart = offset }
                     (worker.buffer.baseAddress! + worker.runLength).copyMemory(from: block.baseAddress!, byteCount: expected)
                     worker.runLength += expected
+                }
                 }
             } catch var error as CoffreError where error.code == .chunkMissing || error.code == .chunkDamaged {
                 error.message += " (point \(manifest.id), disk \(disk.name), block \(offset / blockSize))"

@@ -39,8 +39,7 @@ public struct VaultPointStore: PointStore {
 
     public func storedBytes() async throws -> Int64 {
         try await runOnThread { _ in
-            let stats = try vault.objectStats()
-            return stats.storedBytes + stats.indexBytes
+            try vault.storeBytes()
         }
     }
 }

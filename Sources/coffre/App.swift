@@ -23,6 +23,8 @@ struct AppConfiguration: Codable, Sendable {
     var copyTimeoutSeconds = 24 * 3600
     /// Local fabrics: name and folder (relative to the data folder or absolute).
     var fabrics: [LocalFabricEntry] = [LocalFabricEntry(name: "local", path: "fabric")]
+    /// Where the vault keeps its bytes; nil: the folder `vault` of the data folder.
+    var vault: VaultBackend?
     /// libvirt hosts (a coffre built with `--traits Libvirt`), see docs/libvirt.md.
     var libvirtFabrics: [LibvirtFabricEntry] = []
 
@@ -64,6 +66,7 @@ struct AppConfiguration: Codable, Sendable {
         copyTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .copyTimeoutSeconds) ?? d.copyTimeoutSeconds
         fabrics = try c.decodeIfPresent([LocalFabricEntry].self, forKey: .fabrics) ?? d.fabrics
         libvirtFabrics = try c.decodeIfPresent([LibvirtFabricEntry].self, forKey: .libvirtFabrics) ?? d.libvirtFabrics
+        vault = try c.decodeIfPresent(VaultBackend.self, forKey: .vault)
     }
 
     static let fileName = "coffre.json"
@@ -84,13 +87,9 @@ struct AppOptions: ParsableArguments {
         let root = dataPath
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let settings = try loadConfiguration(root)
-        let vaultPath = root + "/vault"
-        let vault: Vault
-        if FileManager.default.fileExists(atPath: vaultPath + "/" + VaultConfiguration.fileName) {
-            vault = try Vault.open(at: vaultPath, encryptionKeyFile: ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"])
-        } else {
-            vault = try Vault.create(at: vaultPath)
-        }
+        let backend = (settings.vault ?? .local(path: "vault")).resolved(against: root)
+        let vault = try backend.openVault(encryptionKeyFile: ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"],
+                                          creating: true)
         let catalog = try SQLiteCatalog(path: root + "/catalog.sqlite")
         var fabrics: [any Fabric] = try settings.fabrics.map { entry in
             let path = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path

@@ -50,7 +50,7 @@ struct VaultOptions: ParsableArguments {
 
     func open() throws -> Vault {
         let key = encryptionKey ?? ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"]
-        return try Vault.open(at: vault, encryptionKeyFile: key)
+        return try VaultBackend.local(path: vault).openVault(encryptionKeyFile: key)
     }
 }
 

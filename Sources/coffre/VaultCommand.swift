@@ -6,7 +6,7 @@ import Foundation
 struct VaultCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vault", abstract: "Create and maintain vaults.",
-        subcommands: [Create.self, Stats.self, GC.self, Verify.self])
+        subcommands: [Create.self, Stats.self, GC.self, Verify.self, Repair.self, Upgrade.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -44,11 +44,17 @@ struct VaultCommand: AsyncParsableCommand {
                 let stats = try options.open().stats()
                 if json { return try printJSON(stats) }
                 print("""
-                    points         \(stats.points)
-                    logical bytes  \(ByteSize.format(stats.logicalBytes))
-                    stored chunks  \(stats.storedChunks) (\(ByteSize.format(stats.storedBytes)))
-                    index objects  \(stats.indexChunks) (\(ByteSize.format(stats.indexBytes)))
+                    points          \(stats.points)
+                    logical bytes   \(ByteSize.format(stats.logicalBytes))
+                    stored chunks   \(stats.storedChunks) (\(ByteSize.format(stats.storedBytes)))
+                    index objects   \(stats.indexChunks) (\(ByteSize.format(stats.indexBytes)))
+                    packs           \(stats.packs) (\(ByteSize.format(stats.packBytes)))
+                    unused          \(ByteSize.format(stats.unusedBytes)) (\(String(format: "%.1f", stats.unusedShare * 100)) % of the packs)
+                    index segments  \(stats.indexSegments)
                     """)
+                if stats.condemnedPacks > 0 {
+                    print("condemned packs \(stats.condemnedPacks) (deleted by the next collection once the sessions running when they were condemned end)")
+                }
             }
         }
     }
@@ -57,13 +63,22 @@ struct VaultCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "gc", abstract: "Remove stored blocks that no recovery point references.")
         @OptionGroup var options: VaultOptions
+        @Option(help: "Repack partly used packs until at most this percentage of the stored bytes is unused (0 repacks every pack with garbage).")
+        var maxUnused: Double = Vault.maxUnusedShare * 100
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await reportingErrors {
-                let report = try options.open().collectGarbage()
+                guard (0...100).contains(maxUnused) else {
+                    throw CoffreError(.invalidPercent, "--max-unused must be between 0 and 100")
+                }
+                let report = try options.open().collectGarbage(unusedLimit: maxUnused / 100)
                 if json { return try printJSON(report) }
                 print("removed \(report.removedChunks) chunks and \(report.removedIndexObjects) index objects (\(ByteSize.format(report.removedBytes))); kept \(report.keptChunks) chunks")
+                print("packs: \(report.packsDeleted) deleted (\(ByteSize.format(report.packBytesDeleted))), \(report.packsRepacked) repacked (\(ByteSize.format(report.bytesRewritten)) rewritten), \(report.packsRecovered) kept after all")
+                if report.waitingForSessions > 0 {
+                    print("\(report.packsCondemned) packs condemned; they are deleted by a later collection, once the \(report.waitingForSessions) sessions running now have ended")
+                }
             }
         }
     }
@@ -91,6 +106,50 @@ struct VaultCommand: AsyncParsableCommand {
                 for id in report.brokenPoints { print("broken point  \(id)") }
             }
             if !clean { throw ExitCode(3) }
+        }
+    }
+
+    struct Repair: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rebuild the vault's chunk index from the packs' own tables.",
+            discussion: "Run it when the index is damaged or lost; backups and restores may run meanwhile, a collection may not.")
+        @OptionGroup var options: VaultOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let report = try options.open().repairIndex()
+                if json { return try printJSON(report) }
+                print("indexed \(report.records) objects of \(report.packs) packs in \(report.segments) segments")
+                for pack in report.unreadablePacks { print("unreadable pack  \(pack)") }
+            }
+        }
+    }
+
+    struct Upgrade: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Convert a vault of format 1 (one file per block) to format 2 (packs), in place.",
+            discussion: """
+                Crash-safe and resumable: killed at any moment, the vault stays readable and a new run \
+                goes on. No backup, restore or collection may run meanwhile.
+                """)
+        @Argument(help: "The vault folder.") var path: String
+        @Option(help: "Key file of an encrypted vault (default: the path the vault remembers, or $COFFRE_ENCRYPTION_KEY_FILE).")
+        var encryptionKey: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let key = encryptionKey ?? ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"]
+                let report = try Vault.upgrade(at: path, encryptionKeyFile: key)
+                if json { return try printJSON(report) }
+                if report.alreadyUpgraded {
+                    print("\(path) is in format 2 already")
+                } else {
+                    print("converted \(report.chunks) chunks and \(report.indexObjects) index objects into \(report.packs) packs (\(report.skipped) converted by an earlier run)")
+                }
+                for id in report.damaged { print("damaged, not copied  \(id)") }
+            }
         }
     }
 }

@@ -24,9 +24,9 @@ struct CrashSafetyTests {
         }
     }
 
-    enum Op: String { case backup, expire, gc }
+    enum Op: String { case backup, expire, gc, repack }
 
-    @Test("at least 20 kill points across backup, expire and gc")
+    @Test("at least 30 kill points across backup, expire, collection and repacking")
     func killNine() throws {
         let coffre = try Coffre()
         try withTempDir { tmp in
@@ -120,14 +120,14 @@ struct CrashSafetyTests {
             print("crash test: full backup \(durations[0])s, heavy \(heavyDuration)s, light \(backupDuration)s, expire \(expireDuration)s, gc \(gcDuration)s")
 
             // Kill points.
-            var kills: [Op: Int] = [.backup: 0, .expire: 0, .gc: 0]
+            var kills: [Op: Int] = [.backup: 0, .expire: 0, .gc: 0, .repack: 0]
             var attempts = 0
             var killedBackups = 0
             var killedButCommitted = 0
             let started = Date()
-            while kills.values.reduce(0, +) < 24 && attempts < 60 {
+            while kills.values.reduce(0, +) < 34 && attempts < 90 {
                 attempts += 1
-                var op: Op = [.backup, .backup, .expire, .gc][rng.int(0..<4)]
+                var op: Op = [.backup, .backup, .expire, .gc, .repack][rng.int(0..<5)]
                 // Make sure expire gets its kills even when backups keep being chosen.
                 if kills[.expire, default: 0] < 3 && attempts % 5 == 0 { op = .expire }
                 if op != .backup {
@@ -154,7 +154,7 @@ struct CrashSafetyTests {
                     target = victim
                     result = try runProcess(coffre.binary, ["image", "expire", "--vault", vault.path, "--point", victim],
                                             killAfter: rng.double(0...expireDuration))
-                case .gc:
+                case .gc, .repack:
                     // Give gc something to collect.
                     do {
                         let victim = order[rng.int(0..<(order.count - 1))]
@@ -162,8 +162,10 @@ struct CrashSafetyTests {
                         known[victim] = nil
                         order.removeAll { $0 == victim }
                     }
-                    result = try runProcess(coffre.binary, ["vault", "gc", "--vault", vault.path],
-                                            killAfter: rng.double(0...gcDuration))
+                    // Repacking every pack with garbage copies live blocks into new packs first.
+                    let args = ["vault", "gc", "--vault", vault.path] + (op == .repack ? ["--max-unused", "0"] : [])
+                    result = try runProcess(coffre.binary, args,
+                                            killAfter: rng.double(0...(op == .repack ? 3 * gcDuration : gcDuration)))
                 }
                 #expect(!result.timedOut, "\(context): \(result)")
                 if result.signaled {
@@ -199,7 +201,7 @@ struct CrashSafetyTests {
                     } else {
                         #expect(result.signaled, "\(context): expire exited 0 but the point is still listed")
                     }
-                case .gc:
+                case .gc, .repack:
                     #expect(now == order, "\(context): gc changed the points: \(order) -> \(now)")
                 }
                 try checkVerify(context)
@@ -211,8 +213,8 @@ struct CrashSafetyTests {
             print("crash test: \(attempts) attempts, kills \(kills.map { "\($0.key.rawValue): \($0.value)" }.sorted()), "
                   + "\(killedButCommitted) of \(killedBackups) killed backups had committed, "
                   + "\(Date().timeIntervalSince(started))s")
-            #expect(totalKills >= 20, "only \(totalKills) operations were actually killed: \(kills)")
-            for op in [Op.backup, .expire, .gc] {
+            #expect(totalKills >= 30, "only \(totalKills) operations were actually killed: \(kills)")
+            for op in [Op.backup, .expire, .gc, .repack] {
                 #expect(kills[op, default: 0] >= 1, "no \(op.rawValue) was killed: \(kills)")
             }
 
@@ -230,6 +232,13 @@ struct CrashSafetyTests {
             #expect(try restoredEqualsDisk(last))
             try coffre.ok(["vault", "gc", "--vault", vault.path])
             try checkVerify("final")
+            // What the killed runs left (their packs, sessions, a half-done collection) is all
+            // collected by one collection that repacks everything.
+            try coffre.ok(["vault", "gc", "--vault", vault.path, "--max-unused", "0"])
+            let stats = try coffre.ok(["vault", "stats", "--vault", vault.path, "--json"])
+            #expect(stats.stdout.contains("\"unusedBytes\" : 0,"), "garbage left: \(stats.stdout)")
+            #expect(stats.stdout.contains("\"condemnedPacks\" : 0,"), "condemned packs left: \(stats.stdout)")
+            try checkVerify("after the last collection")
 
         }
     }

@@ -21,13 +21,17 @@ final class ServerHarness: @unchecked Sendable {
     let tokenByRole: [Role: String]
     /// While held, snapshots wait: a backup stays in progress.
     let holdSnapshots = Gate()
+    /// The vault's store: it can be made to stop answering (`StoreHold`).
+    let store: HeldStore
     static let region = "local"
 
     init() async throws {
         folder = NSTemporaryDirectory() + "coffre-server-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder + "/fabric", withIntermediateDirectories: true)
         let catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
-        let vault = try Vault.create(at: folder + "/vault", blockSize: 16 << 10)
+        try LocalChunkStore.createLayout(at: folder + "/vault")
+        store = HeldStore(LocalChunkStore(root: folder + "/vault"))
+        let vault = try Vault.create(in: store, cacheDirectory: folder + "/vault/tmp", blockSize: 16 << 10)
         var fabricConfiguration = LocalFabric.Configuration(root: folder + "/fabric")
         fabricConfiguration.name = "local"
         fabricConfiguration.region = Self.region

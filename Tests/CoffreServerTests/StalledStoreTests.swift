@@ -23,10 +23,10 @@ import Testing
         for job in await harness.engine.protect(names, policy: "p").jobs { try await harness.finish(job.id) }
         let first = try await harness.finish(try await harness.engine.backupNow("vm0").id)
 
-        // Hold the vault's collection lock exclusively, as a collection does: every backup then
-        // waits for it when it opens its session. A watchdog thread lets go after two minutes,
+        // Make the store stop answering, as a stalled disk or a lost network would: every backup
+        // then waits when it registers its session. A watchdog thread lets go after two minutes,
         // so that a regression fails this test instead of hanging it.
-        let hold = try StoreHold(lockFile: harness.folder + "/vault/gc.lock")
+        let hold = StoreHold(harness.store)
         hold.releaseEventually(after: 120)
         var jobs: [Job] = []
         for name in names { jobs.append(try await harness.engine.backupNow(name)) }
@@ -64,23 +64,19 @@ import Testing
     }
 }
 
-/// An exclusive flock on the store's collection lock, taken by the test.
+/// Holds a `HeldStore`: while held, its session writes wait.
 final class StoreHold: Sendable {
-    private let fd: Mutex<Int32?>
+    private let store: HeldStore
 
-    init(lockFile: String) throws {
-        let fd = try FileIO.open(lockFile, [.readWrite, .create])
-        try FileIO.lock(fd, .exclusive, path: lockFile)
-        self.fd = Mutex(fd)
+    init(_ store: HeldStore) {
+        self.store = store
+        store.held.store(true, ordering: .releasing)
     }
 
-    var isHeld: Bool { fd.withLock { $0 != nil } }
+    var isHeld: Bool { store.held.load(ordering: .acquiring) }
 
     func release() {
-        fd.withLock { fd in
-            if let open = fd { FileIO.close(open) }
-            fd = nil
-        }
+        store.held.store(false, ordering: .releasing)
     }
 
     /// Lets go after `seconds` on a thread of its own, whatever the cooperative pool does.
@@ -90,4 +86,27 @@ final class StoreHold: Sendable {
             release()
         }
     }
+}
+
+/// A store whose writes of session records wait while `held` is set (a stalled disk, as the
+/// vault's callers see it).
+final class HeldStore: ChunkStore {
+    let inner: any ChunkStore
+    let held = Atomic<Bool>(false)
+
+    init(_ inner: any ChunkStore) {
+        self.inner = inner
+    }
+
+    var location: String { inner.location }
+
+    func put(_ key: String, _ bytes: [UInt8], mode: PutMode, durability: Durability) throws -> Bool {
+        while key.hasPrefix("sessions/") && held.load(ordering: .acquiring) { Monotonic.sleep(0.01) }
+        return try inner.put(key, bytes, mode: mode, durability: durability)
+    }
+
+    func get(_ key: String, range: Range<Int64>?) throws -> [UInt8]? { try inner.get(key, range: range) }
+    func list(prefix: String) throws -> [StoredObject] { try inner.list(prefix: prefix) }
+    func delete(_ keys: [String]) throws { try inner.delete(keys) }
+    func persist() throws { try inner.persist() }
 }

@@ -5,8 +5,10 @@ import Foundation
 import Testing
 
 /// Model-based property test: random writes, backups, expiries and collections on several
-/// disks of several items. After every step every live point restores byte-exact, and once
-/// garbage is collected the vault stores exactly the distinct non-zero blocks of live points.
+/// disks of several items, and collections with and without repacking. After every step every
+/// live point restores byte-exact; after a collection at most 5 % of the stored bytes are
+/// unused, and once one repacked every pack with garbage the vault stores exactly the distinct
+/// non-zero blocks of live points.
 @Suite struct VaultModelTests {
     static let fixedSeeds: [UInt64] = [1, 2, 3, 0xC0FFEE, 20261122]
 
@@ -60,8 +62,11 @@ import Testing
                 try t.vault.expire(victim.id)
                 garbagePending = true
             default:
-                try t.vault.collectGarbage()
-                garbagePending = false
+                // A collection that repacks every pack with garbage, or one with the default 5 % limit.
+                let everything = Bool.random(using: &g)
+                try t.vault.collectGarbage(unusedLimit: everything ? 0 : Vault.maxUnusedShare)
+                garbagePending = !everything
+                #expect(try t.vault.stats().unusedShare <= Vault.maxUnusedShare + 1e-9, "seed \(seed) step \(step)")
             }
 
             let expected = distinctNonZeroBlocks(live.flatMap { $0.disks.values }, blockSize: block)
@@ -77,7 +82,7 @@ import Testing
                 #expect(restored == point.disks, "seed \(seed) step \(step) point \(point.id)")
             }
         }
-        try t.vault.collectGarbage()
+        try t.vault.collectGarbage(unusedLimit: 0)
         #expect(try t.storedChunks == distinctNonZeroBlocks(live.flatMap { $0.disks.values }, blockSize: block))
         #expect(try t.vault.verify().clean)
     }

@@ -2,6 +2,7 @@ import CoffreCore
 @testable import CoffreStorage
 import CoffreTesting
 import Foundation
+import Synchronization
 import Testing
 
 @Suite struct VaultTests {
@@ -58,50 +59,75 @@ import Testing
         var g = SeededGenerator(seed: 11)
         let disk = g.bytes(8 * (16 << 10))
         let base = try await t.backup("vm", ["d": disk])
-        let session = try t.vault.store.beginSession(purpose: "backup", protecting: base.disks.map(\.rootID))
+        let session = try VaultSession(vault: t.vault, purpose: "backup", protecting: base.disks.map(\.rootID))
         try t.vault.expire(base.id)
-        try t.vault.collectGarbage()
+        let kept = try t.vault.collectGarbage()
+        #expect(kept.packsCondemned == 0)
         #expect(try t.storedChunks == 8)
         session.close()
-        try t.vault.collectGarbage()
+        let freed = try t.vault.collectGarbage()
+        #expect(freed.packsDeleted == 1 && freed.removedChunks == 8)
         #expect(try t.storedChunks == 0)
+        #expect(try t.vault.verify().clean)
     }
 
-    @Test func collectionKeepsObjectsARunningWriterRefreshed() async throws {
+    @Test func condemnedPacksWaitForTheSessionsRunningThenAndAreNeverReused() async throws {
         let t = try TestVault()
         var g = SeededGenerator(seed: 12)
         let disk = g.bytes(4 * (16 << 10))
         let old = try await t.backup("vm", ["d": disk])
         let id = ChunkCodec(keys: nil, compressionLevel: 1).id(of: Array(disk[0..<(16 << 10)]))
         try t.vault.expire(old.id)
-        // Make every object older than the session that is about to start.
-        for kind in [ObjectKind.chunk, .index] {
-            try t.vault.store.forEachObject(kind) { id, _ in
-                var times = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
-                utimensat(AT_FDCWD, (t.vault.store as! LocalChunkStore).path(kind, id), &times, 0)
-            }
-        }
-        let session = try t.vault.store.beginSession(purpose: "backup", protecting: [])
-        #expect(try t.vault.store.contains(.chunk, id, refresh: true))   // reused by the writer
-        try t.vault.collectGarbage()
-        #expect(try t.vault.store.contains(.chunk, id, refresh: false))
-        #expect(try t.storedChunks == 1)
-        session.close()
-        try t.vault.collectGarbage()
+        // A session running when the packs are condemned may have looked them up already.
+        let early = try VaultSession(vault: t.vault, purpose: "backup", protecting: [])
+        #expect(try early.contains(.chunk, id))
+        let first = try t.vault.collectGarbage()
+        #expect(first.packsCondemned == 1 && first.packsDeleted == 0 && first.waitingForSessions == 1)
+        #expect(try t.storedChunks == 4)
+        // A session that starts after the condemnation never reuses the condemned pack.
+        let late = try VaultSession(vault: t.vault, purpose: "backup", protecting: [])
+        #expect(try !late.contains(.chunk, id))
+        #expect(try t.vault.collectGarbage().packsDeleted == 0)   // still waiting for `early`
+        early.close()
+        let second = try t.vault.collectGarbage()
+        #expect(second.packsDeleted == 1)
         #expect(try t.storedChunks == 0)
+        late.close()
+    }
+
+    @Test func aCondemnedPackThatABackupRunningThenReusedIsRecovered() async throws {
+        // The backup looks the chunks up before the condemnation and commits after it: the
+        // deletion phase finds them referenced and keeps the pack.
+        let t = try TestVault()
+        var g = SeededGenerator(seed: 15)
+        let block = 16 << 10
+        let disk = g.bytes(4 * block)
+        let old = try await t.backup("vm", ["d": disk])
+        try t.vault.expire(old.id)
+        let device = GatedDevice(name: "d", bytes: disk, gate: Int64(3 * block))
+        let vault = t.vault
+        let backup = Task { try await vault.backup(BackupRequest(item: "vm", disks: [device], base: nil, time: Date())) }
+        while !device.reached.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(5)) }
+        let condemned = try t.vault.collectGarbage()
+        #expect(condemned.packsCondemned == 1 && condemned.waitingForSessions == 1)
+        device.open.store(true, ordering: .releasing)
+        let point = try await backup.value
+        #expect(point.stats.blocksAdded == 0)   // blocks 0–2 and 3 found in the old pack
+        let finished = try t.vault.collectGarbage()
+        #expect(finished.packsRecovered == 1 && finished.packsDeleted == 0)
+        #expect(try await t.restore(point.id)["d"] == disk)
+        #expect(try t.vault.verify().clean)
     }
 
     @Test func deadSessionsAreCleanedUp() async throws {
         let t = try TestVault()
-        // A lease nobody holds and a staging folder: what a killed backup leaves.
-        let root = t.vault.path
-        _ = FileManager.default.createFile(atPath: root + "/leases/backup-1-dead", contents: Data("{}".utf8))
-        try FileManager.default.createDirectory(atPath: root + "/tmp/backup-1-dead", withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: root + "/tmp/backup-1-dead/1-" + String(repeating: "ab", count: 32), contents: Data([1]))
+        // A session record whose process is gone: what a killed backup leaves.
+        let dead = SessionRecord(purpose: "backup", owner: "\(ProcessInfo.processInfo.hostName):999999999:1",
+                                 started: Date(), heartbeat: Date(), roots: [])
+        try t.vault.store.put("sessions/backup-dead", Array(try JSONEncoder().encode(dead)), mode: .create)
         let report = try t.vault.collectGarbage()
         #expect(report.staleSessionsRemoved == 1)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/tmp").isEmpty)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/leases").isEmpty)
+        #expect(try t.vault.store.list(prefix: "sessions/").isEmpty)
     }
 
     @Test func wrongKeyAndMissingKeyAreRefused() throws {
@@ -124,9 +150,10 @@ import Testing
         let second = try await t.backup("vm", ["d": disk])
         // Damage block 1 of the first point (replaced in the second).
         let id = ChunkCodec(keys: nil, compressionLevel: 1).id(of: Array(try await t.restore(first.id)["d"]![0..<(16 << 10)]))
-        let path = (t.vault.store as! LocalChunkStore).path(.chunk, id)
+        let location = try #require(try t.vault.index.lookup(.chunk, id))
+        let path = t.vault.path + "/" + location.pack.key
         var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes[bytes.count / 2] ^= 0xFF
+        bytes[Int(location.offset) + Int(location.length) / 2] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: path))
 
         let report = try t.vault.verify()
@@ -155,5 +182,33 @@ import Testing
         #expect(second.base == nil)
         #expect(try await t.restore(second.id)["d"] == disk)
         #expect(try t.vault.verify().brokenPoints == [first.id])
+    }
+}
+
+/// A disk whose read at `gate` waits until `open` is set (and says it got there).
+final class GatedDevice: BlockDevice, @unchecked Sendable {
+    let name: String
+    let bytes: [UInt8]
+    let gate: Int64
+    let reached = Atomic<Bool>(false)
+    let open = Atomic<Bool>(false)
+
+    init(name: String, bytes: [UInt8], gate: Int64) {
+        self.name = name
+        self.bytes = bytes
+        self.gate = gate
+    }
+
+    var size: Int64 { Int64(bytes.count) }
+    func dataExtents(in range: Range<Int64>) throws -> [Range<Int64>] { [range] }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+        if offset == gate {
+            reached.store(true, ordering: .releasing)
+            while !open.load(ordering: .acquiring) { usleep(2000) }
+        }
+        bytes.withUnsafeBytes { raw in
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[Int(offset)..<(Int(offset) + buffer.count)]))
+        }
     }
 }

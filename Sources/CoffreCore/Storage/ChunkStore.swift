@@ -1,70 +1,94 @@
-/// Where a vault keeps its bytes: content-addressed objects (data chunks, index pages) and
-/// recovery-point manifests. `LocalChunkStore` keeps them in a folder; an S3 store can follow.
+/// Where a vault keeps its bytes: a plain object store. Packs of chunks, chunk-index segments,
+/// recovery-point manifests, running sessions and the collection's records are all objects
+/// under `/`-separated keys. Everything above it (packing, the chunk index, collection) is the
+/// vault's, the same for every backend: `LocalChunkStore` keeps objects as files,
+/// `MemoryChunkStore` in memory (tests), an S3 store in a bucket.
 ///
-/// **Contract for garbage collection**: an object may only be deleted by `collectGarbage`,
-/// which must never delete an object that a live manifest, an open write session's protected
-/// roots, or a running writer (through `contains(_:_:refresh:)` or `WriteSession.stage`) refers to.
+/// **Every method blocks** (disk or network): call it from threads of one's own, never from
+/// Swift's cooperative pool.
+///
+/// Contract (checked by `ChunkStoreConformance` in CoffreTesting):
+/// - An object is visible whole or not at all; `get` never returns a torn object.
+/// - `put(_:_:mode: .create)` is the one concurrency primitive: of several creators of one
+///   key, exactly one gets `true` and its bytes stay.
+/// - After `put` returns, `get` and `list` see the object (read-after-write, listings included).
+/// - With `.deferred` durability an object may be lost by a crash until `persist()` returns; with
+///   `.immediate` it survives once `put` returns.
 public protocol ChunkStore: Sendable {
-    /// The stored frame of an object, or nil when absent.
-    func read(_ kind: ObjectKind, _ id: ChunkID) throws -> [UInt8]?
-    /// Whether the object is stored. With `refresh`, also marks it as in use by a running writer
-    /// so that a concurrent collection keeps it.
-    func contains(_ kind: ObjectKind, _ id: ChunkID, refresh: Bool) throws -> Bool
-    /// The stored size of an object in bytes, nil when absent.
-    func storedSize(_ kind: ObjectKind, _ id: ChunkID) -> Int64?
-    /// Every stored object of a kind with its stored size.
-    func forEachObject(_ kind: ObjectKind, _ body: (ChunkID, Int64) throws -> Void) throws
-
-    /// Opens a write session (a backup or a restore). The roots are index roots that the session
-    /// relies on (the previous point it compares with, the point it restores): collection keeps
-    /// everything reachable from them until the session ends.
-    func beginSession(purpose: String, protecting roots: [ChunkID]) throws -> any WriteSession
-
-    /// Writes a manifest atomically and durably; only now does the point exist.
-    func writeManifest(_ name: String, _ frame: [UInt8]) throws
-    func readManifest(_ name: String) throws -> [UInt8]?
-    func manifestNames() throws -> [String]
-    /// Removes a manifest durably (expiry).
-    func removeManifest(_ name: String) throws
-
-    /// Runs a collection: `mark` receives the roots protected by running sessions and returns the
-    /// set of referenced objects; everything else that no running writer touched is removed.
-    func collectGarbage(mark: ([ChunkID]) throws -> MarkSet) throws -> CollectionReport
-    /// Runs `body` while no collection can remove objects.
-    func withCollectionPaused<T>(_ body: () throws -> T) throws -> T
+    /// Stores an object. Returns false, leaving the stored object as it is, when `mode` is
+    /// `.create` and the key exists.
+    @discardableResult
+    func put(_ key: String, _ bytes: [UInt8], mode: PutMode, durability: Durability) throws -> Bool
+    /// An object's bytes, or `range` of them; nil when the object is absent. A range past the
+    /// object's end is an error.
+    func get(_ key: String, range: Range<Int64>?) throws -> [UInt8]?
+    /// Every object whose key starts with `prefix`, sorted by key.
+    func list(prefix: String) throws -> [StoredObject]
+    /// Removes objects; keys that are absent are not an error.
+    func delete(_ keys: [String]) throws
+    /// Makes every object put so far durable (a barrier for `.deferred` puts).
+    func persist() throws
+    /// Where this store is, for messages and `coffre vault stats`.
+    var location: String { get }
 }
 
-/// A running backup's or restore's claim on the store.
-public protocol WriteSession: AnyObject, Sendable {
-    /// Stages an encoded object; returns false when this session already staged it.
-    /// Staged objects become visible only at `publish()`.
-    func stage(_ kind: ObjectKind, _ id: ChunkID, _ frame: UnsafeRawBufferPointer) throws -> Bool
-    /// Whether this session has staged the object.
-    func hasStaged(_ kind: ObjectKind, _ id: ChunkID) -> Bool
-    /// Makes every staged object durable, then visible.
-    func publish() throws
-    /// Ends the session; unpublished objects are discarded. Safe to call twice.
-    func close()
+extension ChunkStore {
+    @discardableResult
+    public func put(_ key: String, _ bytes: [UInt8], mode: PutMode) throws -> Bool {
+        try put(key, bytes, mode: mode, durability: .immediate)
+    }
+
+    public func get(_ key: String) throws -> [UInt8]? {
+        try get(key, range: nil)
+    }
 }
 
-/// Referenced objects found by a collection's mark phase. Keys are 8-byte id prefixes: a
-/// collision keeps a garbage object, it can never delete a live one.
-public struct MarkSet: Sendable {
-    public var chunks = Set<UInt64>()
-    public var indexes = Set<UInt64>()
-    public init() {}
-    public func contains(_ kind: ObjectKind, _ id: ChunkID) -> Bool {
-        kind == .chunk ? chunks.contains(id.prefix) : indexes.contains(id.prefix)
+public enum PutMode: Sendable {
+    /// Only when the key is absent (S3 `If-None-Match: *`).
+    case create
+    /// Whatever is there.
+    case replace
+}
+
+public enum Durability: Sendable {
+    /// Durable when `put` returns.
+    case immediate
+    /// Durable after the next `persist()`: many large objects, one barrier.
+    case deferred
+}
+
+/// An object as a listing shows it.
+public struct StoredObject: Sendable, Equatable {
+    public var key: String
+    public var size: Int64
+    public init(key: String, size: Int64) {
+        self.key = key
+        self.size = size
     }
 }
 
 /// What a collection did.
 public struct CollectionReport: Sendable, Codable, Equatable {
+    /// Data chunks and index objects freed (they are gone once their packs are deleted).
     public var removedChunks = 0
     public var removedIndexObjects = 0
+    /// Stored bytes of the objects freed (what accounting's "bytes freed if expired" promised).
     public var removedBytes: Int64 = 0
+    /// Bytes of the packs deleted (objects, tables, and copies repacking made elsewhere).
+    public var packBytesDeleted: Int64 = 0
     public var keptChunks = 0
     public var keptIndexObjects = 0
     public var staleSessionsRemoved = 0
+    /// Packs deleted, and packs condemned this run (deleted by a later run once every session
+    /// running now has ended).
+    public var packsDeleted = 0
+    public var packsCondemned = 0
+    /// Partly used packs whose live objects were copied into new packs, and the bytes copied.
+    public var packsRepacked = 0
+    public var bytesRewritten: Int64 = 0
+    /// Condemned packs found still needed at deletion time and kept.
+    public var packsRecovered = 0
+    /// Sessions that were running when the packs were condemned and had not ended: deletion waits for them.
+    public var waitingForSessions = 0
     public init() {}
 }

@@ -228,6 +228,13 @@ package enum FileIO {
         throw CoffreError.io("rename \(from) to", to, errno: errno)
     }
 
+    /// Gives `from` the second name `to` unless `to` exists (then false): an atomic create-if-absent.
+    package static func linkIfAbsent(_ from: String, to: String) throws(CoffreError) -> Bool {
+        if Glibc.link(from, to) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw CoffreError.io("link \(from) to", to, errno: errno)
+    }
+
     /// Removes a file or a symbolic link.
     package static func remove(_ path: String) throws(CoffreError) {
         if Glibc.unlink(path) != 0 { throw CoffreError.io("unlink", path, errno: errno) }

@@ -1,0 +1,226 @@
+import CoffreCore
+import CoffreSystem
+import Foundation
+import Synchronization
+
+/// What `sessions/<name>` says of a running backup, restore, verify or repack.
+struct SessionRecord: Codable, Sendable {
+    var purpose: String
+    /// `ProcessIdentity` of the process running it: a session of a process that is gone is stale.
+    var owner: String
+    var started: Date
+    var heartbeat: Date
+    /// Index roots the session relies on (the point it compares with or restores).
+    var roots: [String]
+
+    var rootIDs: [ChunkID] { roots.compactMap { ChunkID(hex: $0) } }
+}
+
+/// A backup's, restore's, verify's or repack's claim on the vault, from its start to its end.
+///
+/// It is an object, `sessions/<name>`, written before the session reads anything: a collection
+/// lists the sessions running when it condemns packs and deletes them only once all of those
+/// have ended (docs/decisions/0017-collection-without-mtime.md). It reads the condemned packs
+/// once, after registering, and never takes an object from them for deduplication.
+///
+/// Writers store new objects through `PackWriter`s. Every `ChunkIndex.segmentLimit` records,
+/// and at `publish()`, the packs written so far are made durable (`persist`) and then described
+/// by an index segment: a segment never names a pack that a crash could lose.
+final class VaultSession: Sendable {
+    struct Key: Hashable {
+        var kind: ObjectKind
+        var id: ChunkID
+    }
+
+    private struct State {
+        /// Objects this session stores that no segment names yet.
+        var claimed = Set<Key>()
+        /// Records of written packs that no segment names yet.
+        var pending: [IndexRecord] = []
+        var writers: [PackWriter] = []
+        var closed = false
+        var heartbeat = Monotonic.now()
+    }
+
+    let vault: Vault
+    let name: String
+    let record: SessionRecord
+    /// Packs condemned when the session started: never reused.
+    let avoiding: Set<PackID>
+    private let state = Mutex(State())
+    /// One checkpoint at a time.
+    private let checkpointing = Mutex(())
+
+    static let folder = "sessions/"
+    var key: String { Self.folder + name }
+
+    /// Registers a session, then reads the condemned packs and brings the chunk index up to date.
+    /// **Blocks.**
+    init(vault: Vault, purpose: String, protecting roots: [ChunkID]) throws {
+        self.vault = vault
+        name = "\(purpose)-\(compactTimestamp(Date()))-\(randomHex(6))"
+        let now = Date()
+        record = SessionRecord(purpose: purpose, owner: ProcessIdentity.current, started: now, heartbeat: now,
+                               roots: roots.map(\.hex))
+        guard try vault.store.put(Self.folder + name, try JSONEncoder().encode(record).bytes, mode: .create) else {
+            throw CoffreError(.internalError, "A session named \(name) exists already")
+        }
+        do {
+            avoiding = Set(try vault.condemned()?.packIDs ?? [])
+            try vault.refreshIndex(with: CodecWorkspace(codec: vault.codec))
+        } catch {
+            try? vault.store.delete([Self.folder + name])
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    // MARK: Deduplication
+
+    /// Whether the vault or this session holds the object (outside condemned packs).
+    func contains(_ kind: ObjectKind, _ id: ChunkID) throws -> Bool {
+        if state.withLock({ $0.claimed.contains(Key(kind: kind, id: id)) }) { return true }
+        return try vault.index.lookup(kind, id, avoiding: avoiding, fallBack: false) != nil
+    }
+
+    /// Claims an object for this session to store; false when it already claimed it.
+    func claim(_ kind: ObjectKind, _ id: ChunkID) -> Bool {
+        state.withLock { $0.claimed.insert(Key(kind: kind, id: id)).inserted }
+    }
+
+    // MARK: Writing
+
+    func makeWriter() -> PackWriter {
+        let writer = PackWriter(session: self)
+        state.withLock { $0.writers.append(writer) }
+        return writer
+    }
+
+    /// Stores a finished pack (durable at the next checkpoint) and keeps its records for the
+    /// next segment. **Blocks.**
+    func store(pack: PackID, bytes: [UInt8], entries: [PackEntry]) throws {
+        guard try vault.store.put(pack.key, bytes, mode: .create, durability: .deferred) else {
+            throw CoffreError(.internalError, "Pack \(pack.hex) exists already")
+        }
+        let count = state.withLock { s in
+            s.pending += entries.map { IndexRecord(kind: $0.kind, id: $0.id,
+                                                   location: ObjectLocation(pack: pack, offset: $0.offset, length: $0.length)) }
+            return s.pending.count
+        }
+        if count >= ChunkIndex.segmentLimit { try checkpoint() }
+    }
+
+    /// Makes the packs written so far durable, then names them in an index segment. **Blocks.**
+    func checkpoint() throws {
+        try checkpointing.withLock { _ in
+            let records = state.withLock { s in
+                defer { s.pending = [] }
+                return s.pending
+            }
+            guard !records.isEmpty else { return }
+            try vault.store.persist()
+            let workspace = CodecWorkspace(codec: vault.codec)
+            var start = 0
+            while start < records.count {
+                let part = Array(records[start..<min(records.count, start + ChunkIndex.segmentLimit)])
+                let segment = ChunkIndex.encodeSegment(part, workspace: workspace)
+                try ChunkIndex.storeSegment(segment, in: vault.store, workspace: workspace)
+                try vault.index.add(segment: segment.key, records: part)
+                start += part.count
+            }
+            // The index has them now: the claims can go.
+            state.withLock { s in for record in records { s.claimed.remove(Key(kind: record.kind, id: record.id)) } }
+            try heartbeat()
+        }
+    }
+
+    /// Finishes every writer's pack, then checkpoints: every object stored is durable and in
+    /// the index. Throws when the session was found stale and removed meanwhile. **Blocks.**
+    func publish() throws {
+        // The writers' last, partial packs are merged: a small backup makes one pack, not one per worker.
+        let partial = state.withLock { $0.writers }.compactMap { $0.takeBuilder() }
+        if !partial.isEmpty {
+            let merged = PackWriter(session: self)
+            for builder in partial {
+                try builder.bytes.withUnsafeBytes { raw in
+                    for entry in builder.entries {
+                        let frame = UnsafeRawBufferPointer(rebasing: raw[Int(entry.offset)..<(Int(entry.offset) + Int(entry.length))])
+                        try merged.append(entry.kind, entry.id, frame: frame)
+                    }
+                }
+            }
+            try merged.flush()
+        }
+        try checkpoint()
+        guard try vault.store.get(key) != nil else {
+            throw CoffreError(.backupInternalError,
+                              "The vault's collection took session \(name) for dead (no sign of life for too long)",
+                              workaround: "Run the backup again")
+        }
+    }
+
+    /// Rewrites the session's record with a fresh heartbeat, at most once a minute.
+    func heartbeat() throws {
+        let due = state.withLock { s in
+            guard Monotonic.now() - s.heartbeat >= 60 else { return false }
+            s.heartbeat = Monotonic.now()
+            return true
+        }
+        guard due else { return }
+        var record = self.record
+        record.heartbeat = Date()
+        try vault.store.put(key, try JSONEncoder().encode(record).bytes, mode: .replace)
+    }
+
+    /// Ends the session; objects stored but not published stay as garbage for collection. Safe
+    /// to call twice. **Blocks.**
+    func close() {
+        let first = state.withLock { s in
+            defer { s.closed = true }
+            return !s.closed
+        }
+        if first { try? vault.store.delete([key]) }
+    }
+}
+
+/// Gathers a worker's new objects into packs of about `Vault.packSize`.
+final class PackWriter: @unchecked Sendable {
+    // Used by one worker thread at a time, then flushed by `publish` after the workers ended.
+    private let session: VaultSession
+    private let workspace: CodecWorkspace
+    private var builder: PackBuilder?
+
+    init(session: VaultSession) {
+        self.session = session
+        workspace = CodecWorkspace(codec: session.vault.codec)
+    }
+
+    /// Appends an encoded frame; stores the pack when it is full. **Blocks.**
+    func append(_ kind: ObjectKind, _ id: ChunkID, frame: UnsafeRawBufferPointer) throws {
+        let builder = self.builder ?? PackBuilder(capacity: session.vault.packSize)
+        self.builder = builder
+        _ = builder.append(kind, id, frame: frame)
+        if builder.size >= session.vault.packSize || builder.entries.count >= session.vault.packEntryLimit {
+            try flush()
+        }
+    }
+
+    /// The pack being built, taken away unfinished (to be merged with others).
+    func takeBuilder() -> PackBuilder? {
+        defer { builder = nil }
+        return builder.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Stores the pack being built, if any. **Blocks.**
+    func flush() throws {
+        guard let builder, !builder.isEmpty else { return }
+        self.builder = nil
+        let bytes = builder.finish(with: workspace)
+        try session.store(pack: builder.id, bytes: bytes, entries: builder.entries)
+    }
+}
+
+extension Data {
+    var bytes: [UInt8] { Array(self) }
+}
