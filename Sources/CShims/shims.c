@@ -10,6 +10,8 @@ const int coffre_SEEK_DATA = SEEK_DATA;
 const int coffre_SEEK_HOLE = SEEK_HOLE;
 const int coffre_O_DIRECT = O_DIRECT;
 
+int coffre_start_writeback(int fd) { return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
+
 int coffre_syncfs(int fd) { return syncfs(fd); }
 
 int coffre_is_zero(const void *p, size_t n) {

@@ -8,8 +8,11 @@ import Foundation
 /// `.replace`, by `link` for `.create` (which fails when the name exists, so of two creators
 /// exactly one wins) — so an object is visible whole or not at all. `.immediate` puts fsync the
 /// file before naming it and the folder after; `.deferred` ones are made durable by `persist()`,
-/// one `syncfs` for every pack a backup wrote. Temporary files of processes that no longer run
-/// are removed when a store is opened.
+/// one `syncfs` for every pack a backup wrote (each pack's writeback is started as it is
+/// written, so it finds little left to write). Packs go through the page cache on purpose: with
+/// O_DIRECT writes the backup of the benchmark image was no faster on warm memory and the
+/// restore that followed read every pack from the disk (2.3 s became 6.6 s, docs/benchmarks.md).
+/// Temporary files of processes that no longer run are removed when a store is opened.
 public final class LocalChunkStore: ChunkStore {
     public let root: String
     private var temporary: String { "\(root)/tmp" }
@@ -35,7 +38,11 @@ public final class LocalChunkStore: ChunkStore {
         let fd = try FileIO.open(tmp, [.writeOnly, .create, .exclusive], mode: 0o644)
         do {
             try FileIO.write(fd, bytes, path: tmp)
-            if durability == .immediate { try FileIO.fsync(fd, path: tmp) }
+            switch durability {
+            case .immediate: try FileIO.fsync(fd, path: tmp)
+            // The disk works while the backup goes on: `persist` then waits for little.
+            case .deferred: FileIO.startWriteback(fd)
+            }
             FileIO.close(fd)
         } catch {
             FileIO.close(fd)

@@ -160,7 +160,7 @@ extension Vault {
         var missing = Set<ChunkID>()
         var broken = Set<String>()
         func check(_ kind: ObjectKind, _ id: ChunkID) throws -> Bool {
-            guard let location = try index.lookup(kind, id), packs[location.pack] != nil else {
+            guard let location = try index.lookup(kind, id, avoiding: session.avoiding), packs[location.pack] != nil else {
                 missing.insert(id)
                 return false
             }
@@ -186,7 +186,7 @@ extension Vault {
                     return []
                 }
                 do {
-                    return try loadIDs(id, with: workspace)
+                    return try loadIDs(id, with: workspace, avoiding: session.avoiding)
                 } catch let error as CoffreError where error.code == .chunkMissing {
                     missing.insert(id)
                 } catch {

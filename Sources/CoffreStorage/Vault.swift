@@ -209,16 +209,26 @@ public final class Vault: Sendable {
         try withFrame(kind, id, avoiding: avoiding) { frame in try workspace.decode(frame, id: id, kind: kind) }
     }
 
-    /// The stored frame of an object, passed to `body`. A miss rebuilds the index from the packs
-    /// once per process (it may have lost a segment) before it is reported missing.
+    /// The stored frame of an object, passed to `body`. A location whose pack is gone (a
+    /// collection deleted it, another copy remains) is skipped for the next one; a miss rebuilds
+    /// the index from the packs once per process (it may have lost a segment) before the object
+    /// is reported missing.
     func withFrame<R>(_ kind: ObjectKind, _ id: ChunkID, avoiding: Set<PackID> = [], _ body: ([UInt8]) throws -> R) throws -> R {
-        for attempt in 0..<2 {
-            if let location = try index.lookup(kind, id, avoiding: avoiding),
-               let frame = try store.get(location.pack.key, range: location.range) {
-                return try body(frame)
+        var avoid = avoiding
+        var gone = Set<PackID>()
+        var repaired = false
+        while true {
+            if let location = try index.lookup(kind, id, avoiding: avoid), !gone.contains(location.pack) {
+                if let frame = try store.get(location.pack.key, range: location.range) { return try body(frame) }
+                gone.insert(location.pack)
+                avoid.insert(location.pack)
+                continue
             }
-            guard attempt == 0, !repairedAfterMiss.exchange(true, ordering: .relaxed) else { break }
+            guard !repaired, !repairedAfterMiss.exchange(true, ordering: .relaxed) else { break }
+            repaired = true
             repairIfIdle()
+            gone = []
+            avoid = avoiding
         }
         throw CoffreError.chunkMissing(id.hex)
     }

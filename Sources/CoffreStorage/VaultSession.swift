@@ -50,6 +50,8 @@ final class VaultSession: Sendable {
     private let state = Mutex(State())
     /// One checkpoint at a time.
     private let checkpointing = Mutex(())
+    /// Stores finished packs while the workers go on.
+    private let uploader = BackgroundQueue(name: "coffre-packs", limit: 2)
 
     static let folder = "sessions/"
     var key: String { Self.folder + name }
@@ -97,23 +99,26 @@ final class VaultSession: Sendable {
         return writer
     }
 
-    /// Stores a finished pack (durable at the next checkpoint) and keeps its records for the
-    /// next segment. **Blocks.**
+    /// Hands a finished pack to the uploader (stored on a thread of its own, durable at the next
+    /// checkpoint) and keeps its records for the next segment. Waits while two packs are
+    /// already waiting. **Blocks.**
     func store(pack: PackID, bytes: [UInt8], entries: [PackEntry]) throws {
-        guard try vault.store.put(pack.key, bytes, mode: .create, durability: .deferred) else {
-            throw CoffreError(.internalError, "Pack \(pack.hex) exists already")
+        try uploader.submit { [vault] in
+            guard try vault.store.put(pack.key, bytes, mode: .create, durability: .deferred) else {
+                throw CoffreError(.internalError, "Pack \(pack.hex) exists already")
+            }
+            self.state.withLock { s in
+                s.pending += entries.map { IndexRecord(kind: $0.kind, id: $0.id,
+                                                       location: ObjectLocation(pack: pack, offset: $0.offset, length: $0.length)) }
+            }
         }
-        let count = state.withLock { s in
-            s.pending += entries.map { IndexRecord(kind: $0.kind, id: $0.id,
-                                                   location: ObjectLocation(pack: pack, offset: $0.offset, length: $0.length)) }
-            return s.pending.count
-        }
-        if count >= ChunkIndex.segmentLimit { try checkpoint() }
+        if state.withLock({ $0.pending.count }) >= ChunkIndex.segmentLimit { try checkpoint() }
     }
 
     /// Makes the packs written so far durable, then names them in an index segment. **Blocks.**
     func checkpoint() throws {
         try checkpointing.withLock { _ in
+            try uploader.drain()
             let records = state.withLock { s in
                 defer { s.pending = [] }
                 return s.pending
@@ -180,7 +185,82 @@ final class VaultSession: Sendable {
             defer { s.closed = true }
             return !s.closed
         }
-        if first { try? vault.store.delete([key]) }
+        guard first else { return }
+        uploader.stop()
+        try? vault.store.delete([key])
+    }
+}
+
+/// Runs blocking jobs one after another on a thread of its own, at most `limit` waiting: the
+/// submitter goes on while the last job's I/O is done. The first failure is kept and thrown by
+/// the next `submit` or `drain`.
+final class BackgroundQueue: @unchecked Sendable {
+    // Everything below is guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [() throws -> Void] = []
+    private var running = false
+    private var failure: (any Error)?
+    private var started = false
+    private var stopped = false
+    private let name: String
+    private let limit: Int
+
+    init(name: String, limit: Int) {
+        self.name = name
+        self.limit = limit
+    }
+
+    func submit(_ job: @escaping () throws -> Void) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while jobs.count >= limit && failure == nil { condition.wait() }
+        if let failure { throw failure }
+        jobs.append(job)
+        if !started {
+            started = true
+            let thread = Thread { [self] in loop() }
+            thread.name = name
+            thread.start()
+        }
+        condition.broadcast()
+    }
+
+    /// Waits until every submitted job has run; throws the first failure.
+    func drain() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while (!jobs.isEmpty || running) && failure == nil { condition.wait() }
+        if let failure { throw failure }
+    }
+
+    /// Drops the jobs not started and lets the thread end (a session abandoned: what it would
+    /// have stored is not needed).
+    func stop() {
+        condition.lock()
+        stopped = true
+        jobs = []
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func loop() {
+        condition.lock()
+        while true {
+            while jobs.isEmpty && !stopped { condition.wait() }
+            if jobs.isEmpty || failure != nil || stopped { break }
+            let job = jobs.removeFirst()
+            running = true
+            condition.unlock()
+            var error: (any Error)?
+            do { try job() } catch let thrown { error = thrown }
+            condition.lock()
+            running = false
+            if let error, failure == nil { failure = error }
+            condition.broadcast()
+        }
+        jobs = []
+        condition.broadcast()
+        condition.unlock()
     }
 }
 

@@ -16,6 +16,7 @@ struct VaultCommand: AsyncParsableCommand {
         @Argument(help: "Folder of the new vault.") var path: String
         @Option(help: "Block size, a power of two from 16KiB to 4MiB.") var blockSize = "64KiB"
         @Option(help: "Encrypt with this key file (created, mode 600, when it does not exist).") var encryptionKey: String?
+        @Option(help: "zstd level, -7 to 19 (negative: faster, larger).") var compressionLevel: Int32 = VaultConfiguration.defaultCompressionLevel
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -23,7 +24,12 @@ struct VaultCommand: AsyncParsableCommand {
                 guard let size = ByteSize.parse(blockSize), VaultConfiguration.allowedBlockSizes.contains(size) else {
                     throw CoffreError.invalidBlockSize(blockSize)
                 }
-                let vault = try Vault.create(at: path, blockSize: size, encryptionKeyFile: encryptionKey)
+                guard (-7...19).contains(compressionLevel) else {
+                    throw CoffreError(.invalidOption, "--compression-level must be between -7 and 19",
+                                      workaround: "Use 1 (the default) unless measurements say otherwise")
+                }
+                let vault = try Vault.create(at: path, blockSize: size, encryptionKeyFile: encryptionKey,
+                                             compressionLevel: compressionLevel)
                 if json {
                     struct Out: Encodable { var path: String; var blockSize: Int; var encrypted: Bool }
                     try printJSON(Out(path: vault.path, blockSize: vault.blockSize, encrypted: vault.isEncrypted))

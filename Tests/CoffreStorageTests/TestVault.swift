@@ -8,11 +8,17 @@ final class TestVault {
     let folder: String
     let vault: Vault
 
-    init(blockSize: Int = 16 << 10, encrypted: Bool = false) throws {
+    /// - Parameter memory: the vault on a `MemoryChunkStore` instead of a folder.
+    init(blockSize: Int = 16 << 10, encrypted: Bool = false, memory: Bool = false) throws {
         folder = NSTemporaryDirectory() + "coffre-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        vault = try Vault.create(at: folder + "/vault", blockSize: blockSize,
-                                 encryptionKeyFile: encrypted ? folder + "/key" : nil)
+        if memory {
+            vault = try Vault.create(in: MemoryChunkStore(), cacheDirectory: folder, blockSize: blockSize,
+                                     encryptionKeyFile: encrypted ? folder + "/key" : nil)
+        } else {
+            vault = try Vault.create(at: folder + "/vault", blockSize: blockSize,
+                                     encryptionKeyFile: encrypted ? folder + "/key" : nil)
+        }
     }
 
     deinit { try? FileManager.default.removeItem(atPath: folder) }

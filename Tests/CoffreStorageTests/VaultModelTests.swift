@@ -17,10 +17,17 @@ import Testing
         try await run(seed: seed, encrypted: seed % 2 == 0)
     }
 
-    func run(seed: UInt64, encrypted: Bool) async throws {
+    /// The same on a `MemoryChunkStore`: packing, collection and repacking are the vault's, the
+    /// same code whatever the backend.
+    @Test(arguments: fixedSeeds.prefix(3))
+    func randomOperationsOnTheMemoryStore(seed: UInt64) async throws {
+        try await run(seed: seed, encrypted: seed % 2 == 1, memory: true)
+    }
+
+    func run(seed: UInt64, encrypted: Bool, memory: Bool = false) async throws {
         var g = SeededGenerator(seed: seed)
         let block = 16 << 10
-        let t = try TestVault(blockSize: block, encrypted: encrypted)
+        let t = try TestVault(blockSize: block, encrypted: encrypted, memory: memory)
         // Items with 1–3 disks of 0–40 blocks plus a partial tail; content drawn from a small
         // pool of blocks so that blocks repeat across disks, items and time.
         let pool = (0..<12).map { _ in g.bytes(block) }

@@ -11,6 +11,10 @@ extern const int coffre_O_DIRECT;
 /// syncfs(2): flush every dirty page of the file system holding fd.
 int coffre_syncfs(int fd);
 
+/// sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE): start writing the file's dirty pages back
+/// without waiting for them.
+int coffre_start_writeback(int fd);
+
 /// Returns 1 when the n bytes at p are all zero.
 int coffre_is_zero(const void *p, size_t n);
 

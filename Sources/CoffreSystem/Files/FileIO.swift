@@ -144,6 +144,12 @@ package enum FileIO {
         if coffre_syncfs(fd) != 0 { throw CoffreError.io("syncfs", path, errno: errno) }
     }
 
+    /// Starts writing a file's dirty pages to disk without waiting (`sync_file_range`): a later
+    /// `syncFileSystem` finds most of them written. Best effort: errors are ignored.
+    package static func startWriteback(_ fd: Int32) {
+        _ = coffre_start_writeback(fd)
+    }
+
     package static func truncate(_ fd: Int32, to size: Int64, path: String) throws(CoffreError) {
         if ftruncate(fd, off_t(size)) != 0 { throw CoffreError.io("truncate", path, errno: errno) }
     }
