@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "CoffreCore", targets: ["CoffreCore"]),
         .library(name: "CoffreSystem", targets: ["CoffreSystem"]),
         .library(name: "CoffreStorage", targets: ["CoffreStorage"]),
+        .library(name: "CoffreS3", targets: ["CoffreS3"]),
         .library(name: "CoffreSQLite", targets: ["CoffreSQLite"]),
         .library(name: "CoffreLocalFabric", targets: ["CoffreLocalFabric"]),
         .library(name: "CoffreExtension", targets: ["CoffreExtension"]),
@@ -65,6 +66,11 @@ let package = Package(
                 "CoffreCore", "CoffreSystem", "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CoffreS3",
+            dependencies: ["CoffreCore", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -141,6 +147,7 @@ let package = Package(
             dependencies: ["CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "CoffreS3Tests", dependencies: ["CoffreS3"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CoffreSQLiteTests",
             dependencies: ["CoffreCore", "CoffreSQLite", "CoffreTesting"],

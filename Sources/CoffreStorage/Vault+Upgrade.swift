@@ -1,4 +1,4 @@
-public import CoffreCore
+import CoffreCore
 import CoffreSystem
 import Foundation
 
