@@ -1,5 +1,6 @@
-public import Foundation
+import CoffreCore
 import Crypto
+public import Foundation
 
 /// S3 credentials: from the environment or a credentials file, never from `coffre.json`.
 /// Their description never shows the secret.
@@ -45,7 +46,7 @@ public struct SignatureV4: Sendable {
         method: String, path: String, query: [(String, String)] = [], headers: [String: String],
         payloadHash: String, date: Date, credentials: S3Credentials
     ) -> [String: String] {
-        let stamp = Self.timestamp(date)
+        let stamp = compactTimestamp(date) + "Z"
         var all = headers
         all["x-amz-date"] = stamp
         if let token = credentials.sessionToken { all["x-amz-security-token"] = token }
@@ -126,22 +127,7 @@ public struct SignatureV4: Sendable {
         return out
     }
 
-    /// `yyyyMMdd'T'HHmmss'Z'` in UTC.
-    static func timestamp(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        func two(_ n: Int?) -> String { String(n ?? 0).leftPadded(to: 2) }
-        return "\(c.year ?? 0)\(two(c.month))\(two(c.day))T\(two(c.hour))\(two(c.minute))\(two(c.second))Z"
-    }
-
     static func hex(_ bytes: [UInt8]) -> String {
         bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

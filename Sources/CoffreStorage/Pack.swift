@@ -29,11 +29,7 @@ struct PackID: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     var hex: String {
-        func pad(_ w: UInt64) -> String {
-            let s = String(w, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }
-        return pad(high) + pad(low)
+        String(high, radix: 16).leftPadded(to: 16) + String(low, radix: 16).leftPadded(to: 16)
     }
 
     static let folder = "packs/"
@@ -58,6 +54,16 @@ struct PackEntry: Sendable, Equatable {
     var id: ChunkID
     var offset: UInt32
     var length: UInt32
+
+    /// Where its frame is in the pack's bytes.
+    var range: Range<Int> { Int(offset)..<(Int(offset) + Int(length)) }
+}
+
+extension CodecWorkspace {
+    /// Whether a pack entry's frame decodes and matches its id.
+    func verifies(_ frame: [UInt8], _ entry: PackEntry) -> Bool {
+        (try? decode(frame, id: entry.id, kind: entry.kind) { _ in }) != nil
+    }
 }
 
 /// A pack: the stored frames of many objects, each readable on its own (`ChunkCodec` frames:

@@ -153,37 +153,35 @@ extension Vault {
         try index.refresh(store: store, workspace: workspace)
         let marks = try mark(sessions: liveSessions(report: &report), workspace: workspace)
         let packs = try packSizes()
-        // Marked objects in condemned packs, then crossed off where a copy lives elsewhere.
-        var onlyIn: [VaultSession.Key: PackID] = [:]
+        // One pass gathers what the condemned packs hold, one finds which of it has a copy in a
+        // pack that stays (memory: the condemned packs' objects).
+        var held: [VaultSession.Key: [ObjectLocation]] = [:]
         try index.forEachRecord { record, _ in
-            guard condemned.contains(record.location.pack), packs[record.location.pack] != nil,
-                  marks.contains(record.kind, record.id) else { return }
-            onlyIn[VaultSession.Key(kind: record.kind, id: record.id)] = record.location.pack
+            guard condemned.contains(record.location.pack), packs[record.location.pack] != nil else { return }
+            held[VaultSession.Key(kind: record.kind, id: record.id), default: []].append(record.location)
         }
-        if !onlyIn.isEmpty {
+        var copiedOutside = Set<VaultSession.Key>()
+        if !held.isEmpty {
             try index.forEachRecord { record, _ in
                 let pack = record.location.pack
-                guard !condemned.contains(pack), packs[pack] != nil else { return }
-                onlyIn[VaultSession.Key(kind: record.kind, id: record.id)] = nil
+                let key = VaultSession.Key(kind: record.kind, id: record.id)
+                guard !condemned.contains(pack), packs[pack] != nil, held[key] != nil else { return }
+                copiedOutside.insert(key)
             }
         }
-        let needed = Set(onlyIn.values)
+        // A marked object with no copy outside keeps one condemned pack that holds it.
+        var needed = Set<PackID>()
+        for (key, locations) in held where !copiedOutside.contains(key) && marks.contains(key.kind, key.id) {
+            needed.insert(locations.last!.pack)
+        }
         let doomed = condemned.subtracting(needed).filter { packs[$0] != nil }
         report.packsRecovered += needed.count
         // Objects freed: in a doomed pack and in no pack that stays.
-        var freed: [VaultSession.Key: Int64] = [:]
-        try index.forEachRecord { record, _ in
-            guard doomed.contains(record.location.pack) else { return }
-            freed[VaultSession.Key(kind: record.kind, id: record.id)] = Int64(record.location.length)
-        }
-        try index.forEachRecord { record, _ in
-            let pack = record.location.pack
-            guard !doomed.contains(pack), packs[pack] != nil else { return }
-            freed[VaultSession.Key(kind: record.kind, id: record.id)] = nil
-        }
-        for (key, size) in freed {
+        for (key, locations) in held where !copiedOutside.contains(key) {
+            guard !locations.contains(where: { needed.contains($0.pack) }),
+                  let last = locations.last(where: { doomed.contains($0.pack) }) else { continue }
             if key.kind == .chunk { report.removedChunks += 1 } else { report.removedIndexObjects += 1 }
-            report.removedBytes += size
+            report.removedBytes += Int64(last.length)
         }
         try store.delete(doomed.map(\.key))
         report.packsDeleted += doomed.count
@@ -212,10 +210,8 @@ extension Vault {
             var copies: [(PackEntry, ArraySlice<UInt8>)] = []
             var intact = true
             for entry in entries where marks.contains(entry.kind, entry.id) {
-                let frame = bytes[Int(entry.offset)..<(Int(entry.offset) + Int(entry.length))]
-                do {
-                    try workspace.decode(Array(frame), id: entry.id, kind: entry.kind) { _ in }
-                } catch {
+                let frame = bytes[entry.range]
+                guard workspace.verifies(Array(frame), entry) else {
                     intact = false
                     break
                 }
@@ -284,8 +280,9 @@ extension Vault {
 
     // MARK: Sessions and records
 
-    /// The running sessions; the records of dead ones are removed (and counted). **Blocks.**
-    func liveSessions(report: inout CollectionReport) throws -> [LiveSession] {
+    /// The running sessions; the records of dead ones are removed (and counted) unless
+    /// `removingStale` is false (a read-only caller). **Blocks.**
+    func liveSessions(report: inout CollectionReport, removingStale: Bool = true) throws -> [LiveSession] {
         var live: [LiveSession] = []
         let host = ProcessIdentity.current.split(separator: ":").first
         for object in try store.list(prefix: VaultSession.folder) {
@@ -299,6 +296,7 @@ extension Vault {
             let stale = !ProcessIdentity.isAlive(record.owner)
                 || (!local && Date().timeIntervalSince(record.heartbeat) > Self.sessionTimeout)
             if stale {
+                guard removingStale else { continue }
                 try store.delete([object.key])
                 report.staleSessionsRemoved += 1
             } else {
@@ -396,13 +394,17 @@ extension Vault {
 final class SegmentWriter {
     let store: any ChunkStore
     let workspace: CodecWorkspace
+    /// Where each segment written is also added (a session's own index); nil when the caller
+    /// refreshes the index afterwards.
+    let index: ChunkIndex?
     private var batch: [IndexRecord] = []
     /// The keys of the segments written.
     private(set) var written = Set<String>()
 
-    init(store: any ChunkStore, workspace: CodecWorkspace) {
+    init(store: any ChunkStore, workspace: CodecWorkspace, index: ChunkIndex? = nil) {
         self.store = store
         self.workspace = workspace
+        self.index = index
     }
 
     func add(_ record: IndexRecord) throws {
@@ -415,6 +417,7 @@ final class SegmentWriter {
         guard !batch.isEmpty else { return }
         let segment = ChunkIndex.encodeSegment(batch, workspace: workspace)
         try ChunkIndex.storeSegment(segment, in: store, workspace: workspace)
+        try index?.add(segment: segment.key, records: batch)
         written.insert(segment.key)
         batch = []
     }

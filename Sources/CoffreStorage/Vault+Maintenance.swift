@@ -47,39 +47,24 @@ extension Vault {
     public func stats() throws -> VaultStats {
         let workspace = CodecWorkspace(codec: codec)
         try refreshIndex(with: workspace)
-        var stats = try objectStats()
+        var stats = VaultStats()
         // Informational: a damaged manifest (verify names it) is left out rather than failing.
         let points = try points(skippingDamaged: true)
         stats.points = points.count
         stats.logicalBytes = points.reduce(0) { $0 + $1.logicalBytes }
-        var report = CollectionReport()
-        if let marks = try? mark(sessions: liveSessions(report: &report), workspace: workspace) {
-            var unused: Int64 = 0
-            var indexed = Set<PackID>()
-            try index.forEachRecord { record, _ in
-                indexed.insert(record.location.pack)
-                if !marks.contains(record.kind, record.id) { unused += Int64(record.location.length) }
-            }
-            // Packs no segment names (a backup running or killed) are unused whole.
-            for (pack, size) in try packSizes() where !indexed.contains(pack) { unused += size }
-            stats.unusedBytes = unused
-            stats.unusedShare = stats.packBytes > 0 ? Double(stats.unusedBytes) / Double(stats.packBytes) : 0
-        }
-        stats.condemnedPacks = (try? condemned())??.packs.count ?? 0
-        return stats
-    }
-
-    /// The stored objects' counts and bytes (the part of `stats` that reads no manifest). **Blocks.**
-    func objectStats() throws -> VaultStats {
-        try refreshIndex(with: CodecWorkspace(codec: codec))
-        var stats = VaultStats()
-        for pack in try packSizes().values {
-            stats.packs += 1
-            stats.packBytes += pack
-        }
+        let packs = try packSizes()
+        stats.packs = packs.count
+        stats.packBytes = packs.values.reduce(0, +)
         stats.indexSegments = index.segmentKeys.count
+        // Without marks (a point cannot be walked) the unused bytes stay unknown: 0.
+        var report = CollectionReport()
+        let marks = try? mark(sessions: liveSessions(report: &report, removingStale: false), workspace: workspace)
+        var unused: Int64 = 0
+        var indexed = Set<PackID>()
         var seen = Set<VaultSession.Key>()
         try index.forEachRecord { record, _ in
+            indexed.insert(record.location.pack)
+            if let marks, !marks.contains(record.kind, record.id) { unused += Int64(record.location.length) }
             guard seen.insert(VaultSession.Key(kind: record.kind, id: record.id)).inserted else { return }
             if record.kind == .chunk {
                 stats.storedChunks += 1
@@ -89,6 +74,13 @@ extension Vault {
                 stats.indexBytes += Int64(record.location.length)
             }
         }
+        if marks != nil {
+            // Packs no segment names (a backup running or killed) are unused whole.
+            for (pack, size) in packs where !indexed.contains(pack) { unused += size }
+            stats.unusedBytes = unused
+            stats.unusedShare = stats.packBytes > 0 ? Double(unused) / Double(stats.packBytes) : 0
+        }
+        stats.condemnedPacks = (try? condemned())??.packs.count ?? 0
         return stats
     }
 
@@ -133,8 +125,7 @@ extension Vault {
                     checkedPacks += 1
                     for entry in try PackFormat.table(of: bytes, pack: pack, workspace: workspace) {
                         if entry.kind == .chunk { checkedChunks += 1 } else { checkedIndex += 1 }
-                        let frame = Array(bytes[Int(entry.offset)..<(Int(entry.offset) + Int(entry.length))])
-                        if (try? workspace.decode(frame, id: entry.id, kind: entry.kind) { _ in }) == nil {
+                        if !workspace.verifies(Array(bytes[entry.range]), entry) {
                             badSpots.insert(Spot(pack: pack, offset: entry.offset))
                         }
                     }
@@ -143,8 +134,7 @@ extension Vault {
                     where entry.kind == .index {
                         checkedIndex += 1
                         let location = ObjectLocation(pack: pack, offset: entry.offset, length: entry.length)
-                        guard let frame = try store.get(pack.key, range: location.range),
-                              (try? workspace.decode(frame, id: entry.id, kind: entry.kind) { _ in }) != nil else {
+                        guard let frame = try store.get(pack.key, range: location.range), workspace.verifies(frame, entry) else {
                             badSpots.insert(Spot(pack: pack, offset: entry.offset))
                             continue
                         }

@@ -239,6 +239,8 @@ struct RunReader {
     private var pack: PackID?
     private var start: Int64 = 0
     private var bytes: [UInt8] = []
+    /// Locations found while reading ahead, by block: not looked up again.
+    private var ahead: [Int: ObjectLocation] = [:]
 
     init(vault: Vault, entries: [ChunkID], avoiding: Set<PackID>) {
         self.vault = vault
@@ -249,7 +251,7 @@ struct RunReader {
     /// The frame of block `b` of the page, passed to `body`. **Blocks.**
     mutating func withFrame<R>(_ b: Int, _ body: ([UInt8]) throws -> R) throws -> R {
         let id = entries[b]
-        guard let location = try vault.index.lookup(.chunk, id, avoiding: avoiding) else {
+        guard let location = try ahead.removeValue(forKey: b) ?? vault.index.lookup(.chunk, id, avoiding: avoiding) else {
             return try vault.withFrame(.chunk, id, avoiding: avoiding, body)
         }
         let range = location.range
@@ -262,8 +264,9 @@ struct RunReader {
                     next += 1
                     continue
                 }
-                guard let following = try vault.index.lookup(.chunk, entries[next], avoiding: avoiding),
-                      following.pack == location.pack, following.range.lowerBound == end else { break }
+                guard let following = try vault.index.lookup(.chunk, entries[next], avoiding: avoiding) else { break }
+                ahead[next] = following
+                guard following.pack == location.pack, following.range.lowerBound == end else { break }
                 end = following.range.upperBound
                 next += 1
             }

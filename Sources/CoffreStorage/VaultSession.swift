@@ -64,7 +64,7 @@ final class VaultSession: Sendable {
         let now = Date()
         record = SessionRecord(purpose: purpose, owner: ProcessIdentity.current, started: now, heartbeat: now,
                                roots: roots.map(\.hex))
-        guard try vault.store.put(Self.folder + name, try JSONEncoder().encode(record).bytes, mode: .create) else {
+        guard try vault.store.put(Self.folder + name, Array(try JSONEncoder().encode(record)), mode: .create) else {
             throw CoffreError(.internalError, "A session named \(name) exists already")
         }
         do {
@@ -125,15 +125,9 @@ final class VaultSession: Sendable {
             }
             guard !records.isEmpty else { return }
             try vault.store.persist()
-            let workspace = CodecWorkspace(codec: vault.codec)
-            var start = 0
-            while start < records.count {
-                let part = Array(records[start..<min(records.count, start + ChunkIndex.segmentLimit)])
-                let segment = ChunkIndex.encodeSegment(part, workspace: workspace)
-                try ChunkIndex.storeSegment(segment, in: vault.store, workspace: workspace)
-                try vault.index.add(segment: segment.key, records: part)
-                start += part.count
-            }
+            let segments = SegmentWriter(store: vault.store, workspace: CodecWorkspace(codec: vault.codec), index: vault.index)
+            for record in records { try segments.add(record) }
+            try segments.finish()
             // The index has them now: the claims can go.
             state.withLock { s in for record in records { s.claimed.remove(Key(kind: record.kind, id: record.id)) } }
             try heartbeat()
@@ -150,8 +144,7 @@ final class VaultSession: Sendable {
             for builder in partial {
                 try builder.bytes.withUnsafeBytes { raw in
                     for entry in builder.entries {
-                        let frame = UnsafeRawBufferPointer(rebasing: raw[Int(entry.offset)..<(Int(entry.offset) + Int(entry.length))])
-                        try merged.append(entry.kind, entry.id, frame: frame)
+                        try merged.append(entry.kind, entry.id, frame: UnsafeRawBufferPointer(rebasing: raw[entry.range]))
                     }
                 }
             }
@@ -175,7 +168,7 @@ final class VaultSession: Sendable {
         guard due else { return }
         var record = self.record
         record.heartbeat = Date()
-        try vault.store.put(key, try JSONEncoder().encode(record).bytes, mode: .replace)
+        try vault.store.put(key, Array(try JSONEncoder().encode(record)), mode: .replace)
     }
 
     /// Ends the session; objects stored but not published stay as garbage for collection. Safe
@@ -299,8 +292,4 @@ final class PackWriter: @unchecked Sendable {
         let bytes = builder.finish(with: workspace)
         try session.store(pack: builder.id, bytes: bytes, entries: builder.entries)
     }
-}
-
-extension Data {
-    var bytes: [UInt8] { Array(self) }
 }
