@@ -25,16 +25,32 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 JOB_TIMEOUT = 180  # seconds a job may take (the demo disks are small)
 
 # The sample VMs the test needs when `serve --demo` is not available: name, cloud service, power.
 FALLBACK_VMS = [("web01", "prod", "running"), ("web01", "test", "running"), ("legacy01", "prod", "stopped")]
+
+
+def page_replaced(old):
+    """EC.staleness_of, also when Chrome reports the element's detachment as an inspector error
+    ("Node with given id does not belong to the document") instead of a stale reference: the
+    old page is gone either way."""
+    def condition(_driver):
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+    return condition
 
 
 class Failure(Exception):
@@ -136,7 +152,7 @@ class Flow:
         """Clicks a button or link and waits for the next page to load."""
         old = self.find("html")
         self.find(css).click()
-        self.wait(EC.staleness_of(old), message=f"no new page after clicking {css}")
+        self.wait(page_replaced(old), message=f"no new page after clicking {css}")
         self.wait(lambda d: d.execute_script("return document.readyState") == "complete")
         self.collect_console()
 
@@ -284,7 +300,7 @@ class Flow:
         self.expect("pending" not in row.text, f"prod/web01 has a point now: {row.text}")
         old = self.find("html")
         row.find_element(By.PARTIAL_LINK_TEXT, "recovery points").click()
-        self.wait(EC.staleness_of(old))
+        self.wait(page_replaced(old), message="no new page after opening the recovery points")
         self.collect_console()
         points = self.finds("#point-table tbody tr[data-point]")
         self.expect(len(points) == 1, f"prod/web01 should have one recovery point, the page lists {len(points)}")
