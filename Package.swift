@@ -42,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -70,7 +71,14 @@ let package = Package(
         ),
         .target(
             name: "CoffreS3",
-            dependencies: ["CoffreCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "CoffreCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -116,7 +124,7 @@ let package = Package(
             name: "coffre",
             dependencies: [
                 "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
-                "CoffreServer", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
+                "CoffreServer", "CoffreS3", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -144,10 +152,14 @@ let package = Package(
         ),
         .testTarget(
             name: "CoffreStorageTests",
-            dependencies: ["CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreTesting"],
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreS3", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "CoffreS3Tests", dependencies: ["CoffreS3"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CoffreS3Tests",
+            dependencies: ["CoffreS3", "CoffreCore", "CoffreStorage", "CoffreSystem", "CoffreTesting"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CoffreSQLiteTests",
             dependencies: ["CoffreCore", "CoffreSQLite", "CoffreTesting"],
@@ -190,7 +202,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoffreCLITests",
-            dependencies: ["CoffreCore", "CoffreTesting"],
+            dependencies: ["CoffreCore", "CoffreS3", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -68,6 +68,15 @@ extension CoffreError.Code {
     public static let vaultUpgradeRequired = Self("VaultUpgradeRequired")
     public static let wrongEncryptionKey = Self("WrongEncryptionKey")
 
+    // MARK: The vault on S3
+    public static let s3AccessDenied = Self("S3AccessDenied")
+    public static let s3BucketNotFound = Self("S3BucketNotFound")
+    public static let s3ClockSkew = Self("S3ClockSkew")
+    public static let s3ConditionalCreateUnsupported = Self("S3ConditionalCreateUnsupported")
+    public static let s3RequestFailed = Self("S3RequestFailed")
+    public static let s3Unreachable = Self("S3Unreachable")
+    public static let s3WrongRegion = Self("S3WrongRegion")
+
     // MARK: The catalog
     public static let catalogBusy = Self("CatalogBusy")
     public static let catalogFailed = Self("CatalogFailed")
@@ -170,7 +179,8 @@ extension CoffreError.Code {
         .vmVanished, .cancelled, .chunkDamaged, .chunkMissing, .diskNotFound, .duplicateDiskName,
         .encryptionKeyMissing, .ioError, .indexDamaged, .invalidBlockSize, .invalidName, .noDisks, .pointNotFound,
         .restoreTargetExists, .vaultAlreadyExists, .vaultBusy, .vaultFormatUnsupported, .vaultNotFound, .vaultUpgradeRequired,
-        .wrongEncryptionKey, .catalogBusy, .catalogFailed, .catalogUnreadable, .guestPrepareFailed,
+        .wrongEncryptionKey, .s3AccessDenied, .s3BucketNotFound, .s3ClockSkew, .s3ConditionalCreateUnsupported,
+        .s3RequestFailed, .s3Unreachable, .s3WrongRegion, .catalogBusy, .catalogFailed, .catalogUnreadable, .guestPrepareFailed,
         .guestReleaseFailed, .internalError, .fabricUnreachable, .guestAgentTimeout, .guestAgentUnavailable,
         .invalidArgument, .invalidVMDefinition, .restoreIncomplete, .vmAlreadyExists, .agentBusy, .agentStateDamaged,
         .freezeFailed, .guestAlreadyFrozen, .guestAlreadyPrepared, .incorrectJSONConfigFile,

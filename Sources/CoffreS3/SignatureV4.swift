@@ -67,9 +67,7 @@ public struct SignatureV4: Sendable {
     ) -> (request: String, signedHeaders: String) {
         let uri = path.isEmpty ? "/" : path.split(separator: "/", omittingEmptySubsequences: false)
             .map { encode(String($0)) }.joined(separator: "/")
-        let encoded: [(name: String, value: String)] = query.map { (encode($0.0), encode($0.1)) }
-        let sorted = encoded.sorted { (l, r) -> Bool in l.name == r.name ? l.value < r.value : l.name < r.name }
-        let canonicalQuery = sorted.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
+        let canonicalQuery = canonicalQuery(query)
         var byName: [String: [String]] = [:]
         for (name, value) in headers { byName[name.lowercased(), default: []].append(normalize(value)) }
         let names = byName.keys.sorted()
@@ -77,6 +75,13 @@ public struct SignatureV4: Sendable {
         let signed = names.joined(separator: ";")
         let request = [method, uri, canonicalQuery, canonicalHeaders, signed, payloadHash].joined(separator: "\n")
         return (request, signed)
+    }
+
+    /// Query parameters encoded and sorted, as signed (and as sent, so that both agree).
+    static func canonicalQuery(_ query: [(String, String)]) -> String {
+        let encoded: [(name: String, value: String)] = query.map { (encode($0.0), encode($0.1)) }
+        let sorted = encoded.sorted { (l, r) -> Bool in l.name == r.name ? l.value < r.value : l.name < r.name }
+        return sorted.map { "\($0.name)=\($0.value)" }.joined(separator: "&")
     }
 
     static func stringToSign(timestamp: String, scope: String, canonicalRequest: String) -> String {

@@ -98,6 +98,8 @@ public struct APIError: HTTPResponseError, Sendable {
             .fabricUnreachable, .libvirtError, .guestUnreachable, .guestAgentUnavailable, .guestAgentError,
             .extensionInstallFailed, .guestPrepareFailed, .guestReleaseFailed, .agentStateDamaged, .freezeFailed,
             .thawFailed, .thawedByWatchdog, .watchdogFailed, .incorrectJSONConfigFile, .incorrectPluginhostFile,
+            .s3AccessDenied, .s3BucketNotFound, .s3ClockSkew, .s3ConditionalCreateUnsupported, .s3RequestFailed,
+            .s3Unreachable, .s3WrongRegion,
             .insufficientPermissionForPreScript, .insufficientPermissionForPostScript, .preScriptExecutionFailed,
             .postScriptExecutionFailed, .preScriptNotFound, .postScriptNotFound, .preScriptTimeout, .postScriptTimeout,
             .nbdConnectFailed, .nbdConnectionLost, .nbdExportNotFound, .nbdInvalidRequest, .nbdMetaContextUnavailable,

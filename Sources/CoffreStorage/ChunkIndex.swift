@@ -151,20 +151,30 @@ final class ChunkIndex: Sendable {
     private func refreshLocked(store: any ChunkStore, workspace: CodecWorkspace) throws {
         let listed = Set(try store.list(prefix: Self.folder).map(\.key))
         let known = state.withLock { Set($0.segments.keys) }
-        if !known.isSubset(of: listed) {
-            let file = try RecordFile(directory: directory)
-            state.withLock { s in s = State(file: file, rebuilds: s.rebuilds + 1) }
-        }
-        let current = state.withLock { Set($0.segments.keys) }
         // Every new segment's records go to the file first; their prefixes are sorted and merged
         // in once (a merge per segment would copy the whole index once per segment).
         var pending: [Pending] = []
-        for key in listed.subtracting(current).sorted() {
+        if !known.isSubset(of: listed) {
+            // Rebuilt aside, then swapped in whole: lookups meanwhile (a backup planning, a
+            // collection marking) see the index as it was, never an empty or partial one.
+            var fresh = State(file: try RecordFile(directory: directory), rebuilds: state.withLock { $0.rebuilds } + 1)
+            for key in listed.sorted() {
+                guard let bytes = try store.get(key) else { throw CoffreError.chunkMissing(key) }
+                try Self.append(segment: key, records: Self.decodeSegment(bytes, key: key, workspace: workspace),
+                                to: &pending, into: &fresh)
+            }
+            pending.sort { $0.prefix < $1.prefix }
+            Self.merge(pending, into: &fresh)
+            state.withLock { $0 = fresh }
+            return
+        }
+        for key in listed.subtracting(known).sorted() {
             guard let bytes = try store.get(key) else { throw CoffreError.chunkMissing(key) }
-            try append(segment: key, records: Self.decodeSegment(bytes, key: key, workspace: workspace), to: &pending)
+            let records = try Self.decodeSegment(bytes, key: key, workspace: workspace)
+            try state.withLock { try Self.append(segment: key, records: records, to: &pending, into: &$0) }
         }
         pending.sort { $0.prefix < $1.prefix }
-        merge(pending)
+        state.withLock { Self.merge(pending, into: &$0) }
     }
 
     /// Adds the records of a segment this process wrote. (One at a time with refreshes: a
@@ -172,9 +182,9 @@ final class ChunkIndex: Sendable {
     func add(segment key: String, records: [IndexRecord]) throws {
         try refreshing.withLock { _ in
             var pending: [Pending] = []
-            try append(segment: key, records: records, to: &pending)
+            try state.withLock { try Self.append(segment: key, records: records, to: &pending, into: &$0) }
             pending.sort { $0.prefix < $1.prefix }
-            merge(pending)
+            state.withLock { Self.merge(pending, into: &$0) }
         }
     }
 
@@ -185,8 +195,9 @@ final class ChunkIndex: Sendable {
     }
 
     /// Writes a segment's records to the record file and notes their prefixes.
-    private func append(segment key: String, records: [IndexRecord], to pending: inout [Pending]) throws {
-        try state.withLock { s in
+    private static func append(segment key: String, records: [IndexRecord], to pending: inout [Pending],
+                               into s: inout State) throws {
+        do {
             guard s.segments[key] == nil else { return }
             let segment = UInt32(s.segmentKeys.count)
             var bytes = [UInt8](repeating: 0, count: records.count * Self.recordSize)
@@ -223,9 +234,9 @@ final class ChunkIndex: Sendable {
 
     /// Merges noted prefixes, sorted, into the sorted arrays. At the first load of a vault this
     /// is the memory peak: 16 bytes a record noted plus 12 of the result (sorted in place).
-    private func merge(_ added: [Pending]) {
+    private static func merge(_ added: [Pending], into s: inout State) {
         guard !added.isEmpty else { return }
-        state.withLock { s in
+        do {
             var prefixes: [UInt64] = []
             var slots: [UInt32] = []
             prefixes.reserveCapacity(s.prefixes.count + added.count)

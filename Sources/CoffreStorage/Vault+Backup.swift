@@ -23,6 +23,7 @@ extension Vault {
             guard seen.insert(disk.name).inserted else { throw CoffreError.duplicateDiskName(disk.name) }
         }
         let started = ContinuousClock.now
+        let requestsBefore = store.requests
         let plan = try await runOnThread { _ in try self.planBackup(request) }
         do {
             let job = BackupJob(vault: self, session: plan.session, disks: request.disks, basePages: plan.basePages,
@@ -34,7 +35,9 @@ extension Vault {
             })
             let seconds = (ContinuousClock.now - started).inSeconds
             let manifest = try await runOnThread { _ in
-                try self.commitBackup(request, plan: plan, job: job, seconds: seconds)
+                let manifest = try self.commitBackup(request, plan: plan, job: job, seconds: seconds)
+                self.recordRequests("backup", since: requestsBefore, point: manifest.id, bytesRead: manifest.stats.bytesRead)
+                return manifest
             }
             await runOnThread { _ in plan.session.close() }
             return manifest

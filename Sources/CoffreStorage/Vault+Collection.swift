@@ -72,9 +72,12 @@ extension Vault {
     ///   0 repacks every pack with anything unused in it.
     @discardableResult
     public func collectGarbage(unusedLimit: Double = Vault.maxUnusedShare) throws -> CollectionReport {
-        try maintenance.withLock { _ in
+        let requestsBefore = store.requests
+        let report = try maintenance.withLock { _ in
             try withCollectionLock { try collectLocked(unusedLimit: unusedLimit) }
         }
+        recordRequests("collection", since: requestsBefore)
+        return report
     }
 
     private func collectLocked(unusedLimit: Double) throws -> CollectionReport {
@@ -151,6 +154,9 @@ extension Vault {
     private func finish(_ record: CondemnedRecord, report: inout CollectionReport, workspace: CodecWorkspace) throws {
         let condemned = Set(record.packIDs)
         try index.refresh(store: store, workspace: workspace)
+        // The segments known before the packs are listed: each names only packs stored before
+        // it, so only they can name a pack the listing lacks because it is gone.
+        let listedSegments = index.segmentKeys
         let marks = try mark(sessions: liveSessions(report: &report), workspace: workspace)
         let packs = try packSizes()
         // One pass gathers what the condemned packs hold, one finds which of it has a copy in a
@@ -186,7 +192,7 @@ extension Vault {
         try store.delete(doomed.map(\.key))
         report.packsDeleted += doomed.count
         report.packBytesDeleted += doomed.reduce(0) { $0 + (packs[$1] ?? 0) }
-        try rewriteSegments(existing: Set(packs.keys).subtracting(doomed), workspace: workspace)
+        try rewriteSegments(listedSegments, existing: Set(packs.keys).subtracting(doomed), workspace: workspace)
         try store.delete([Self.condemnedKey])
     }
 
@@ -231,10 +237,15 @@ extension Vault {
 
     /// Rewrites the index segments that name packs no longer in `existing`, and merges small
     /// segments, streaming. **Blocks.**
-    private func rewriteSegments(existing: Set<PackID>, workspace: CodecWorkspace) throws {
+    ///
+    /// Only `segments` are rewritten: those the index held before `existing` was listed. A
+    /// segment a session of this process published since names packs stored after the
+    /// listing — not in `existing`, yet not gone: rewriting it would drop a new point's records.
+    private func rewriteSegments(_ segments: Set<String>, existing: Set<PackID>, workspace: CodecWorkspace) throws {
         var counts: [String: Int] = [:]
         var dangling = Set<String>()
         try index.forEachRecord { record, segment in
+            guard segments.contains(segment) else { return }
             counts[segment, default: 0] += 1
             if !existing.contains(record.location.pack) { dangling.insert(segment) }
         }

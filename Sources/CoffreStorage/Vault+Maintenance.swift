@@ -24,6 +24,12 @@ public struct VaultStats: Codable, Sendable, Equatable {
     /// Segments of the chunk index, and packs condemned by a collection, waiting for deletion.
     public var indexSegments = 0
     public var condemnedPacks = 0
+    /// Every object of the store (packs, segments, manifests, records) and their bytes.
+    public var objects = 0
+    public var objectBytes: Int64 = 0
+    /// The requests the last backup and the last collection sent, on stores that count them (S3).
+    public var lastBackup: OperationRequests?
+    public var lastCollection: OperationRequests?
 }
 
 /// What `verify` found.
@@ -81,7 +87,35 @@ extension Vault {
             stats.unusedShare = stats.packBytes > 0 ? Double(unused) / Double(stats.packBytes) : 0
         }
         stats.condemnedPacks = (try? condemned())??.packs.count ?? 0
+        let objects = try store.list(prefix: "")
+        stats.objects = objects.count
+        stats.objectBytes = objects.reduce(0) { $0 + $1.size }
+        stats.lastBackup = recordedRequests("backup")
+        stats.lastCollection = recordedRequests("collection")
         return stats
+    }
+
+    /// Where the requests of the last operation of a kind are kept.
+    static let requestsFolder = "stats/requests-"
+
+    /// Keeps what an operation's requests were, on stores that count them. Informational: a
+    /// failure to write it never fails the operation. Counts are this process's: backups
+    /// running at the same time in it are counted together. **Blocks.**
+    func recordRequests(_ operation: String, since before: StoreRequests?, point: String? = nil, bytesRead: Int64? = nil) {
+        guard let before, let now = store.requests else { return }
+        let record = OperationRequests(operation: operation, finished: Date(), point: point, bytesRead: bytesRead,
+                                       requests: now.since(before))
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        guard let bytes = try? encoder.encode(record) else { return }
+        _ = try? store.put(Self.requestsFolder + operation, Array(bytes), mode: .replace)
+    }
+
+    func recordedRequests(_ operation: String) -> OperationRequests? {
+        guard let bytes = try? store.get(Self.requestsFolder + operation) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(OperationRequests.self, from: Data(bytes))
     }
 
     /// Bytes the store holds: packs, index segments, manifests (one listing). **Blocks.**

@@ -42,16 +42,37 @@ struct Coffre: AsyncParsableCommand {
 
 /// Options every vault command takes.
 struct VaultOptions: ParsableArguments {
-    @Option(name: .long, help: "The vault folder.")
+    @Option(name: .long, help: "The vault: a folder, or s3://BUCKET/PREFIX with --endpoint.")
     var vault: String
 
     @Option(name: .long, help: "Key file of an encrypted vault (default: the path the vault remembers, or $COFFRE_ENCRYPTION_KEY_FILE).")
     var encryptionKey: String?
 
+    @OptionGroup var s3: S3Options
+
     func open() throws -> Vault {
         let key = encryptionKey ?? ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"]
-        return try VaultBackend.local(path: vault).openVault(encryptionKeyFile: key)
+        return try VaultBackend.parse(vault, s3: s3).openVault(encryptionKeyFile: key)
     }
+}
+
+/// How to reach a vault named s3://BUCKET/PREFIX. Credentials come from AWS_ACCESS_KEY_ID,
+/// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or the file --credentials names.
+struct S3Options: ParsableArguments {
+    @Option(name: .long, help: "S3 endpoint of an s3:// vault, http(s)://HOST[:PORT] (default $AWS_ENDPOINT_URL).")
+    var endpoint: String?
+
+    @Option(name: .long, help: "Region of the bucket (default $AWS_REGION or us-east-1).")
+    var region: String?
+
+    @Option(name: .long, help: "AWS-style credentials file (default: the AWS_* environment variables).")
+    var credentials: String?
+
+    @Option(name: .long, help: "PEM file of the certificate authorities to trust for an https endpoint.")
+    var caFile: String?
+
+    @Flag(name: .long, help: "Virtual-hosted requests (BUCKET.host) instead of path-style (host/BUCKET).")
+    var virtualHosted = false
 }
 
 /// Runs a command body and turns a `CoffreError` into one line on stderr and exit code 1.

@@ -10,10 +10,17 @@ struct VaultCommand: AsyncParsableCommand {
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a vault in a new or empty folder.",
-            discussion: "Example: coffre vault create /srv/coffre --encryption-key /root/coffre.key")
+            abstract: "Create a vault in a new or empty folder, or in an S3 bucket.",
+            discussion: """
+                Examples:
+                  coffre vault create /srv/coffre --encryption-key /root/coffre.key
+                  coffre vault create s3://backups/coffre --endpoint https://rgw.example.org --credentials /root/.coffre-s3
+                The vault's objects go under PREFIX/ of the bucket, which must exist (or pass --create-bucket).
+                """)
 
-        @Argument(help: "Folder of the new vault.") var path: String
+        @Argument(help: "Folder of the new vault, or s3://BUCKET/PREFIX.") var path: String
+        @OptionGroup var s3: S3Options
+        @Flag(help: "Create the S3 bucket first when it does not exist.") var createBucket = false
         @Option(help: "Block size, a power of two from 16KiB to 4MiB.") var blockSize = "64KiB"
         @Option(help: "Encrypt with this key file (created, mode 600, when it does not exist).") var encryptionKey: String?
         @Option(help: "zstd level, -7 to 19 (negative: faster, larger).") var compressionLevel: Int32 = VaultConfiguration.defaultCompressionLevel
@@ -28,8 +35,9 @@ struct VaultCommand: AsyncParsableCommand {
                     throw CoffreError(.invalidOption, "--compression-level must be between -7 and 19",
                                       workaround: "Use 1 (the default) unless measurements say otherwise")
                 }
-                let vault = try Vault.create(at: path, blockSize: size, encryptionKeyFile: encryptionKey,
-                                             compressionLevel: compressionLevel)
+                let vault = try VaultBackend.parse(path, s3: s3).createVault(
+                    blockSize: size, encryptionKeyFile: encryptionKey, compressionLevel: compressionLevel,
+                    createBucket: createBucket)
                 if json {
                     struct Out: Encodable { var path: String; var blockSize: Int; var encrypted: Bool }
                     try printJSON(Out(path: vault.path, blockSize: vault.blockSize, encrypted: vault.isEncrypted))
@@ -58,6 +66,17 @@ struct VaultCommand: AsyncParsableCommand {
                     unused          \(ByteSize.format(stats.unusedBytes)) (\(String(format: "%.1f", stats.unusedShare * 100)) % of the packs)
                     index segments  \(stats.indexSegments)
                     """)
+                print("objects         \(stats.objects) (\(ByteSize.format(stats.objectBytes)))")
+                for record in [stats.lastBackup, stats.lastCollection].compactMap({ $0 }) {
+                    let r = record.requests
+                    var line = "last \(record.operation) \(record.operation == "backup" ? "    " : "")\(r.total) requests "
+                        + "(\(r.put) PUT, \(r.get) GET, \(r.head) HEAD, \(r.list) LIST, \(r.delete) DELETE; \(r.retries) retried), "
+                        + "\(ByteSize.format(r.bytesSent)) sent, \(ByteSize.format(r.bytesReceived)) received"
+                    if let read = record.bytesRead, read > 0 {
+                        line += String(format: "; %.1f requests per GiB read", Double(r.total) / (Double(read) / Double(1 << 30)))
+                    }
+                    print(line)
+                }
                 if stats.condemnedPacks > 0 {
                     print("condemned packs \(stats.condemnedPacks) (deleted by the next collection once the sessions running when they were condemned end)")
                 }

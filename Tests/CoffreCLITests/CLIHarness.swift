@@ -1,6 +1,8 @@
 // Shared helpers for the end-to-end tests of the `coffre` executable.
 // These tests run the real binary as a subprocess; see docs/cli.md for the contract.
 
+import CoffreS3
+import CoffreTesting
 import Foundation
 import Testing
 
@@ -102,6 +104,7 @@ func runProcess(
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     env.removeValue(forKey: "COFFRE_ENCRYPTION_KEY_FILE")
+    for (k, v) in CLIStore.environment { env[k] = v }
     for (k, v) in extra { env[k] = v }
     process.environment = env
     let outPipe = Pipe()
@@ -155,6 +158,33 @@ func runProcess(
         duration: duration)
 }
 
+/// Where the CLI tests' vaults live: folders, or with `COFFRE_TEST_STORE=s3` prefixes of the
+/// test bucket on the gateway of `scripts/s3-harness` (scripts/test runs the suites that
+/// name vaults through `CLIStore.name` a second time so).
+enum CLIStore {
+    static let s3 = ProcessInfo.processInfo.environment["COFFRE_TEST_STORE"] == "s3"
+
+    /// `--vault` for the vault a test keeps at `folder`: the folder, or an S3 prefix unique to it.
+    static func name(_ folder: URL) -> String {
+        guard s3 else { return folder.path }
+        _ = bucket
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in folder.path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "s3://\(S3TestGateway.bucket)/cli-\(String(hash, radix: 16))"
+    }
+
+    /// The endpoint and credentials every `coffre` run gets in S3 mode.
+    static var environment: [String: String] {
+        guard s3 else { return [:] }
+        return ["AWS_ENDPOINT_URL": S3TestGateway.endpoint, "AWS_ACCESS_KEY_ID": S3TestGateway.accessKey,
+                "AWS_SECRET_ACCESS_KEY": S3TestGateway.secretKey]
+    }
+
+    private static let bucket: Void? = try? S3ChunkStore.createBucket(
+        S3Location(endpoint: S3TestGateway.endpoint, bucket: S3TestGateway.bucket),
+        credentials: S3Credentials(accessKeyID: S3TestGateway.accessKey, secretAccessKey: S3TestGateway.secretKey))
+}
+
 /// The `coffre` executable plus convenience wrappers.
 struct Coffre: Sendable {
     let binary: URL
@@ -183,7 +213,7 @@ struct Coffre: Sendable {
 
     @discardableResult
     func createVault(_ vault: URL, blockSize: String? = nil, key: URL? = nil) throws -> CreateReport {
-        var args = ["vault", "create", vault.path, "--json"]
+        var args = ["vault", "create", CLIStore.name(vault), "--json"]
         if let blockSize { args += ["--block-size", blockSize] }
         if let key { args += ["--encryption-key", key.path] }
         return try json(CreateReport.self, args)
@@ -191,7 +221,7 @@ struct Coffre: Sendable {
 
     /// `image backup` (plain output); returns the printed point id.
     func backup(_ vault: URL, item: String, disks: [URL], env: [String: String] = [:]) throws -> String {
-        let r = try ok(["image", "backup", "--vault", vault.path, "--item", item, "--no-progress"] + disks.map(\.path), env: env)
+        let r = try ok(["image", "backup", "--vault", CLIStore.name(vault), "--item", item, "--no-progress"] + disks.map(\.path), env: env)
         let lines = r.stdoutLines
         guard lines.count == 1, let id = lines.first?.trimmingCharacters(in: .whitespaces), !id.isEmpty else {
             throw HarnessError("backup must print exactly one line (the point id): \(r)")
@@ -200,30 +230,30 @@ struct Coffre: Sendable {
     }
 
     func backupJSON(_ vault: URL, item: String, disks: [URL]) throws -> BackupReport {
-        try json(BackupReport.self, ["image", "backup", "--vault", vault.path, "--item", item, "--no-progress", "--json"] + disks.map(\.path))
+        try json(BackupReport.self, ["image", "backup", "--vault", CLIStore.name(vault), "--item", item, "--no-progress", "--json"] + disks.map(\.path))
     }
 
     func points(_ vault: URL, item: String, env: [String: String] = [:]) throws -> [PointInfo] {
-        try json([PointInfo].self, ["image", "points", "--vault", vault.path, "--item", item, "--json"], env: env)
+        try json([PointInfo].self, ["image", "points", "--vault", CLIStore.name(vault), "--item", item, "--json"], env: env)
     }
 
     func restore(_ vault: URL, point: String, to dir: URL, env: [String: String] = [:]) throws {
-        try ok(["image", "restore", "--vault", vault.path, "--point", point, "--to", dir.path, "--no-progress"], env: env)
+        try ok(["image", "restore", "--vault", CLIStore.name(vault), "--point", point, "--to", dir.path, "--no-progress"], env: env)
     }
 
     func expire(_ vault: URL, point: String, noGC: Bool = false) throws {
-        try ok(["image", "expire", "--vault", vault.path, "--point", point] + (noGC ? ["--no-gc"] : []))
+        try ok(["image", "expire", "--vault", CLIStore.name(vault), "--point", point] + (noGC ? ["--no-gc"] : []))
     }
 
     /// `vault verify --json`; returns the result too so exit codes can be checked.
     func verify(_ vault: URL) throws -> (RunResult, VerifyReport?) {
-        let r = try run(["vault", "verify", "--vault", vault.path, "--json"])
+        let r = try run(["vault", "verify", "--vault", CLIStore.name(vault), "--json"])
         let report = try? decodeJSON(VerifyReport.self, r.stdout, context: r)
         return (r, report)
     }
 
     func stats(_ vault: URL) throws -> StatsReport {
-        try json(StatsReport.self, ["vault", "stats", "--vault", vault.path, "--json"])
+        try json(StatsReport.self, ["vault", "stats", "--vault", CLIStore.name(vault), "--json"])
     }
 }
 

@@ -35,6 +35,7 @@ struct CrashSafetyTests {
             let size = 32 * MiB
             let vault = tmp.appendingPathComponent("vault")
             try coffre.createVault(vault, blockSize: "16KiB")
+            let vaultName = CLIStore.name(vault)
             let src = try makeDir(tmp.appendingPathComponent("src"))
 
             // Mostly random data with a 2 MiB hole.
@@ -70,7 +71,7 @@ struct CrashSafetyTests {
                 precondition(history.batches.count == generation)
             }
             func backupArgs() -> [String] {
-                ["image", "backup", "--vault", vault.path, "--item", "vm", "--no-progress", disk.url.path]
+                ["image", "backup", "--vault", vaultName, "--item", "vm", "--no-progress", disk.url.path]
             }
             func listed() throws -> [String] { try coffre.points(vault, item: "vm").map(\.id) }
             var restoreCount = 0
@@ -109,12 +110,12 @@ struct CrashSafetyTests {
             let heavyDuration = durations[1]
             let backupDuration = max(durations[2], durations[3])
             #expect(try listed() == order)
-            let expireRun = try coffre.ok(["image", "expire", "--vault", vault.path, "--point", order[0]])
+            let expireRun = try coffre.ok(["image", "expire", "--vault", vaultName, "--point", order[0]])
             let expireDuration = expireRun.duration
             known[order.removeFirst()] = nil
             try coffre.expire(vault, point: order[0], noGC: true)
             known[order.removeFirst()] = nil
-            let gcRun = try coffre.ok(["vault", "gc", "--vault", vault.path, "--json"])
+            let gcRun = try coffre.ok(["vault", "gc", "--vault", vaultName, "--json"])
             let gcDuration = gcRun.duration
             #expect(try listed() == order)
             print("crash test: full backup \(durations[0])s, heavy \(heavyDuration)s, light \(backupDuration)s, expire \(expireDuration)s, gc \(gcDuration)s")
@@ -152,7 +153,7 @@ struct CrashSafetyTests {
                     // Never the newest point, so a backup always has a parent to share with.
                     let victim = order[rng.int(0..<(order.count - 1))]
                     target = victim
-                    result = try runProcess(coffre.binary, ["image", "expire", "--vault", vault.path, "--point", victim],
+                    result = try runProcess(coffre.binary, ["image", "expire", "--vault", vaultName, "--point", victim],
                                             killAfter: rng.double(0...expireDuration))
                 case .gc, .repack:
                     // Give gc something to collect.
@@ -163,7 +164,7 @@ struct CrashSafetyTests {
                         order.removeAll { $0 == victim }
                     }
                     // Repacking every pack with garbage copies live blocks into new packs first.
-                    let args = ["vault", "gc", "--vault", vault.path] + (op == .repack ? ["--max-unused", "0"] : [])
+                    let args = ["vault", "gc", "--vault", vaultName] + (op == .repack ? ["--max-unused", "0"] : [])
                     result = try runProcess(coffre.binary, args,
                                             killAfter: rng.double(0...(op == .repack ? 3 * gcDuration : gcDuration)))
                 }
@@ -230,12 +231,12 @@ struct CrashSafetyTests {
             #expect(try listed() == order + [last])
             try checkRestore(last)
             #expect(try restoredEqualsDisk(last))
-            try coffre.ok(["vault", "gc", "--vault", vault.path])
+            try coffre.ok(["vault", "gc", "--vault", vaultName])
             try checkVerify("final")
             // What the killed runs left (their packs, sessions, a half-done collection) is all
             // collected by one collection that repacks everything.
-            try coffre.ok(["vault", "gc", "--vault", vault.path, "--max-unused", "0"])
-            let stats = try coffre.ok(["vault", "stats", "--vault", vault.path, "--json"])
+            try coffre.ok(["vault", "gc", "--vault", vaultName, "--max-unused", "0"])
+            let stats = try coffre.ok(["vault", "stats", "--vault", vaultName, "--json"])
             #expect(stats.stdout.contains("\"unusedBytes\" : 0,"), "garbage left: \(stats.stdout)")
             #expect(stats.stdout.contains("\"condemnedPacks\" : 0,"), "condemned packs left: \(stats.stdout)")
             try checkVerify("after the last collection")

@@ -11,8 +11,8 @@ struct GCPropertyTests {
             let bs = 16 * KiB
             let vault = tmp.appendingPathComponent("vault")
             // Plain `vault create` prints the vault path (one line).
-            let created = try coffre.ok(["vault", "create", vault.path, "--block-size", "16KiB"])
-            #expect(created.stdoutLines.count == 1 && created.stdoutLines.first?.hasSuffix("vault") == true,
+            let created = try coffre.ok(["vault", "create", CLIStore.name(vault), "--block-size", "16KiB"])
+            #expect(created.stdoutLines.count == 1 && created.stdoutLines.first?.hasSuffix(CLIStore.s3 ? CLIStore.name(vault) : "vault") == true,
                     "vault create must print the vault path: \(created)")
             let src = try makeDir(tmp.appendingPathComponent("src"))
 
@@ -69,7 +69,7 @@ struct GCPropertyTests {
                     "blocksOnlyHere \(points[0].blocksOnlyHere) vs \(onlyInFirst) blocks only in point 1")
 
             // A second gc finds nothing more to collect.
-            let gc = try coffre.json(GCReport.self, ["vault", "gc", "--vault", vault.path, "--json"])
+            let gc = try coffre.json(GCReport.self, ["vault", "gc", "--vault", CLIStore.name(vault), "--json"])
             #expect(gc.removedChunks == 0)
             #expect(gc.keptChunks == remaining.count)
 

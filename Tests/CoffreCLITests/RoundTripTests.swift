@@ -13,7 +13,7 @@ struct RoundTripTests {
             let created = try coffre.createVault(vault, blockSize: "16KiB")
             #expect(created.blockSize == bs)
             #expect(created.encrypted == false)
-            #expect(FileManager.default.fileExists(atPath: vault.appendingPathComponent("coffre-vault.json").path))
+            #expect(CLIStore.s3 || FileManager.default.fileExists(atPath: vault.appendingPathComponent("coffre-vault.json").path))
 
             let src = try makeDir(tmp.appendingPathComponent("src"))
             // Disk A: 3 MiB, mostly holes.
@@ -41,7 +41,7 @@ struct RoundTripTests {
             #expect(r2.id != p1)
 
             // points --json: 2 points, documented fields, oldest first.
-            let listing = try coffre.ok(["image", "points", "--vault", vault.path, "--item", "vm-web", "--json"])
+            let listing = try coffre.ok(["image", "points", "--vault", CLIStore.name(vault), "--item", "vm-web", "--json"])
             let points = try decodeJSON([PointInfo].self, listing.stdout, context: listing)
             try #require(points.count == 2, "expected 2 points: \(listing)")
             #expect(points.map(\.id) == [p1, r2.id], "points must be listed oldest first")
@@ -83,7 +83,7 @@ struct RoundTripTests {
 
             // restore into a non-empty directory without --overwrite must not clobber files
             let dir0 = tmp.appendingPathComponent("restore0")
-            let again = try coffre.run(["image", "restore", "--vault", vault.path, "--point", r2.id,
+            let again = try coffre.run(["image", "restore", "--vault", CLIStore.name(vault), "--point", r2.id,
                                         "--to", dir0.path, "--no-progress"])
             if again.succeeded {
                 Issue.record("restore over existing files without --overwrite succeeded: \(again)")
@@ -92,7 +92,7 @@ struct RoundTripTests {
                 #expect(try readFile(dir0.appendingPathComponent(a.name)) == snapshot1[0].1,
                         "a refused restore must leave existing files alone")
             }
-            try coffre.ok(["image", "restore", "--vault", vault.path, "--point", r2.id,
+            try coffre.ok(["image", "restore", "--vault", CLIStore.name(vault), "--point", r2.id,
                            "--to", dir0.path, "--overwrite", "--no-progress"])
             #expect(try readFile(dir0.appendingPathComponent(a.name)) == snapshot2[0].1)
             #expect(try readFile(dir0.appendingPathComponent(b.name)) == snapshot2[1].1)

@@ -11,7 +11,7 @@ import Testing
 
     /// A fresh `Vault` of the same folder: a process that walks every point once.
     func walkedFromScratch(_ t: TestVault) throws -> [String: PointAccounting] {
-        try Vault.open(at: t.vault.path).accounting()
+        try t.reopen().accounting()
     }
 
     @Test(arguments: [1, 2, 3, 4])
@@ -55,7 +55,7 @@ import Testing
         #expect(try t.vault.accounting()[first.id]?.blocksOnlyHere == 8)
 
         // Another process (another `Vault` of the same folder) backs up a point that shares 7 blocks.
-        let other = try Vault.open(at: t.vault.path)
+        let other = try t.reopen()
         disk.replaceSubrange(0..<Self.block, with: g.bytes(Self.block))
         let second = try await other.backup(item: "vm", disks: [MemoryBlockDevice(name: "disk", bytes: disk)])
         var kept = try t.vault.accounting()
@@ -80,10 +80,7 @@ import Testing
         let second = try await t.backup("vm", ["disk": disk])
         #expect(try t.vault.accounting()[first.id]?.blocksOnlyHere == 0)
         // The second manifest is damaged on disk (verify names it); a fresh process leaves it out.
-        let path = t.vault.path + "/points/" + second.id
-        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        bytes[bytes.count - 1] ^= 0xFF
-        try bytes.write(to: URL(fileURLWithPath: path))
+        try t.damage("points/" + second.id) { $0 - 1 }
         let fresh = try walkedFromScratch(t)
         #expect(Set(fresh.keys) == [first.id])
         #expect(fresh[first.id]?.blocksOnlyHere == 4)

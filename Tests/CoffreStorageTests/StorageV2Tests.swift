@@ -40,7 +40,7 @@ import Testing
         try t.vault.store.delete(segments.map(\.key))
 
         // A new process finds no index: its first read rebuilds it from the packs.
-        let reopened = try Vault.open(at: t.vault.path)
+        let reopened = try t.reopen()
         for (id, bytes) in points {
             let target = t.folder + "/r-\(id)"
             let files = try await reopened.restore(point: id, to: target)
@@ -63,11 +63,8 @@ import Testing
         let disk = g.bytes(10 * Self.block)
         let point = try await t.backup("vm", ["d": disk])
         let segment = try #require(try t.vault.store.list(prefix: "index/").first)
-        let file = t.vault.path + "/" + segment.key
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: file)))
-        bytes[bytes.count / 2] ^= 1
-        try bytes.write(to: file)
-        let reopened = try Vault.open(at: t.vault.path)
+        try t.damage(segment.key, mask: 1) { $0 / 2 }
+        let reopened = try t.reopen()
         let files = try await reopened.restore(point: point.id, to: t.folder + "/r")
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: files[0]))) == disk)
         // The segment was written again from the packs (the same records: the same name), intact.

@@ -1,27 +1,72 @@
 import CoffreCore
+import CoffreS3
 @testable import CoffreStorage
 import CoffreTesting
 import Foundation
+import Testing
 
-/// A vault in a fresh temporary folder, removed when the test ends.
-final class TestVault {
-    let folder: String
-    let vault: Vault
+/// Where a test's vault keeps its bytes. `COFFRE_TEST_STORE=s3` runs every test that does not
+/// name one on the real gateway of `scripts/s3-harness` (scripts/test runs this target twice).
+enum TestStore: String {
+    case local, memory, s3
 
-    /// - Parameter memory: the vault on a `MemoryChunkStore` instead of a folder.
-    init(blockSize: Int = 16 << 10, encrypted: Bool = false, memory: Bool = false) throws {
-        folder = NSTemporaryDirectory() + "coffre-test-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        if memory {
-            vault = try Vault.create(in: MemoryChunkStore(), cacheDirectory: folder, blockSize: blockSize,
-                                     encryptionKeyFile: encrypted ? folder + "/key" : nil)
-        } else {
-            vault = try Vault.create(at: folder + "/vault", blockSize: blockSize,
-                                     encryptionKeyFile: encrypted ? folder + "/key" : nil)
+    static let standard = TestStore(rawValue: ProcessInfo.processInfo.environment["COFFRE_TEST_STORE"] ?? "local") ?? .local
+
+    /// A new, empty store (a folder under `folder`, a new prefix of the tests' bucket).
+    func make(in folder: String) throws -> any ChunkStore {
+        switch self {
+        case .local:
+            try LocalChunkStore.createLayout(at: folder + "/vault")
+            return LocalChunkStore(root: folder + "/vault")
+        case .memory:
+            return MemoryChunkStore()
+        case .s3:
+            let location = S3Location(endpoint: S3TestGateway.endpoint, bucket: S3TestGateway.bucket,
+                                      prefix: S3TestGateway.newPrefix("vault"))
+            let credentials = S3Credentials(accessKeyID: S3TestGateway.accessKey, secretAccessKey: S3TestGateway.secretKey)
+            _ = Self.bucket
+            return try S3ChunkStore.open(location, credentials: credentials)
         }
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: folder) }
+    private static let bucket: Void? = try? S3ChunkStore.createBucket(
+        S3Location(endpoint: S3TestGateway.endpoint, bucket: S3TestGateway.bucket),
+        credentials: S3Credentials(accessKeyID: S3TestGateway.accessKey, secretAccessKey: S3TestGateway.secretKey))
+}
+
+/// A vault in a fresh temporary folder (or store), removed when the test ends.
+final class TestVault {
+    let folder: String
+    let store: any ChunkStore
+    let vault: Vault
+
+    init(blockSize: Int = 16 << 10, encrypted: Bool = false, store kind: TestStore = .standard) throws {
+        folder = NSTemporaryDirectory() + "coffre-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        store = try kind.make(in: folder)
+        try FileManager.default.createDirectory(atPath: folder + "/tmp", withIntermediateDirectories: true)
+        vault = try Vault.create(in: store, cacheDirectory: folder + "/tmp", blockSize: blockSize,
+                                 encryptionKeyFile: encrypted ? folder + "/key" : nil)
+    }
+
+    /// The same vault opened again, as another process would.
+    func reopen(encryptionKeyFile: String? = nil) throws -> Vault {
+        try Vault.open(store, cacheDirectory: folder + "/tmp", encryptionKeyFile: encryptionKeyFile)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: folder)
+        // A gateway's objects live in its RAM: leave nothing behind.
+        if store is S3ChunkStore, let keys = try? store.list(prefix: "").map(\.key) { try? store.delete(keys) }
+    }
+
+    /// Flips the bits of `mask` in the byte at `offset(size)` of a stored object, through the store
+    /// (a bad disk or a tampering hand), whatever the store is.
+    func damage(_ key: String, mask: UInt8 = 0xFF, at offset: (Int) -> Int) throws {
+        var bytes = try #require(try store.get(key))
+        bytes[offset(bytes.count)] ^= mask
+        try store.put(key, bytes, mode: .replace)
+    }
 
     /// Backs up in-memory disks; returns the point.
     func backup(_ item: String, _ disks: [String: [UInt8]]) async throws -> RecoveryPointManifest {

@@ -21,13 +21,13 @@ import Testing
     /// same code whatever the backend.
     @Test(arguments: fixedSeeds.prefix(3))
     func randomOperationsOnTheMemoryStore(seed: UInt64) async throws {
-        try await run(seed: seed, encrypted: seed % 2 == 1, memory: true)
+        try await run(seed: seed, encrypted: seed % 2 == 1, store: .memory)
     }
 
-    func run(seed: UInt64, encrypted: Bool, memory: Bool = false) async throws {
+    func run(seed: UInt64, encrypted: Bool, store: TestStore = .standard) async throws {
         var g = SeededGenerator(seed: seed)
         let block = 16 << 10
-        let t = try TestVault(blockSize: block, encrypted: encrypted, memory: memory)
+        let t = try TestVault(blockSize: block, encrypted: encrypted, store: store)
         // Items with 1–3 disks of 0–40 blocks plus a partial tail; content drawn from a small
         // pool of blocks so that blocks repeat across disks, items and time.
         let pool = (0..<12).map { _ in g.bytes(block) }

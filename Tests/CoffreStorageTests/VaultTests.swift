@@ -134,9 +134,9 @@ import Testing
         let t = try TestVault(encrypted: true)
         let other = t.folder + "/other.key"
         try String(repeating: "ab", count: 32).write(toFile: other, atomically: true, encoding: .utf8)
-        #expect(throws: CoffreError.wrongEncryptionKey()) { try Vault.open(at: t.vault.path, encryptionKeyFile: other) }
-        #expect(throws: CoffreError.self) { try Vault.open(at: t.vault.path, encryptionKeyFile: t.folder + "/none") }
-        _ = try Vault.open(at: t.vault.path)   // the remembered key file
+        #expect(throws: CoffreError.wrongEncryptionKey()) { try t.reopen(encryptionKeyFile: other) }
+        #expect(throws: CoffreError.self) { try t.reopen(encryptionKeyFile: t.folder + "/none") }
+        _ = try t.reopen()   // the remembered key file
         let mode = try FileManager.default.attributesOfItem(atPath: t.folder + "/key")[.posixPermissions] as! Int
         #expect(mode == 0o600)
     }
@@ -151,10 +151,7 @@ import Testing
         // Damage block 1 of the first point (replaced in the second).
         let id = ChunkCodec(keys: nil, compressionLevel: 1).id(of: Array(try await t.restore(first.id)["d"]![0..<(16 << 10)]))
         let location = try #require(try t.vault.index.lookup(.chunk, id))
-        let path = t.vault.path + "/" + location.pack.key
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes[Int(location.offset) + Int(location.length) / 2] ^= 0xFF
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try t.damage(location.pack.key) { _ in Int(location.offset) + Int(location.length) / 2 }
 
         let report = try t.vault.verify()
         #expect(!report.clean)
@@ -170,10 +167,7 @@ import Testing
         var g = SeededGenerator(seed: 14)
         var disk = g.bytes(4 * (16 << 10))
         let first = try await t.backup("vm", ["d": disk])
-        let path = t.vault.path + "/points/" + first.id
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes[bytes.count - 1] ^= 1
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try t.damage("points/" + first.id, mask: 1) { $0 - 1 }
 
         #expect(throws: CoffreError.self) { try t.vault.collectGarbage() }
         #expect(try t.storedChunks == 4)

@@ -128,6 +128,23 @@ extension String {
     package func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
+
+    /// The text with XML's five special characters escaped: safe inside an element or an
+    /// attribute (libvirt's XML, S3's request bodies).
+    package var xmlEscaped: String {
+        var out = ""
+        for character in self {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "'": out += "&apos;"
+            case "\"": out += "&quot;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
 }
 
 /// Which jobs to list (J2); nil fields do not filter. Newest first.

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// Where a vault keeps its bytes: a plain object store. Packs of chunks, chunk-index segments,
 /// recovery-point manifests, running sessions and the collection's records are all objects
 /// under `/`-separated keys. Everything above it (packing, the chunk index, collection) is the
@@ -30,9 +32,13 @@ public protocol ChunkStore: Sendable {
     func persist() throws
     /// Where this store is, for messages and `coffre vault stats`.
     var location: String { get }
+    /// The requests this process's store has sent, for stores that count them (S3); nil else.
+    var requests: StoreRequests? { get }
 }
 
 extension ChunkStore {
+    public var requests: StoreRequests? { nil }
+
     @discardableResult
     public func put(_ key: String, _ bytes: [UInt8], mode: PutMode) throws -> Bool {
         try put(key, bytes, mode: mode, durability: .immediate)
@@ -91,4 +97,54 @@ public struct CollectionReport: Sendable, Codable, Equatable {
     /// Sessions that were running when the packs were condemned and had not ended: deletion waits for them.
     public var waitingForSessions = 0
     public init() {}
+}
+
+/// Requests a store sent, by kind (S3's GET, PUT, HEAD, LIST, DELETE), with the tries that
+/// failed and were made again and the bytes both ways.
+public struct StoreRequests: Sendable, Codable, Equatable {
+    public var get = 0
+    public var put = 0
+    public var head = 0
+    public var list = 0
+    public var delete = 0
+    /// Tries that failed and were made again (each also counted by kind).
+    public var retries = 0
+    public var bytesSent: Int64 = 0
+    public var bytesReceived: Int64 = 0
+
+    public init() {}
+
+    public var total: Int { self.get + self.put + self.head + self.list + self.delete }
+
+    /// What was sent since `earlier`.
+    public func since(_ earlier: StoreRequests) -> StoreRequests {
+        var d = StoreRequests()
+        d.get = self.get - earlier.get
+        d.put = put - earlier.put
+        d.head = head - earlier.head
+        d.list = list - earlier.list
+        d.delete = delete - earlier.delete
+        d.retries = retries - earlier.retries
+        d.bytesSent = bytesSent - earlier.bytesSent
+        d.bytesReceived = bytesReceived - earlier.bytesReceived
+        return d
+    }
+}
+
+/// The requests one operation (a backup, a collection) made, as `coffre vault stats` shows them.
+public struct OperationRequests: Sendable, Codable, Equatable {
+    public var operation: String
+    public var finished: Date
+    /// The point a backup made; the bytes it read from its disks.
+    public var point: String?
+    public var bytesRead: Int64?
+    public var requests: StoreRequests
+
+    public init(operation: String, finished: Date, point: String? = nil, bytesRead: Int64? = nil, requests: StoreRequests) {
+        self.operation = operation
+        self.finished = finished
+        self.point = point
+        self.bytesRead = bytesRead
+        self.requests = requests
+    }
 }
