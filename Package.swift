@@ -157,7 +157,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CoffreS3Tests",
-            dependencies: ["CoffreS3", "CoffreCore", "CoffreStorage", "CoffreSystem", "CoffreTesting"],
+            dependencies: [
+                "CoffreS3", "CoffreCore", "CoffreStorage", "CoffreSystem", "CoffreTesting",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

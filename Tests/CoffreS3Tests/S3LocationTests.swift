@@ -1,6 +1,7 @@
 import CoffreCore
 @testable import CoffreS3
 import Foundation
+import NIOHTTP1
 import Testing
 
 @Suite struct S3LocationTests {
@@ -77,5 +78,36 @@ import Testing
             #expect(waits.allSatisfy { $0 >= 0 && $0 <= cap })
             #expect(Set(waits).count > 1, "jitter")
         }
+    }
+}
+
+@Suite struct S3ErrorMappingTests {
+    static let client = try! S3Client(location: S3Location(endpoint: "https://s3.eu-west-3.amazonaws.com", bucket: "b1",
+                                                           region: "us-east-1"),
+                                      credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "s"))
+
+    static func answer(_ status: Int, _ code: String, headers: [(String, String)] = []) -> S3Response {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>\(code)</Code><Message>m</Message></Error>"
+        return S3Response(status: status, headers: .init(headers), body: Array(body.utf8))
+    }
+
+    @Test("AWS's answers to a wrong region are S3WrongRegion, naming the bucket's region when given")
+    func wrongRegion() {
+        let request = S3Request(method: .GET, key: "k")
+        let malformed = Self.client.error(request, Self.answer(400, "AuthorizationHeaderMalformed"))
+        #expect(malformed.code == .s3WrongRegion && malformed.workaround?.contains("--region") == true)
+        let redirect = Self.client.error(request, Self.answer(301, "PermanentRedirect",
+                                                              headers: [("x-amz-bucket-region", "eu-west-3")]))
+        #expect(redirect.code == .s3WrongRegion && redirect.message.contains("eu-west-3"), "\(redirect)")
+    }
+
+    @Test("other answers map to their own codes")
+    func others() {
+        let request = S3Request(method: .PUT, key: "k")
+        #expect(Self.client.error(request, Self.answer(404, "NoSuchBucket")).code == .s3BucketNotFound)
+        #expect(Self.client.error(request, Self.answer(403, "RequestTimeTooSkewed")).code == .s3ClockSkew)
+        #expect(Self.client.error(request, Self.answer(403, "AccessDenied")).code == .s3AccessDenied)
+        let other = Self.client.error(request, Self.answer(400, "InvalidArgument"))
+        #expect(other.code == .s3RequestFailed && other.message.contains("InvalidArgument"))
     }
 }
