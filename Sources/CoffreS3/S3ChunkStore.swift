@@ -113,7 +113,7 @@ public final class S3ChunkStore: ChunkStore {
         }
         var request = S3Request(method: .PUT, key: full, body: bytes)
         request.headers["content-type"] = "application/octet-stream"
-        if mode == .create && !s3Location.singleWriter { request.headers["if-none-match"] = "*" }
+        if mode == .create { request.headers["if-none-match"] = "*" }
         // A try whose answer was lost may have created the object: a later 412 is then ours
         // if the stored object's ETag is the MD5 of these bytes.
         var maybeStored = false
