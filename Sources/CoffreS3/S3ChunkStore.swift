@@ -2,12 +2,14 @@ public import CoffreCore
 import Crypto
 import Foundation
 import NIOHTTP1
+import Synchronization
 
 /// A `ChunkStore` in a bucket of any S3-compatible server (Ceph RGW, MinIO, AWS S3): each
 /// object of the vault is an S3 object under the location's prefix.
 ///
-/// - A create is a PUT with `If-None-Match: *`, which the server must honour: `open` probes it
-///   and refuses a server that ignores it, unless the location says `singleWriter`.
+/// - A create is a PUT with `If-None-Match: *`, which the server must honour: the store probes
+///   it before its first create and refuses a server that ignores it, unless the location says
+///   `singleWriter`. (Read-only commands — restore, list, verify — never pay for the probe.)
 /// - A PUT is durable when the server answers, so `persist()` has nothing to do.
 /// - Bodies are checked by the server (the signed SHA-256 of each PUT) and by the vault (every
 ///   frame read is verified against its id); a short answer is tried again.
@@ -23,18 +25,18 @@ public final class S3ChunkStore: ChunkStore {
     let deleteBatch: Int
     /// Keys per ListObjectsV2 page (S3's limit; smaller in tests).
     let listPage: Int
+    /// Whether conditional creates were probed (held while probing: other creators wait).
+    private let probed = Mutex(false)
 
-    /// Connects to the bucket and checks it: it exists, the credentials are right, and the
-    /// server honours conditional creates (or the location accepts a single writer).
+    /// Connects to the bucket and checks it: it exists and the credentials are right. Whether the
+    /// server honours conditional creates is checked before the first create.
     public static func open(_ location: S3Location, credentials: S3Credentials,
                             retry: S3RetryPolicy = S3RetryPolicy(), requestTimeout: Double = 60) throws -> S3ChunkStore {
         try open(S3ChunkStore(location, credentials: credentials, retry: retry, requestTimeout: requestTimeout))
     }
 
     static func open(_ store: S3ChunkStore) throws -> S3ChunkStore {
-        let location = store.s3Location
         try store.checkBucket()
-        if !location.singleWriter { try store.probeConditionalCreate() }
         return store
     }
 
@@ -56,6 +58,19 @@ public final class S3ChunkStore: ChunkStore {
     /// The requests sent so far by this process's store.
     public var requestCounts: StoreRequests { client.requestCounts }
     public var requests: StoreRequests? { client.requestCounts }
+
+    /// A request costs far more than the bytes of a gap: whole packs in one GET, dropping up to
+    /// 1 MiB between the ranges wanted.
+    public var readCoalescing: ReadCoalescing { ReadCoalescing(limit: 25 << 20, gap: 1 << 20) }
+
+    /// Packs of 24 MiB, 1.5× the local default: a third fewer requests per GiB. Not 32 MiB: a
+    /// pack's buffer would pass glibc's largest mmap threshold (32 MiB), and every pack would be
+    /// a fresh mapping to fault in — 2.5 s more kernel time per 4 GiB backup
+    /// (docs/decisions/0019-reads-planned-by-pack.md).
+    public var preferredPackSize: Int? { 24 << 20 }
+
+    /// Two PUTs at once keep the link busy while one waits for the server.
+    public var concurrentWrites: Int { 2 }
 
     // MARK: The bucket
 
@@ -90,15 +105,20 @@ public final class S3ChunkStore: ChunkStore {
         throw client.error(probe, answer)
     }
 
-    /// Puts a probe object twice with `If-None-Match: *`: the second must be refused.
+    /// Puts a probe object twice with `If-None-Match: *`: the second must be refused. Once per
+    /// store, before its first create.
     func probeConditionalCreate() throws {
-        let key = ".coffre-probe/" + UUID().uuidString.lowercased()
-        defer { try? delete([key]) }
-        guard try put(key, [1], mode: .create) else {
-            throw CoffreError.s3RequestFailed("PUT \(keyPrefix)\(key)", status: 412, code: "PreconditionFailed",
-                                              detail: "a new probe object was refused as existing")
+        try probed.withLock { done in
+            guard !done else { return }
+            let key = ".coffre-probe/" + UUID().uuidString.lowercased()
+            defer { try? delete([key]) }
+            guard try create(keyPrefix + key, [1]) else {
+                throw CoffreError.s3RequestFailed("PUT \(keyPrefix)\(key)", status: 412, code: "PreconditionFailed",
+                                                  detail: "a new probe object was refused as existing")
+            }
+            if try create(keyPrefix + key, [2]) { throw CoffreError.s3ConditionalCreateUnsupported(s3Location.endpoint) }
+            done = true
         }
-        if try put(key, [2], mode: .create) { throw CoffreError.s3ConditionalCreateUnsupported(s3Location.endpoint) }
     }
 
     // MARK: ChunkStore
@@ -109,19 +129,34 @@ public final class S3ChunkStore: ChunkStore {
         if mode == .create && s3Location.singleWriter {
             // The documented fallback for servers without conditional writes: one writer only.
             if try head(full) != nil { return false }
-            return try put(full, bytes, mode: .replace, durability: durability)
+            return try replace(full, bytes)
         }
-        var request = S3Request(method: .PUT, key: full, body: bytes)
+        if mode == .create { try probeConditionalCreate() }
+        return try mode == .create ? create(full, bytes) : replace(full, bytes)
+    }
+
+    /// A PUT whatever is there.
+    private func replace(_ fullKey: String, _ bytes: [UInt8]) throws -> Bool {
+        var request = S3Request(method: .PUT, key: fullKey, body: bytes)
         request.headers["content-type"] = "application/octet-stream"
-        if mode == .create { request.headers["if-none-match"] = "*" }
+        let response = try client.send(request)
+        guard response.status == 200 else { throw client.error(request, response) }
+        return true
+    }
+
+    /// A PUT with `If-None-Match: *`: false when the key exists.
+    private func create(_ fullKey: String, _ bytes: [UInt8]) throws -> Bool {
+        var request = S3Request(method: .PUT, key: fullKey, body: bytes)
+        request.headers["content-type"] = "application/octet-stream"
+        request.headers["if-none-match"] = "*"
         // A try whose answer was lost may have created the object: a later 412 is then ours
         // if the stored object's ETag is the MD5 of these bytes.
         var maybeStored = false
         let response = try client.send(request) { maybeStored = true }
         switch response.status {
         case 200: return true
-        case 412 where mode == .create:
-            if maybeStored, let etag = try head(full)?.etag,
+        case 412:
+            if maybeStored, let etag = try head(fullKey)?.etag,
                etag == "\"" + SignatureV4.hex(Array(Insecure.MD5.hash(data: bytes))) + "\"" {
                 return true
             }

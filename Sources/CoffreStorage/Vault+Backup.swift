@@ -27,7 +27,7 @@ extension Vault {
         let plan = try await runOnThread { _ in try self.planBackup(request) }
         do {
             let job = BackupJob(vault: self, session: plan.session, disks: request.disks, basePages: plan.basePages,
-                                changesOnly: plan.changesOnly, progress: progress)
+                                basePageReaders: plan.basePageReaders, changesOnly: plan.changesOnly, progress: progress)
             try await runParallel(job.units, width: width, makeState: { [codec, blockSize] in
                 BackupWorker(codec: codec, blockSize: blockSize, writer: plan.session.makeWriter())
             }, body: { worker, unit in
@@ -59,6 +59,8 @@ extension Vault {
         var session: VaultSession
         /// The base point's page ids per disk name: a 2 TiB disk has 32 K pages, 1 MiB of ids.
         var basePages: [String: [ChunkID]]
+        /// The reads of those pages, per disk name (shared by the workers).
+        var basePageReaders: [String: SegmentReader]
         /// Per disk: read only its changed ranges, take the rest from the base.
         var changesOnly: [Bool]
         /// Per disk: why changed ranges it offered were not used.
@@ -99,6 +101,7 @@ extension Vault {
             for disk in base?.disks ?? [] {
                 basePages[disk.name] = try loadIDs(disk.rootID, with: workspace)
             }
+            let basePageReaders = try basePages.mapValues { try SegmentReader(vault: self, kind: .index, ids: $0, avoiding: []) }
             // Changes are trusted only against the very point they count from, disk by disk.
             var changesOnly: [Bool] = []
             var reasons: [String?] = []
@@ -122,7 +125,8 @@ extension Vault {
                 changesOnly.append(reason == nil)
                 reasons.append(reason)
             }
-            return BackupPlan(base: base, session: session, basePages: basePages, changesOnly: changesOnly,
+            return BackupPlan(base: base, session: session, basePages: basePages, basePageReaders: basePageReaders,
+                              changesOnly: changesOnly,
                               fullReadReasons: reasons)
         } catch {
             session.close()
@@ -134,13 +138,12 @@ extension Vault {
     /// point exist. **Blocks.**
     func commitBackup(_ request: BackupRequest, plan: BackupPlan, job: BackupJob, seconds: Double) throws -> RecoveryPointManifest {
         let workspace = CodecWorkspace(codec: codec)
-        let writer = plan.session.makeWriter()
         var records: [RecoveryPointManifest.Disk] = []
         for (index, disk) in request.disks.enumerated() {
             let pages = job.pageIDs(disk: index)
             let rootBytes = DiskIndex.encode(pages)
             let rootID = codec.id(of: rootBytes)
-            try job.storeIndexObject(rootBytes, id: rootID, workspace: workspace, writer: writer)
+            try job.storeIndexObject(rootBytes, id: rootID, workspace: workspace)
             let counts = job.diskCounts(index)
             records.append(.init(name: disk.name, size: disk.size, root: rootID.hex,
                                  blocks: counts.blocks, zeroBlocks: counts.zeroBlocks,
@@ -199,6 +202,7 @@ final class BackupJob: Sendable {
     let session: VaultSession
     let disks: [any BlockDevice]
     let basePages: [String: [ChunkID]]
+    let basePageReaders: [String: SegmentReader]
     /// Per disk: read only its changed ranges, take the rest from the base point.
     let changesOnly: [Bool]
     let progress: ProgressHandler?
@@ -207,11 +211,13 @@ final class BackupJob: Sendable {
     private let state: Mutex<Totals>
 
     init(vault: Vault, session: VaultSession, disks: [any BlockDevice],
-         basePages: [String: [ChunkID]], changesOnly: [Bool], progress: ProgressHandler?) {
+         basePages: [String: [ChunkID]], basePageReaders: [String: SegmentReader], changesOnly: [Bool],
+         progress: ProgressHandler?) {
         self.vault = vault
         self.session = session
         self.disks = disks
         self.basePages = basePages
+        self.basePageReaders = basePageReaders
         self.changesOnly = changesOnly
         self.progress = progress
         let span = Int64(vault.pageEntries * vault.blockSize)
@@ -255,7 +261,7 @@ final class BackupJob: Sendable {
         }
         var baseEntries: [ChunkID] = []
         if let basePageID, !basePageID.isZero {
-            baseEntries = try vault.loadIDs(basePageID, with: worker.workspace)
+            baseEntries = try basePage(unit, workspace: worker.workspace)
         }
         let extents = try disk.dataExtents(in: start..<end)
         var changeIndex = 0
@@ -310,7 +316,7 @@ final class BackupJob: Sendable {
         let pageBytes = DiskIndex.encode(entries)
         let pageID = vault.codec.id(of: pageBytes)
         if pageID != basePageID {
-            try storeIndexObject(pageBytes, id: pageID, workspace: worker.workspace, writer: worker.writer)
+            try storeIndexObject(pageBytes, id: pageID, workspace: worker.workspace)
         }
         pages.withLock { $0[unit.disk][unit.page] = pageID }
         let snapshot = state.withLock { s -> TransferProgress in
@@ -328,7 +334,7 @@ final class BackupJob: Sendable {
 
     /// A page with no change since the base point: the base's page as it is, nothing read.
     private func reuse(_ pageID: ChunkID, unit: BackupUnit, count: Int, scanned: Int64, workspace: CodecWorkspace) throws {
-        let zeros = pageID.isZero ? count : try vault.loadIDs(pageID, with: workspace).filter(\.isZero).count
+        let zeros = pageID.isZero ? count : try basePage(unit, workspace: workspace).filter(\.isZero).count
         pages.withLock { $0[unit.disk][unit.page] = pageID }
         let snapshot = state.withLock { s -> TransferProgress in
             s.progress.scannedBytes += scanned
@@ -337,6 +343,11 @@ final class BackupJob: Sendable {
             return s.progress
         }
         progress?(snapshot)
+    }
+
+    /// The ids of the base point's page for `unit` (each unit asks once). **Blocks.**
+    private func basePage(_ unit: BackupUnit, workspace: CodecWorkspace) throws -> [ChunkID] {
+        try basePageReaders[disks[unit.disk].name]!.loadIDs(unit.page, with: workspace)
     }
 
     /// Encodes an object into the worker's pack; returns the bytes written.
@@ -349,10 +360,16 @@ final class BackupJob: Sendable {
         }
     }
 
-    /// Stores an index object (a page or a root) unless the vault or this session has it.
-    func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace, writer: PackWriter) throws {
+    /// Stores an index object (a page or a root) unless the vault or this session has it, in
+    /// the session's index pack.
+    func storeIndexObject(_ bytes: [UInt8], id: ChunkID, workspace: CodecWorkspace) throws {
         if try session.contains(.index, id) || !session.claim(.index, id) { return }
-        let written = try bytes.withUnsafeBytes { try stage(.index, id, $0, workspace: workspace, writer: writer) }
+        let written = try bytes.withUnsafeBytes { plain in
+            try workspace.encode(plain, id: id, kind: .index) { frame in
+                try session.appendIndexObject(id, frame: frame)
+                return Int64(frame.count)
+            }
+        }
         state.withLock {
             $0.indexObjectsAdded += 1
             $0.progress.writtenBytes += written

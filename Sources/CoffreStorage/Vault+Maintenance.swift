@@ -164,11 +164,20 @@ extension Vault {
                         }
                     }
                 } else {
-                    for entry in try PackFormat.readTable(store, pack: pack, size: size, workspace: workspace)
-                    where entry.kind == .index {
+                    // The index objects only, read together (a backup writes them side by side).
+                    let entries = try PackFormat.readTable(store, pack: pack, size: size, workspace: workspace)
+                        .filter { $0.kind == .index }
+                    let plan = ReadPlan(entries.map { ObjectLocation(pack: pack, offset: $0.offset, length: $0.length) },
+                                        coalescing: store.readCoalescing)
+                    var segment: (index: Int, bytes: [UInt8]?) = (-1, nil)
+                    for (item, entry) in entries.enumerated() {
                         checkedIndex += 1
-                        let location = ObjectLocation(pack: pack, offset: entry.offset, length: entry.length)
-                        guard let frame = try store.get(pack.key, range: location.range), workspace.verifies(frame, entry) else {
+                        let index = Int(plan.segmentOf[item])
+                        let range = plan.segments[index].range
+                        if segment.index != index { segment = (index, try store.get(pack.key, range: range)) }
+                        let start = Int(Int64(entry.offset) - range.lowerBound)
+                        guard let bytes = segment.bytes,
+                              workspace.verifies(Array(bytes[start..<start + Int(entry.length)]), entry) else {
                             badSpots.insert(Spot(pack: pack, offset: entry.offset))
                             continue
                         }
@@ -204,13 +213,14 @@ extension Vault {
                 continue
             }
             var bad = false
-            func ids(_ id: ChunkID) throws -> [ChunkID] {
+            /// The ids an index object lists, read by `load`; none when it is missing or damaged.
+            func ids(_ id: ChunkID, load: () throws -> [ChunkID]) throws -> [ChunkID] {
                 guard try check(.index, id) else {
                     bad = true
                     return []
                 }
                 do {
-                    return try loadIDs(id, with: workspace, avoiding: session.avoiding)
+                    return try load()
                 } catch let error as CoffreError where error.code == .chunkMissing {
                     missing.insert(id)
                 } catch {
@@ -220,8 +230,10 @@ extension Vault {
                 return []
             }
             for disk in point.disks {
-                for page in try ids(disk.rootID) {
-                    for id in try ids(page) where !id.isZero {
+                let pages = try ids(disk.rootID) { try loadIDs(disk.rootID, with: workspace, avoiding: session.avoiding) }
+                let reader = try SegmentReader(vault: self, kind: .index, ids: pages, avoiding: session.avoiding)
+                for (item, page) in pages.enumerated() {
+                    for id in try ids(page, load: { try reader.loadIDs(item, with: workspace) }) where !id.isZero {
                         if try !check(.chunk, id) { bad = true }
                     }
                 }

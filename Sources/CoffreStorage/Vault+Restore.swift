@@ -18,7 +18,7 @@ extension Vault {
     ) async throws -> [String] {
         let plan = try await runOnThread { _ in try self.planRestore(point: id, to: directory, format: format, overwrite: overwrite) }
         do {
-            let job = RestoreJob(vault: self, manifest: plan.manifest, sinks: plan.sinks,
+            let job = RestoreJob(vault: self, manifest: plan.manifest, sinks: plan.sinks, windows: plan.windows,
                                  avoiding: plan.session.avoiding, progress: progress)
             try await runParallel(plan.units, width: width, makeState: { [codec] in RestoreWorker(codec: codec) },
                                   body: { worker, unit in try job.process(unit, worker: worker) })
@@ -61,7 +61,12 @@ extension Vault {
                     plan.sinks.append(try QCOW2Writer(file: fd, direct: direct, path: partial, size: disk.size, disk: disk.name))
                 }
                 let pages = try loadIDs(disk.rootID, with: workspace, avoiding: plan.session.avoiding)
-                plan.units += pages.enumerated().map { RestoreUnit(disk: index, page: $0.offset, pageID: $0.element) }
+                let pageReader = try SegmentReader(vault: self, kind: .index, ids: pages, avoiding: plan.session.avoiding)
+                for first in stride(from: 0, to: pages.count, by: RestoreWindow.pages) {
+                    let window = RestoreWindow(pages: pageReader, first: first, count: min(RestoreWindow.pages, pages.count - first))
+                    plan.units += (first..<first + window.count).map { RestoreUnit(disk: index, page: $0, window: plan.windows.count) }
+                    plan.windows.append(window)
+                }
             }
             return plan
         } catch {
@@ -80,6 +85,7 @@ final class RestorePlan: @unchecked Sendable {
     let targets: [String]
     let session: VaultSession
     var sinks: [any DiskSink] = []
+    var windows: [RestoreWindow] = []
     var units: [RestoreUnit] = []
     private var files: [Int32] = []
     private var directFiles: [Int32] = []
@@ -121,10 +127,71 @@ final class RestorePlan: @unchecked Sendable {
     }
 }
 
+/// One page of one disk: the work of one worker at a time.
 struct RestoreUnit: Sendable {
     var disk: Int
     var page: Int
-    var pageID: ChunkID
+    /// Its window in `RestoreJob.windows`.
+    var window: Int
+}
+
+/// A few consecutive pages of one disk whose chunks are read as one plan (`SegmentReader`): a
+/// backup's worker fills a pack with the end of one page and the start of the next it takes, and
+/// such a pack is read once, not once per page. The plan is made by the first page to start,
+/// and dropped when the last one ends.
+final class RestoreWindow: Sendable {
+    /// 2 GiB of disk; the plan holds about 50 bytes per block (1.6 MiB at 64 KiB blocks).
+    static let pages = 32
+
+    /// The disk's index pages (shared by its windows).
+    let pageReader: SegmentReader
+    let first: Int
+    let count: Int
+
+    private struct Plan {
+        var entries: [[ChunkID]]
+        var reader: SegmentReader
+    }
+    private struct State {
+        var plan: Plan?
+        var remaining: Int
+    }
+    private let state: Mutex<State>
+
+    init(pages: SegmentReader, first: Int, count: Int) {
+        pageReader = pages
+        self.first = first
+        self.count = count
+        state = Mutex(State(remaining: count))
+    }
+
+    /// The entries of `page` and the reader of the window's chunks, where the page's first item
+    /// is `offset`. **Blocks** (the first caller reads the window's pages and plans; the others
+    /// wait for it).
+    func open(_ page: Int, workspace: CodecWorkspace, avoiding: Set<PackID>) throws
+        -> (entries: [ChunkID], reader: SegmentReader, offset: Int) {
+        let plan = try state.withLock { state -> Plan in
+            if let plan = state.plan { return plan }
+            let entries = try (first..<first + count).map { try pageReader.loadIDs($0, with: workspace) }
+            // A read serves at most 4 pages: enough for a pack a backup filled across pages, and an
+            // incremental's pack of changes is not held for the whole window.
+            let reader = try SegmentReader(vault: pageReader.vault, kind: .chunk, ids: Array(entries.joined()),
+                                           avoiding: avoiding, itemSpan: 4 * (entries.first?.count ?? 1))
+            let plan = Plan(entries: entries, reader: reader)
+            state.plan = plan
+            return plan
+        }
+        let index = page - first
+        return (plan.entries[index], plan.reader, plan.entries[..<index].reduce(0) { $0 + $1.count })
+    }
+
+    /// A page is done (or failed): the last one drops the plan.
+    func finished() {
+        state.withLock { state in
+            state.remaining -= 1
+            if state.remaining == 0 { state.plan = nil }
+        }
+    }
 }
 
 /// Per-thread state of a restore: a codec workspace and an aligned buffer that gathers runs of
@@ -153,14 +220,16 @@ final class RestoreJob: Sendable {
     let vault: Vault
     let manifest: RecoveryPointManifest
     let sinks: [any DiskSink]
+    let windows: [RestoreWindow]
     let progress: ProgressHandler?
     /// Condemned packs when the restore started: read from only when no other copy exists.
     let avoiding: Set<PackID>
     private let state: Mutex<TransferProgress>
 
-    init(vault: Vault, manifest: RecoveryPointManifest, sinks: [any DiskSink], avoiding: Set<PackID>,
-         progress: ProgressHandler?) {
+    init(vault: Vault, manifest: RecoveryPointManifest, sinks: [any DiskSink], windows: [RestoreWindow],
+         avoiding: Set<PackID>, progress: ProgressHandler?) {
         self.vault = vault
+        self.windows = windows
         self.avoiding = avoiding
         self.manifest = manifest
         self.sinks = sinks
@@ -174,7 +243,9 @@ final class RestoreJob: Sendable {
         let disk = manifest.disks[unit.disk]
         let blockSize = Int64(manifest.blockSize)
         let start = Int64(unit.page) * Int64(manifest.pageEntries) * blockSize
-        let entries = try vault.loadIDs(unit.pageID, with: worker.workspace, avoiding: avoiding)
+        let window = windows[unit.window]
+        defer { window.finished() }
+        let (entries, reader, first) = try window.open(unit.page, workspace: worker.workspace, avoiding: avoiding)
         let sink = sinks[unit.disk]
         var local = TransferProgress()
         local.scannedBytes = min(disk.size, start + Int64(entries.count) * blockSize) - start
@@ -185,7 +256,6 @@ final class RestoreJob: Sendable {
             try sink.write(run, at: worker.runStart, direct: true)
             worker.runLength = 0
         }
-        var reader = RunReader(vault: vault, entries: entries, avoiding: avoiding)
         for (b, id) in entries.enumerated() {
             guard !id.isZero else {
                 try flush()  // a hole: the next block starts a new run
@@ -194,7 +264,7 @@ final class RestoreJob: Sendable {
             let offset = start + Int64(b) * blockSize
             let expected = Int(min(blockSize, disk.size - offset))
             do {
-                try reader.withFrame(b) { frame in
+                try reader.withFrame(first + b) { frame in
                 local.readBytes += Int64(frame.count)
                 try worker.workspace.decode(frame, id: id, kind: .chunk) { block in
                     guard block.count == expected else {
@@ -224,61 +294,6 @@ final class RestoreJob: Sendable {
             return s
         }
         progress?(snapshot)
-    }
-}
-
-/// Reads a page's chunks for a restore: a chunk stored right after the previous one in the same
-/// pack (a backup writes a page's new blocks in order) comes in the same read, up to 4 MiB at a
-/// time — one request where there were dozens, and sequential reads for the disk. Anything
-/// unusual (a pack gone, no location) goes through `Vault.withFrame`.
-struct RunReader {
-    static let limit: Int64 = 4 << 20
-    let vault: Vault
-    let entries: [ChunkID]
-    let avoiding: Set<PackID>
-    private var pack: PackID?
-    private var start: Int64 = 0
-    private var bytes: [UInt8] = []
-    /// Locations found while reading ahead, by block: not looked up again.
-    private var ahead: [Int: ObjectLocation] = [:]
-
-    init(vault: Vault, entries: [ChunkID], avoiding: Set<PackID>) {
-        self.vault = vault
-        self.entries = entries
-        self.avoiding = avoiding
-    }
-
-    /// The frame of block `b` of the page, passed to `body`. **Blocks.**
-    mutating func withFrame<R>(_ b: Int, _ body: ([UInt8]) throws -> R) throws -> R {
-        let id = entries[b]
-        guard let location = try ahead.removeValue(forKey: b) ?? vault.index.lookup(.chunk, id, avoiding: avoiding) else {
-            return try vault.withFrame(.chunk, id, avoiding: avoiding, body)
-        }
-        let range = location.range
-        if pack != location.pack || range.lowerBound < start || range.upperBound > start + Int64(bytes.count) {
-            // Read on over the next blocks that follow this one in the same pack.
-            var end = range.upperBound
-            var next = b + 1
-            while next < entries.count, end - range.lowerBound < Self.limit {
-                if entries[next].isZero {
-                    next += 1
-                    continue
-                }
-                guard let following = try vault.index.lookup(.chunk, entries[next], avoiding: avoiding) else { break }
-                ahead[next] = following
-                guard following.pack == location.pack, following.range.lowerBound == end else { break }
-                end = following.range.upperBound
-                next += 1
-            }
-            guard let read = try vault.store.get(location.pack.key, range: range.lowerBound..<end) else {
-                pack = nil
-                return try vault.withFrame(.chunk, id, avoiding: avoiding, body)
-            }
-            pack = location.pack
-            start = range.lowerBound
-            bytes = read
-        }
-        return try body(Array(bytes[Int(range.lowerBound - start)..<Int(range.upperBound - start)]))
     }
 }
 

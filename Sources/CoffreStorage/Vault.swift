@@ -83,7 +83,7 @@ public final class Vault: Sendable {
         var configuration = VaultConfiguration(
             id: UUID().uuidString.lowercased(), createdAt: Date(), blockSize: blockSize,
             compression: .init(level: compressionLevel))
-        configuration.packSize = VaultConfiguration.defaultPackSize
+        configuration.packSize = store.preferredPackSize ?? VaultConfiguration.defaultPackSize
         var keys: VaultKeys?
         if let keyFile = encryptionKeyFile {
             let keyPath = FileIO.absolutePath(keyFile)

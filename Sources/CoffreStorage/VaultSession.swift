@@ -50,8 +50,13 @@ final class VaultSession: Sendable {
     private let state = Mutex(State())
     /// One checkpoint at a time.
     private let checkpointing = Mutex(())
-    /// Stores finished packs while the workers go on.
-    private let uploader = BackgroundQueue(name: "coffre-packs", limit: 2)
+    /// Stores finished packs while the workers go on (on S3, two at a time: a PUT waits on the
+    /// network as much as on this machine).
+    private let uploader: BackgroundQueue
+    /// The index objects (pages, roots) of every worker, in packs of their own: a disk's pages
+    /// end up side by side, so that a restore or the next backup reads them in a few reads
+    /// instead of one per page among the data.
+    private let indexWriter = Mutex<PackWriter?>(nil)
 
     static let folder = "sessions/"
     var key: String { Self.folder + name }
@@ -60,13 +65,15 @@ final class VaultSession: Sendable {
     /// **Blocks.**
     init(vault: Vault, purpose: String, protecting roots: [ChunkID]) throws {
         self.vault = vault
+        let uploads = vault.store.concurrentWrites
+        uploader = BackgroundQueue(name: "coffre-packs", limit: uploads > 1 ? 1 : 2, threads: uploads)
         name = "\(purpose)-\(compactTimestamp(Date()))-\(randomHex(6))"
         let now = Date()
         record = SessionRecord(purpose: purpose, owner: ProcessIdentity.current, started: now, heartbeat: now,
                                roots: roots.map(\.hex))
-        guard try vault.store.put(Self.folder + name, Array(try JSONEncoder().encode(record)), mode: .create) else {
-            throw CoffreError(.internalError, "A session named \(name) exists already")
-        }
+        // The name is unique (a second and 48 random bits): a plain put, so that a restore or a
+        // verify never needs the store's conditional create (on S3, a probe of three requests).
+        try vault.store.put(Self.folder + name, Array(try JSONEncoder().encode(record)), mode: .replace)
         do {
             avoiding = Set(try vault.condemned()?.packIDs ?? [])
             try vault.refreshIndex(with: CodecWorkspace(codec: vault.codec))
@@ -99,9 +106,19 @@ final class VaultSession: Sendable {
         return writer
     }
 
+    /// Appends an encoded index object to the session's index pack. **Blocks** (a full pack is
+    /// stored).
+    func appendIndexObject(_ id: ChunkID, frame: UnsafeRawBufferPointer) throws {
+        try indexWriter.withLock { writer in
+            let current = writer ?? makeWriter()
+            writer = current
+            try current.append(.index, id, frame: frame)
+        }
+    }
+
     /// Hands a finished pack to the uploader (stored on a thread of its own, durable at the next
-    /// checkpoint) and keeps its records for the next segment. Waits while two packs are
-    /// already waiting. **Blocks.**
+    /// checkpoint) and keeps its records for the next segment. Waits while the uploader's queue
+    /// is full. **Blocks.**
     func store(pack: PackID, bytes: [UInt8], entries: [PackEntry]) throws {
         try uploader.submit { [vault] in
             guard try vault.store.put(pack.key, bytes, mode: .create, durability: .deferred) else {
@@ -184,23 +201,25 @@ final class VaultSession: Sendable {
     }
 }
 
-/// Runs blocking jobs one after another on a thread of its own, at most `limit` waiting: the
-/// submitter goes on while the last job's I/O is done. The first failure is kept and thrown by
-/// the next `submit` or `drain`.
+/// Runs blocking jobs on `threads` threads of its own, at most `limit` waiting: the submitter
+/// goes on while the jobs' I/O is done. The first failure is kept and thrown by the next
+/// `submit` or `drain`.
 final class BackgroundQueue: @unchecked Sendable {
     // Everything below is guarded by `condition`.
     private let condition = NSCondition()
     private var jobs: [() throws -> Void] = []
-    private var running = false
+    private var running = 0
     private var failure: (any Error)?
     private var started = false
     private var stopped = false
     private let name: String
     private let limit: Int
+    private let threads: Int
 
-    init(name: String, limit: Int) {
+    init(name: String, limit: Int, threads: Int = 1) {
         self.name = name
         self.limit = limit
+        self.threads = max(1, threads)
     }
 
     func submit(_ job: @escaping () throws -> Void) throws {
@@ -211,9 +230,11 @@ final class BackgroundQueue: @unchecked Sendable {
         jobs.append(job)
         if !started {
             started = true
-            let thread = Thread { [self] in loop() }
-            thread.name = name
-            thread.start()
+            for index in 0..<threads {
+                let thread = Thread { [self] in loop() }
+                thread.name = threads == 1 ? name : "\(name)-\(index)"
+                thread.start()
+            }
         }
         condition.broadcast()
     }
@@ -222,11 +243,11 @@ final class BackgroundQueue: @unchecked Sendable {
     func drain() throws {
         condition.lock()
         defer { condition.unlock() }
-        while (!jobs.isEmpty || running) && failure == nil { condition.wait() }
+        while (!jobs.isEmpty || running > 0) && failure == nil { condition.wait() }
         if let failure { throw failure }
     }
 
-    /// Drops the jobs not started and lets the thread end (a session abandoned: what it would
+    /// Drops the jobs not started and lets the threads end (a session abandoned: what it would
     /// have stored is not needed).
     func stop() {
         condition.lock()
@@ -242,12 +263,12 @@ final class BackgroundQueue: @unchecked Sendable {
             while jobs.isEmpty && !stopped { condition.wait() }
             if jobs.isEmpty || failure != nil || stopped { break }
             let job = jobs.removeFirst()
-            running = true
+            running += 1
             condition.unlock()
             var error: (any Error)?
             do { try job() } catch let thrown { error = thrown }
             condition.lock()
-            running = false
+            running -= 1
             if let error, failure == nil { failure = error }
             condition.broadcast()
         }

@@ -116,13 +116,52 @@ struct S3ChunkStoreTests {
     func counting() throws {
         let store = try TestS3.store()
         let before = store.requestCounts
-        try store.put("c", Array(repeating: 7, count: 1000), mode: .create)
+        try store.put("c", Array(repeating: 7, count: 1000), mode: .replace)
         _ = try store.get("c", range: 0..<10)
         _ = try store.list(prefix: "")
         let d = store.requestCounts.since(before)
         #expect(d.put == 1 && d.get == 1 && d.list == 1 && d.retries == 0)
         #expect(d.bytesSent == 1000)
         #expect(d.total == 3)
+    }
+
+    @Test("conditional creates are probed once, before the first create; reads never pay for it")
+    func probeOnFirstCreate() throws {
+        let store = try TestS3.store()
+        let opened = store.requestCounts
+        _ = try store.get("absent")
+        _ = try store.list(prefix: "")
+        try store.put("r", [1], mode: .replace)
+        let reads = store.requestCounts.since(opened)
+        #expect(reads.put == 1 && reads.delete == 0, "\(reads)")
+        #expect(try store.put("c", [1], mode: .create))
+        let first = store.requestCounts.since(opened).since(reads)
+        #expect(first.put == 3 && first.delete == 1, "\(first)")  // two probe PUTs, its DELETE, the create
+        #expect(try !store.put("c", [2], mode: .create))
+        #expect(try store.put("d", [3], mode: .create))
+        let later = store.requestCounts.since(opened).since(reads).since(first)
+        #expect(later.put == 2 && later.delete == 0, "\(later)")
+        #expect(try store.get("c") == [1])
+        #expect(try store.list(prefix: "").map(\.key) == ["c", "d", "r"])  // the probe's object is gone
+        try store.delete(["c", "d", "r"])
+    }
+
+    @Test("a single-writer location creates with HEAD then PUT, under its prefix, without the probe")
+    func singleWriter() throws {
+        _ = TestS3.sharedBucket
+        var location = TestS3.location()
+        location.singleWriter = true
+        let store = try S3ChunkStore.open(location, credentials: TestS3.credentials)
+        let opened = store.requestCounts
+        #expect(try store.put("a/b", [1, 2], mode: .create))
+        #expect(try !store.put("a/b", [3], mode: .create))
+        let d = store.requestCounts.since(opened)
+        #expect(d.put == 1 && d.head == 2, "\(d)")
+        #expect(try store.get("a/b") == [1, 2])
+        // Under the location's prefix, as any other object: another store of it sees it.
+        let other = try TestS3.store(prefix: location.prefix)
+        #expect(try other.list(prefix: "").map(\.key) == ["a/b"])
+        try store.delete(["a/b"])
     }
 }
 

@@ -34,10 +34,19 @@ public protocol ChunkStore: Sendable {
     var location: String { get }
     /// The requests this process's store has sent, for stores that count them (S3); nil else.
     var requests: StoreRequests? { get }
+    /// How reads of nearby ranges of one object should be merged (restores read this way).
+    var readCoalescing: ReadCoalescing { get }
+    /// The pack size for a vault created in this store; nil for the vault's default.
+    var preferredPackSize: Int? { get }
+    /// How many large objects (packs) a writer should put at once.
+    var concurrentWrites: Int { get }
 }
 
 extension ChunkStore {
     public var requests: StoreRequests? { nil }
+    public var readCoalescing: ReadCoalescing { .local }
+    public var preferredPackSize: Int? { nil }
+    public var concurrentWrites: Int { 1 }
 
     @discardableResult
     public func put(_ key: String, _ bytes: [UInt8], mode: PutMode) throws -> Bool {
@@ -61,6 +70,23 @@ public enum Durability: Sendable {
     case immediate
     /// Durable after the next `persist()`: many large objects, one barrier.
     case deferred
+}
+
+/// How a reader merges ranges of one object that lie close together into one `get`: a range
+/// joins the read before it when the bytes between them are at most `gap` (read and dropped)
+/// and the whole read stays within `limit` bytes.
+public struct ReadCoalescing: Sendable, Equatable {
+    public var limit: Int
+    public var gap: Int
+
+    public init(limit: Int, gap: Int) {
+        self.limit = limit
+        self.gap = gap
+    }
+
+    /// Files and memory: a read costs a system call, so reads stay small (4 MiB, bounded memory)
+    /// and only nearly contiguous ranges merge.
+    public static let local = ReadCoalescing(limit: 4 << 20, gap: 64 << 10)
 }
 
 /// An object as a listing shows it.
