@@ -141,7 +141,12 @@ final class S3Client: Sendable {
             let outcome: Result<S3Response, any Error>
             do { outcome = .success(try sendOnce(request)) } catch { outcome = .failure(error) }
             let reason = retryReason(outcome)
-            guard let reason else { return try outcome.get() }
+            guard let reason else {
+                if case .failure(let error) = outcome, !(error is CoffreError) {
+                    throw finalError(request, outcome: outcome, reason: "", attempts: attempt)
+                }
+                return try outcome.get()
+            }
             let elapsed = Double((ContinuousClock.now - started).components.seconds)
             let wait = retry.delay(beforeRetry: attempt)
             guard attempt < retry.maxAttempts, elapsed + wait <= retry.maxTotal else {
@@ -171,7 +176,8 @@ final class S3Client: Sendable {
             default: return nil
             }
         case .failure(let error):
-            if error is CoffreError { return nil }
+            // A certificate that is not trusted stays so: no point trying again.
+            if error is CoffreError || error is NIOSSLError { return nil }
             return "\(error)"
         }
     }
@@ -185,6 +191,13 @@ final class S3Client: Sendable {
             let error = response.error
             return .s3RequestFailed(request.label, status: response.status, code: error.code,
                                     detail: "\(error.message.isEmpty ? "" : error.message + "; ")gave up after \(tries)")
+        case .failure(let error as NIOSSLError):
+            let hint = location.caFile == nil
+                ? "if the server's certificate comes from a CA of your own, give it with --ca-file (caFile)"
+                : "check that \(location.caFile!) holds the CA that signed the server's certificate"
+            let what = "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
+                ? "the server's certificate is not trusted (CERTIFICATE_VERIFY_FAILED)" : "\(error)"
+            return .s3Unreachable(location.endpoint, detail: "\(request.label): TLS failed: \(what); \(hint)")
         case .failure(let error):
             return .s3Unreachable(location.endpoint, detail: "\(request.label): \(Self.describe(error)) (gave up after \(tries))")
         }

@@ -26,6 +26,9 @@ public enum S3TestGateway {
     public static var endpoint: String { variables["COFFRE_S3_ENDPOINT"] ?? "http://127.0.0.1:7480" }
     /// The harness's second gateway on the same cluster, which outage tests stop and start.
     public static var secondEndpoint: String? { variables["COFFRE_S3_ENDPOINT_B"] }
+    /// Gateway a over HTTPS, and the file of the CA that signed its certificate.
+    public static var tlsEndpoint: String? { variables["COFFRE_S3_TLS_ENDPOINT"] }
+    public static var caFile: String? { variables["COFFRE_S3_CA_FILE"] }
     public static var accessKey: String { variables["COFFRE_S3_ACCESS_KEY"] ?? "" }
     public static var secretKey: String { variables["COFFRE_S3_SECRET_KEY"] ?? "" }
 

@@ -146,6 +146,36 @@ struct S3ChunkStoreTests {
         try store.delete(["c", "d", "r"])
     }
 
+    @Test("HTTPS with the CA file that signed the gateway's certificate: a vault's operations work")
+    func https() throws {
+        _ = TestS3.sharedBucket
+        let endpoint = try #require(S3TestGateway.tlsEndpoint, "the harness serves HTTPS")
+        var location = TestS3.location(endpoint: endpoint)
+        location.caFile = S3TestGateway.caFile
+        let store = try S3ChunkStore.open(location, credentials: TestS3.credentials)
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(try store.put("tls/a", bytes, mode: .create))
+        #expect(try store.get("tls/a", range: 1000..<2000) == Array(bytes[1000..<2000]))
+        #expect(try store.list(prefix: "tls/").map(\.key) == ["tls/a"])
+        try store.delete(["tls/a"])
+        #expect(try store.get("tls/a") == nil)
+    }
+
+    @Test("HTTPS without the CA file: S3Unreachable names TLS and --ca-file, without retries")
+    func httpsUntrusted() throws {
+        let endpoint = try #require(S3TestGateway.tlsEndpoint, "the harness serves HTTPS")
+        let started = Date()
+        let error = TestS3.error {
+            _ = try S3ChunkStore.open(TestS3.location(endpoint: endpoint), credentials: TestS3.credentials)
+        }
+        #expect(error?.code == .s3Unreachable, "\(String(describing: error))")
+        #expect(error?.message.contains("TLS") == true && error?.message.contains("--ca-file") == true,
+                "\(String(describing: error))")
+        #expect(error?.message.contains("not trusted") == true, "\(String(describing: error))")
+        // One connection timeout (AsyncHTTPClient tries the handshake until then), not 8 tries.
+        #expect(Date().timeIntervalSince(started) < 15, "\(String(describing: error))")
+    }
+
     @Test("a single-writer location creates with HEAD then PUT, under its prefix, without the probe")
     func singleWriter() throws {
         _ = TestS3.sharedBucket
