@@ -176,9 +176,21 @@ final class S3Client: Sendable {
             default: return nil
             }
         case .failure(let error):
-            // A certificate that is not trusted stays so: no point trying again.
-            if error is CoffreError || error is NIOSSLError { return nil }
+            if error is CoffreError || Self.isPermanentTLSFailure(error) { return nil }
             return "\(error)"
+        }
+    }
+
+    /// A handshake or certificate failure: a certificate that is not trusted stays so, no point
+    /// trying again. (A TLS connection cut short is tried again, as any other.)
+    static func isPermanentTLSFailure(_ error: any Error) -> Bool {
+        guard let error = error as? NIOSSLError else { return false }
+        switch error {
+        case .handshakeFailed, .failedToLoadCertificate, .noSuchFilesystemObject, .unableToValidateCertificate,
+             .cannotMatchULabel, .noCertificateToValidate:
+            return true
+        default:
+            return false
         }
     }
 
@@ -191,7 +203,7 @@ final class S3Client: Sendable {
             let error = response.error
             return .s3RequestFailed(request.label, status: response.status, code: error.code,
                                     detail: "\(error.message.isEmpty ? "" : error.message + "; ")gave up after \(tries)")
-        case .failure(let error as NIOSSLError):
+        case .failure(let error) where Self.isPermanentTLSFailure(error):
             let hint = location.caFile == nil
                 ? "if the server's certificate comes from a CA of your own, give it with --ca-file (caFile)"
                 : "check that \(location.caFile!) holds the CA that signed the server's certificate"

@@ -1,24 +1,23 @@
 import CoffreCore
 import Synchronization
 
-/// Reads a list of objects — a page's chunks, or a disk's index pages — in few large reads.
+/// Reads a list of objects — a window of pages' chunks, or a disk's index pages — in few large
+/// reads.
 ///
-/// Their locations are looked up first. Objects of one pack that lie close together, in either
-/// order (the store's `ReadCoalescing`: gaps of at most `gap` bytes, at most `limit` bytes a
-/// read), become one segment, read once when its first object is asked for and dropped after its last. A backup
-/// writes a page's new blocks in order, so a page stored by one backup is a few segments; an
-/// incremental point's page is its base's segments plus one for the changed blocks, instead of
-/// a read each time the blocks switch packs.
+/// Their locations are looked up first and `ReadPlan` groups them into segments: the objects of
+/// one pack that lie close together (the store's `ReadCoalescing`). A segment is read once, when
+/// its first object is asked for, and its bytes are dropped after its last. An incremental
+/// point's page is then its base's segments plus one for the changed blocks, instead of two
+/// reads for every change.
 ///
 /// **Memory** is bounded by `ReadPlan`: the segments held at once come to at most
 /// `ReadPlan.heldReads` reads of `limit` bytes, provided the items are asked for in order.
 ///
-/// Items may be asked for from several threads (a disk's index pages, shared by the restore's
-/// workers): one segment is read by one of them while the others wait for it. An object
-/// without a location, or whose pack is gone when its segment is read, goes through
-/// `Vault.withFrame` (which tries another copy and repairs the index).
+/// Items may be asked for from several threads (the restore's workers share a window): one
+/// segment is read by one of them while the others wait for it. An object without a location,
+/// or whose pack is gone when its segment is read, goes through `Vault.withFrame` (which tries
+/// another copy and repairs the index).
 final class SegmentReader: Sendable {
-
     private struct Slot {
         var bytes: [UInt8]?
         /// The pack was gone when read: its objects go through `Vault.withFrame`.
