@@ -1,0 +1,270 @@
+public import CoffreCore
+import CoffreSystem
+import Foundation
+import Synchronization
+
+extension Vault {
+    /// Opens a point for random-access reads of its disks (a mount, an NBD export). The point
+    /// and everything it references stay in the vault until the reader is closed, through any
+    /// expiry and collection. **Blocks.**
+    public func openPoint(_ id: String, cacheBytes: Int = PointReader.defaultCacheBytes) throws -> PointReader {
+        let manifest = try point(id)
+        let session = try VaultSession(vault: self, purpose: "read", protecting: manifest.disks.map(\.rootID))
+        do {
+            // Expired between reading it and registering the session: its objects may be gone.
+            guard try readManifest(id) != nil else { throw CoffreError.pointNotFound(id) }
+            return PointReader(vault: self, manifest: manifest, session: session, cacheBytes: cacheBytes)
+        } catch {
+            session.close()
+            throw error
+        }
+    }
+}
+
+/// Random-access reads of one point's disks: what a mount or an NBD export serves.
+///
+/// - Every block is read from the vault and verified against its id, as in a restore; a damaged
+///   or missing block fails the read (`ChunkDamaged`, `ChunkMissing`), never returns wrong bytes.
+/// - Blocks read are kept in a cache of at most `cacheBytes`, oldest out first, and index pages
+///   in a small one of their own.
+/// - A read that continues where the last one on its disk ended is taken for a sequential
+///   stream: the blocks after it are planned and read with it (`ReadPlan`: a few large reads
+///   per pack, up to the store's read limit), so a file copied out of a mount costs a request per
+///   pack, not one per block. Other reads fetch their blocks alone.
+/// - The point is protected by a session, whose record is refreshed every 30 s (a reader may
+///   stay open for hours on a host whose collection only knows it by that record).
+///
+/// Methods block (the store); call them from threads of one's own. Safe from several threads.
+public final class PointReader: Sendable {
+    public static let defaultCacheBytes = 64 << 20
+    /// Index pages kept decoded (32 KiB each at 64 KiB blocks: 4 GiB of disk).
+    static let cachedPages = 64
+
+    public let manifest: RecoveryPointManifest
+    let vault: Vault
+    let session: VaultSession
+    let cacheBytes: Int
+    private let state: Mutex<State>
+    private let workspaces: Mutex<[PooledWorkspace]> = Mutex([])
+    private let stopped = Atomic(false)
+
+    private struct Key: Hashable {
+        var disk: Int
+        var block: Int
+    }
+
+    private struct State {
+        /// Decoded blocks; nil values are not stored (zero blocks are known from the page).
+        var blocks: [Key: [UInt8]] = [:]
+        var order: [Key] = []
+        var orderStart = 0
+        var bytes = 0
+        var pages: [Key: [ChunkID]] = [:]
+        var pageOrder: [Key] = []
+        /// Per disk, the block right after the last one read.
+        var next: [Int: Int] = [:]
+        var closed = false
+    }
+
+    init(vault: Vault, manifest: RecoveryPointManifest, session: VaultSession, cacheBytes: Int) {
+        self.vault = vault
+        self.manifest = manifest
+        self.session = session
+        self.cacheBytes = max(cacheBytes, manifest.blockSize * 4)
+        state = Mutex(State())
+        let thread = Thread { [weak self] in
+            while let reader = self, !reader.stopped.load(ordering: .relaxed) {
+                try? reader.session.heartbeat()  // at most once a minute
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+        thread.name = "coffre-point-reader"
+        thread.start()
+    }
+
+    deinit { close() }
+
+    /// The disks' names and sizes, in the point's order.
+    public var disks: [RecoveryPointManifest.Disk] { manifest.disks }
+
+    /// Reads up to `buffer.count` bytes of disk `disk` from `offset`; returns how many were read
+    /// (fewer only at the disk's end). **Blocks.**
+    public func read(disk: Int, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard disk >= 0, disk < manifest.disks.count else {
+            throw CoffreError(.invalidOption, "Point \(manifest.id) has no disk \(disk)")
+        }
+        guard !state.withLock({ $0.closed }) else { throw CoffreError(.internalError, "The point reader is closed") }
+        let size = manifest.disks[disk].size
+        guard offset >= 0, offset < size, !buffer.isEmpty else { return 0 }
+        let blockSize = Int64(manifest.blockSize)
+        let count = Int(min(Int64(buffer.count), size - offset))
+        var done = 0
+        while done < count {
+            let position = offset + Int64(done)
+            let block = Int(position / blockSize)
+            let within = Int(position % blockSize)
+            let length = Int(min(blockSize, size - Int64(block) * blockSize))
+            let take = min(count - done, length - within)
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + take])
+            if let bytes = try self.block(disk: disk, block) {
+                bytes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[within..<within + take])) }
+            } else {
+                target.initializeMemory(as: UInt8.self, repeating: 0)
+            }
+            done += take
+        }
+        return count
+    }
+
+    /// Reads bytes of a disk into a new array (tests, small reads). **Blocks.**
+    public func read(disk: Int, at offset: Int64, count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let n = try bytes.withUnsafeMutableBytes { try read(disk: disk, at: offset, into: $0) }
+        return Array(bytes[0..<n])
+    }
+
+    /// Ends the session: the point may be collected again once expired. Safe to call twice.
+    public func close() {
+        stopped.store(true, ordering: .relaxed)
+        state.withLock { s in
+            s.closed = true
+            s.blocks = [:]
+            s.order = []
+            s.pages = [:]
+        }
+        session.close()
+    }
+
+    // MARK: Blocks
+
+    /// A block's bytes, or nil for a zero block. **Blocks.**
+    private func block(disk: Int, _ block: Int) throws -> [UInt8]? {
+        let key = Key(disk: disk, block: block)
+        let (cached, sequential) = state.withLock { s -> ([UInt8]?, Bool) in
+            let sequential = s.next[disk] == block
+            s.next[disk] = block + 1
+            return (s.blocks[key], sequential)
+        }
+        if let cached { return cached }
+        let pageEntries = manifest.pageEntries
+        let page = block / pageEntries
+        let entries = try pageIDs(disk: disk, page: page)
+        let first = block - page * pageEntries
+        guard first < entries.count, !entries[first].isZero else { return nil }
+        // A sequential stream reads ahead to the store's read limit, within the page.
+        let ahead = sequential ? max(1, vault.store.readCoalescing.limit / manifest.blockSize) : 1
+        let window = Array(entries[first..<min(entries.count, first + ahead)])
+        return try withWorkspace { workspace in
+            try fetch(disk: disk, firstBlock: block, ids: window, workspace: workspace)
+        }
+    }
+
+    /// Reads the first block of `ids` (blocks `firstBlock…`) and whichever of the next ones come
+    /// in the same read, caches them, and returns the first. **Blocks.**
+    private func fetch(disk: Int, firstBlock: Int, ids: [ChunkID], workspace: CodecWorkspace) throws -> [UInt8] {
+        let avoiding = session.avoiding
+        let locations = try ids.map { id in id.isZero ? nil : try vault.index.lookup(.chunk, id, avoiding: avoiding) }
+        let plan = ReadPlan(locations, coalescing: vault.store.readCoalescing)
+        let segmentIndex = Int(plan.segmentOf[0])
+        guard segmentIndex >= 0 else {
+            let bytes = try vault.load(.chunk, ids[0], with: workspace, avoiding: avoiding)
+            try check(bytes, disk: disk, block: firstBlock, id: ids[0])
+            remember([(Key(disk: disk, block: firstBlock), bytes)])
+            return bytes
+        }
+        let segment = plan.segments[segmentIndex]
+        guard let read = try vault.store.get(segment.pack.key, range: segment.range) else {
+            // The pack went (a repack moved the block): the index knows where it is now.
+            let bytes = try vault.load(.chunk, ids[0], with: workspace, avoiding: avoiding)
+            try check(bytes, disk: disk, block: firstBlock, id: ids[0])
+            remember([(Key(disk: disk, block: firstBlock), bytes)])
+            return bytes
+        }
+        var decoded: [(Key, [UInt8])] = []
+        for item in ids.indices where plan.segmentOf[item] == Int32(segmentIndex) {
+            let frame = locations[item]!.range
+            let start = Int(frame.lowerBound - segment.range.lowerBound)
+            do {
+                let bytes = try workspace.decode(Array(read[start..<start + frame.count]), id: ids[item], kind: .chunk)
+                try check(bytes, disk: disk, block: firstBlock + item, id: ids[item])
+                decoded.append((Key(disk: disk, block: firstBlock + item), bytes))
+            } catch let error where item == 0 {
+                guard var error = error as? CoffreError else { throw error }
+                error.message += " (point \(manifest.id), disk \(manifest.disks[disk].name), block \(firstBlock))"
+                throw error
+            } catch {
+                continue  // a block read ahead: its own read reports it
+            }
+        }
+        remember(decoded)
+        return decoded[0].1
+    }
+
+    /// Checks a decoded block's length against the disk's.
+    private func check(_ bytes: [UInt8], disk: Int, block: Int, id: ChunkID) throws {
+        let size = manifest.disks[disk].size
+        let expected = Int(min(Int64(manifest.blockSize), size - Int64(block) * Int64(manifest.blockSize)))
+        guard bytes.count == expected else {
+            throw CoffreError.chunkDamaged(id.hex, detail: "wrong length for block \(block) of \(manifest.disks[disk].name)")
+        }
+    }
+
+    private func remember(_ blocks: [(Key, [UInt8])]) {
+        state.withLock { s in
+            guard !s.closed else { return }
+            for (key, bytes) in blocks where s.blocks[key] == nil {
+                s.blocks[key] = bytes
+                s.order.append(key)
+                s.bytes += bytes.count
+            }
+            while s.bytes > cacheBytes, s.orderStart < s.order.count {
+                let old = s.order[s.orderStart]
+                s.orderStart += 1
+                s.bytes -= s.blocks.removeValue(forKey: old)?.count ?? 0
+            }
+            if s.orderStart > 4096 && s.orderStart * 2 > s.order.count {
+                s.order.removeFirst(s.orderStart)
+                s.orderStart = 0
+            }
+        }
+    }
+
+    // MARK: Pages
+
+    /// The ids of one index page of a disk (zero ids past a disk's last page). **Blocks.**
+    private func pageIDs(disk: Int, page: Int) throws -> [ChunkID] {
+        let key = Key(disk: disk, block: page)
+        if let cached = state.withLock({ $0.pages[key] }) { return cached }
+        let root = try rootIDs(disk: disk)
+        guard page < root.count else { return [] }
+        let ids = root[page].isZero ? [] : try withWorkspace { try vault.loadIDs(root[page], with: $0, avoiding: session.avoiding) }
+        state.withLock { s in
+            guard !s.closed, s.pages[key] == nil else { return }
+            s.pages[key] = ids
+            s.pageOrder.append(key)
+            if s.pageOrder.count > Self.cachedPages { s.pages.removeValue(forKey: s.pageOrder.removeFirst()) }
+        }
+        return ids
+    }
+
+    /// A disk's root (its pages' ids), kept for the reader's life (32 bytes per 64 MiB of disk).
+    private func rootIDs(disk: Int) throws -> [ChunkID] {
+        let key = Key(disk: disk, block: -1)
+        if let cached = state.withLock({ $0.pages[key] }) { return cached }
+        let ids = try withWorkspace { try vault.loadIDs(manifest.disks[disk].rootID, with: $0, avoiding: session.avoiding) }
+        state.withLock { s in if !s.closed { s.pages[key] = ids } }
+        return ids
+    }
+
+    private func withWorkspace<R>(_ body: (CodecWorkspace) throws -> R) throws -> R {
+        let pooled = workspaces.withLock { $0.popLast() } ?? PooledWorkspace(CodecWorkspace(codec: vault.codec))
+        defer { workspaces.withLock { $0.append(pooled) } }
+        return try body(pooled.workspace)
+    }
+}
+
+/// A codec workspace in the reader's pool: taken by one thread at a time, so never shared.
+private final class PooledWorkspace: @unchecked Sendable {
+    let workspace: CodecWorkspace
+    init(_ workspace: CodecWorkspace) { self.workspace = workspace }
+}
