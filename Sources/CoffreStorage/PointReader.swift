@@ -31,8 +31,9 @@ extension Vault {
 ///   stream: the blocks after it are planned and read with it (`ReadPlan`: a few large reads
 ///   per pack, up to the store's read limit), so a file copied out of a mount costs a request per
 ///   pack, not one per block. Other reads fetch their blocks alone.
-/// - The point is protected by a session, whose record is refreshed every 30 s (a reader may
-///   stay open for hours on a host whose collection only knows it by that record).
+/// - The point is protected by a session, whose record a thread of the reader refreshes once a
+///   minute (a reader may stay open for hours, and another host's collection knows it only by
+///   that record).
 ///
 /// Methods block (the store); call them from threads of one's own. Safe from several threads.
 public final class PointReader: Sendable {
