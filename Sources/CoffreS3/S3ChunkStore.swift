@@ -135,10 +135,16 @@ public final class S3ChunkStore: ChunkStore {
         return try mode == .create ? create(full, bytes) : replace(full, bytes)
     }
 
-    /// A PUT whatever is there.
-    private func replace(_ fullKey: String, _ bytes: [UInt8]) throws -> Bool {
+    /// The PUT of an object's bytes.
+    private static func putRequest(_ fullKey: String, _ bytes: [UInt8]) -> S3Request {
         var request = S3Request(method: .PUT, key: fullKey, body: bytes)
         request.headers["content-type"] = "application/octet-stream"
+        return request
+    }
+
+    /// A PUT whatever is there.
+    private func replace(_ fullKey: String, _ bytes: [UInt8]) throws -> Bool {
+        let request = Self.putRequest(fullKey, bytes)
         let response = try client.send(request)
         guard response.status == 200 else { throw client.error(request, response) }
         return true
@@ -146,8 +152,7 @@ public final class S3ChunkStore: ChunkStore {
 
     /// A PUT with `If-None-Match: *`: false when the key exists.
     private func create(_ fullKey: String, _ bytes: [UInt8]) throws -> Bool {
-        var request = S3Request(method: .PUT, key: fullKey, body: bytes)
-        request.headers["content-type"] = "application/octet-stream"
+        var request = Self.putRequest(fullKey, bytes)
         request.headers["if-none-match"] = "*"
         // A try whose answer was lost may have created the object: a later 412 is then ours
         // if the stored object's ETag is the MD5 of these bytes.

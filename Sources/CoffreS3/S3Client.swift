@@ -140,17 +140,16 @@ final class S3Client: Sendable {
         while true {
             let outcome: Result<S3Response, any Error>
             do { outcome = .success(try sendOnce(request)) } catch { outcome = .failure(error) }
-            let reason = retryReason(outcome)
-            guard let reason else {
+            guard isWorthRetrying(outcome) else {
                 if case .failure(let error) = outcome, !(error is CoffreError) {
-                    throw finalError(request, outcome: outcome, reason: "", attempts: attempt)
+                    throw finalError(request, outcome: outcome, attempts: attempt)
                 }
                 return try outcome.get()
             }
             let elapsed = Double((ContinuousClock.now - started).components.seconds)
             let wait = retry.delay(beforeRetry: attempt)
             guard attempt < retry.maxAttempts, elapsed + wait <= retry.maxTotal else {
-                throw finalError(request, outcome: outcome, reason: reason, attempts: attempt)
+                throw finalError(request, outcome: outcome, attempts: attempt)
             }
             if request.method != .GET && request.method != .HEAD { ambiguous?() }
             counts.withLock { $0.retries += 1 }
@@ -159,25 +158,22 @@ final class S3Client: Sendable {
         }
     }
 
-    /// Why the outcome is worth another try, or nil when it is final.
-    private func retryReason(_ outcome: Result<S3Response, any Error>) -> String? {
+    /// Whether the outcome may pass on another try.
+    private func isWorthRetrying(_ outcome: Result<S3Response, any Error>) -> Bool {
         switch outcome {
         case .success(let response):
             switch response.status {
-            case 500, 502, 503, 504: return "HTTP \(response.status) \(response.error.code)"
-            case 429: return "HTTP 429 (throttled)"
+            case 500, 502, 503, 504, 429: return true
             case 400, 403, 409:
-                let code = response.error.code
                 // 409 OperationAborted / ConditionalRequestConflict: a concurrent conditional write
                 // is in progress; the next try sees its outcome.
                 let passing = ["RequestTimeout", "SlowDown", "Throttling", "ThrottlingException", "OperationAborted",
                                "ConditionalRequestConflict"]
-                return passing.contains(code) ? "HTTP \(response.status) \(code)" : nil
-            default: return nil
+                return passing.contains(response.error.code)
+            default: return false
             }
         case .failure(let error):
-            if error is CoffreError || Self.isPermanentTLSFailure(error) { return nil }
-            return "\(error)"
+            return !(error is CoffreError || Self.isPermanentTLSFailure(error))
         }
     }
 
@@ -195,8 +191,7 @@ final class S3Client: Sendable {
     }
 
     /// The error of a request that failed for good.
-    private func finalError(_ request: S3Request, outcome: Result<S3Response, any Error>, reason: String,
-                            attempts: Int) -> CoffreError {
+    private func finalError(_ request: S3Request, outcome: Result<S3Response, any Error>, attempts: Int) -> CoffreError {
         let tries = attempts == 1 ? "1 try" : "\(attempts) tries"
         switch outcome {
         case .success(let response):

@@ -104,8 +104,7 @@ public final class PointReader: Sendable {
             let position = offset + Int64(done)
             let block = Int(position / blockSize)
             let within = Int(position % blockSize)
-            let length = Int(min(blockSize, size - Int64(block) * blockSize))
-            let take = min(count - done, length - within)
+            let take = min(count - done, blockLength(disk: disk, block: block) - within)
             let target = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + take])
             if let bytes = try self.block(disk: disk, block) {
                 bytes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[within..<within + take])) }
@@ -167,27 +166,25 @@ public final class PointReader: Sendable {
         let locations = try ids.map { id in id.isZero ? nil : try vault.index.lookup(.chunk, id, avoiding: avoiding) }
         let plan = ReadPlan(locations, coalescing: vault.store.readCoalescing)
         let segmentIndex = Int(plan.segmentOf[0])
-        guard segmentIndex >= 0 else {
-            let bytes = try vault.load(.chunk, ids[0], with: workspace, avoiding: avoiding)
-            try check(bytes, disk: disk, block: firstBlock, id: ids[0])
-            remember([(Key(disk: disk, block: firstBlock), bytes)])
-            return bytes
-        }
-        let segment = plan.segments[segmentIndex]
-        guard let read = try vault.store.get(segment.pack.key, range: segment.range) else {
-            // The pack went (a repack moved the block): the index knows where it is now.
-            let bytes = try vault.load(.chunk, ids[0], with: workspace, avoiding: avoiding)
-            try check(bytes, disk: disk, block: firstBlock, id: ids[0])
-            remember([(Key(disk: disk, block: firstBlock), bytes)])
-            return bytes
-        }
+        let segment = segmentIndex >= 0 ? plan.segments[segmentIndex] : nil
+        // Nil when the first block has no location or its pack went (a repack moved it): then
+        // it is read alone, through the index's other copies and repair.
+        let read = try segment.flatMap { try vault.store.get($0.pack.key, range: $0.range) }
+        let items = read == nil ? [0] : ids.indices.filter { plan.segmentOf[$0] == Int32(segmentIndex) }
         var decoded: [(Key, [UInt8])] = []
-        for item in ids.indices where plan.segmentOf[item] == Int32(segmentIndex) {
-            let frame = locations[item]!.range
-            let start = Int(frame.lowerBound - segment.range.lowerBound)
+        for item in items {
             do {
-                let bytes = try workspace.decode(Array(read[start..<start + frame.count]), id: ids[item], kind: .chunk)
-                try check(bytes, disk: disk, block: firstBlock + item, id: ids[item])
+                let bytes: [UInt8]
+                if let read, let segment {
+                    let frame = locations[item]!.range
+                    let start = Int(frame.lowerBound - segment.range.lowerBound)
+                    bytes = try workspace.decode(Array(read[start..<start + frame.count]), id: ids[item], kind: .chunk)
+                } else {
+                    bytes = try vault.load(.chunk, ids[item], with: workspace, avoiding: avoiding)
+                }
+                guard bytes.count == blockLength(disk: disk, block: firstBlock + item) else {
+                    throw CoffreError.chunkDamaged(ids[item].hex, detail: "wrong length")
+                }
                 decoded.append((Key(disk: disk, block: firstBlock + item), bytes))
             } catch let error where item == 0 {
                 guard var error = error as? CoffreError else { throw error }
@@ -201,13 +198,9 @@ public final class PointReader: Sendable {
         return decoded[0].1
     }
 
-    /// Checks a decoded block's length against the disk's.
-    private func check(_ bytes: [UInt8], disk: Int, block: Int, id: ChunkID) throws {
-        let size = manifest.disks[disk].size
-        let expected = Int(min(Int64(manifest.blockSize), size - Int64(block) * Int64(manifest.blockSize)))
-        guard bytes.count == expected else {
-            throw CoffreError.chunkDamaged(id.hex, detail: "wrong length for block \(block) of \(manifest.disks[disk].name)")
-        }
+    /// The length of a disk's block: the block size but for a disk's partial last block.
+    private func blockLength(disk: Int, block: Int) -> Int {
+        Int(min(Int64(manifest.blockSize), manifest.disks[disk].size - Int64(block) * Int64(manifest.blockSize)))
     }
 
     private func remember(_ blocks: [(Key, [UInt8])]) {

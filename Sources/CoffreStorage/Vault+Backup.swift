@@ -27,7 +27,7 @@ extension Vault {
         let plan = try await runOnThread { _ in try self.planBackup(request) }
         do {
             let job = BackupJob(vault: self, session: plan.session, disks: request.disks, basePages: plan.basePages,
-                                basePageReaders: plan.basePageReaders, changesOnly: plan.changesOnly, progress: progress)
+                                changesOnly: plan.changesOnly, progress: progress)
             try await runParallel(job.units, width: width, makeState: { [codec, blockSize] in
                 BackupWorker(codec: codec, blockSize: blockSize, writer: plan.session.makeWriter())
             }, body: { worker, unit in
@@ -57,10 +57,9 @@ extension Vault {
     struct BackupPlan: Sendable {
         var base: RecoveryPointManifest?
         var session: VaultSession
-        /// The base point's page ids per disk name: a 2 TiB disk has 32 K pages, 1 MiB of ids.
-        var basePages: [String: [ChunkID]]
-        /// The reads of those pages, per disk name (shared by the workers).
-        var basePageReaders: [String: SegmentReader]
+        /// The base point's pages per disk name, their ids and their reads (shared by the
+        /// workers): a 2 TiB disk has 32 K pages, 1 MiB of ids.
+        var basePages: [String: SegmentReader]
         /// Per disk: read only its changed ranges, take the rest from the base.
         var changesOnly: [Bool]
         /// Per disk: why changed ranges it offered were not used.
@@ -97,11 +96,11 @@ extension Vault {
                 base = nil
             }
             let workspace = CodecWorkspace(codec: codec)
-            var basePages: [String: [ChunkID]] = [:]
+            var basePages: [String: SegmentReader] = [:]
             for disk in base?.disks ?? [] {
-                basePages[disk.name] = try loadIDs(disk.rootID, with: workspace)
+                basePages[disk.name] = try SegmentReader(vault: self, kind: .index,
+                                                         ids: loadIDs(disk.rootID, with: workspace), avoiding: [])
             }
-            let basePageReaders = try basePages.mapValues { try SegmentReader(vault: self, kind: .index, ids: $0, avoiding: []) }
             // Changes are trusted only against the very point they count from, disk by disk.
             var changesOnly: [Bool] = []
             var reasons: [String?] = []
@@ -125,8 +124,7 @@ extension Vault {
                 changesOnly.append(reason == nil)
                 reasons.append(reason)
             }
-            return BackupPlan(base: base, session: session, basePages: basePages, basePageReaders: basePageReaders,
-                              changesOnly: changesOnly,
+            return BackupPlan(base: base, session: session, basePages: basePages, changesOnly: changesOnly,
                               fullReadReasons: reasons)
         } catch {
             session.close()
@@ -201,8 +199,8 @@ final class BackupJob: Sendable {
     let vault: Vault
     let session: VaultSession
     let disks: [any BlockDevice]
-    let basePages: [String: [ChunkID]]
-    let basePageReaders: [String: SegmentReader]
+    /// The base point's pages per disk name (`BackupPlan.basePages`).
+    let basePages: [String: SegmentReader]
     /// Per disk: read only its changed ranges, take the rest from the base point.
     let changesOnly: [Bool]
     let progress: ProgressHandler?
@@ -211,13 +209,11 @@ final class BackupJob: Sendable {
     private let state: Mutex<Totals>
 
     init(vault: Vault, session: VaultSession, disks: [any BlockDevice],
-         basePages: [String: [ChunkID]], basePageReaders: [String: SegmentReader], changesOnly: [Bool],
-         progress: ProgressHandler?) {
+         basePages: [String: SegmentReader], changesOnly: [Bool], progress: ProgressHandler?) {
         self.vault = vault
         self.session = session
         self.disks = disks
         self.basePages = basePages
-        self.basePageReaders = basePageReaders
         self.changesOnly = changesOnly
         self.progress = progress
         let span = Int64(vault.pageEntries * vault.blockSize)
@@ -252,7 +248,7 @@ final class BackupJob: Sendable {
         let end = min(disk.size, start + Int64(vault.pageEntries) * Int64(blockSize))
         let count = Int((end - start + Int64(blockSize) - 1) / Int64(blockSize))
 
-        let basePageID = basePages[disk.name].flatMap { unit.page < $0.count ? $0[unit.page] : nil }
+        let basePageID = basePages[disk.name].flatMap { unit.page < $0.ids.count ? $0.ids[unit.page] : nil }
         // Changed ranges only when the base point is the one they count from (see `backup`).
         let changes = changesOnly[unit.disk] ? try (disk as? any ChangeTrackingDevice)?.changedExtents(in: start..<end) : nil
         if let changes, changes.isEmpty, let basePageID {
@@ -345,9 +341,9 @@ final class BackupJob: Sendable {
         progress?(snapshot)
     }
 
-    /// The ids of the base point's page for `unit` (each unit asks once). **Blocks.**
+    /// The ids of the base point's page for `unit`, which has one (each unit asks once). **Blocks.**
     private func basePage(_ unit: BackupUnit, workspace: CodecWorkspace) throws -> [ChunkID] {
-        try basePageReaders[disks[unit.disk].name]!.loadIDs(unit.page, with: workspace)
+        try basePages[disks[unit.disk].name]!.loadIDs(unit.page, with: workspace)
     }
 
     /// Encodes an object into the worker's pack; returns the bytes written.
