@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "CoffreTesting", targets: ["CoffreTesting"]),
         .library(name: "CoffreServer", targets: ["CoffreServer"]),
         .library(name: "CoffreNBD", targets: ["CoffreNBD"]),
+        .library(name: "CoffreMount", targets: ["CoffreMount"]),
         .library(name: "CoffreLibvirt", targets: ["CoffreLibvirt"]),
     ],
     traits: [
@@ -53,6 +54,12 @@ let package = Package(
         .target(name: "CShims"),
         // Records the commit being built before every build, for `--version` (BuildInfo).
         .plugin(name: "BuildCommit", capability: .buildTool()),
+        // libfuse 3 for mounts of points (Debian's libfuse3-dev to build, libfuse3-3 and fuse3 to run).
+        .systemLibrary(
+            name: "CFuse",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
         .systemLibrary(
             name: "CLibvirt",
             pkgConfig: "libvirt",
@@ -98,6 +105,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CoffreNBD", dependencies: ["CoffreCore", "CoffreSystem"], swiftSettings: swiftSettings),
+        .target(name: "CoffreMount", dependencies: ["CoffreCore", "CoffreSystem", "CFuse"], swiftSettings: swiftSettings),
         .target(
             name: "CoffreLibvirt",
             dependencies: ["CoffreCore", "CoffreSystem", "CoffreNBD", .target(name: "CLibvirt", condition: .when(traits: ["Libvirt"]))],
@@ -124,7 +132,7 @@ let package = Package(
             name: "coffre",
             dependencies: [
                 "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
-                "CoffreServer", "CoffreS3", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
+                "CoffreServer", "CoffreS3", "CoffreMount", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -187,11 +195,16 @@ let package = Package(
             name: "CoffreServerTests",
             dependencies: [
                 "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine", "CoffreServer",
-                "CoffreTesting",
+                "CoffreTesting", "CoffreMount",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CoffreMountTests",
+            dependencies: ["CoffreCore", "CoffreSystem", "CoffreMount", "CoffreTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CoffreNBDTests", dependencies: ["CoffreCore", "CoffreSystem", "CoffreNBD"], swiftSettings: swiftSettings),
@@ -205,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoffreCLITests",
-            dependencies: ["CoffreCore", "CoffreS3", "CoffreTesting"],
+            dependencies: ["CoffreCore", "CoffreS3", "CoffreTesting", "CoffreMount"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -25,3 +25,17 @@ int coffre_is_zero(const void *p, size_t n) {
 }
 
 int coffre_flock(int fd, int operation) { return flock(fd, operation); }
+
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+const int coffre_O_PATH = O_PATH;
+
+int coffre_open_beneath(int dirfd, const char *path, int flags) {
+    struct open_how how = {
+        .flags = (unsigned long long)(unsigned)(flags | O_CLOEXEC),
+        .mode = 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+    };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}

@@ -77,6 +77,17 @@ extension CoffreError.Code {
     public static let s3Unreachable = Self("S3Unreachable")
     public static let s3WrongRegion = Self("S3WrongRegion")
 
+    // MARK: Mounts and files of a point
+    public static let fuseUnavailable = Self("FUSEUnavailable")
+    public static let mountFailed = Self("MountFailed")
+    public static let mountPointUnusable = Self("MountPointUnusable")
+    public static let mountBusy = Self("MountBusy")
+    public static let notMounted = Self("NotMounted")
+    public static let fileSystemNotMounted = Self("FileSystemNotMounted")
+    public static let pathNotFound = Self("PathNotFound")
+    public static let pathOutsidePoint = Self("PathOutsidePoint")
+    public static let fileReadFailed = Self("FileReadFailed")
+
     // MARK: The catalog
     public static let catalogBusy = Self("CatalogBusy")
     public static let catalogFailed = Self("CatalogFailed")
@@ -180,7 +191,8 @@ extension CoffreError.Code {
         .encryptionKeyMissing, .ioError, .indexDamaged, .invalidBlockSize, .invalidName, .noDisks, .pointNotFound,
         .restoreTargetExists, .vaultAlreadyExists, .vaultBusy, .vaultFormatUnsupported, .vaultNotFound, .vaultUpgradeRequired,
         .wrongEncryptionKey, .s3AccessDenied, .s3BucketNotFound, .s3ClockSkew, .s3ConditionalCreateUnsupported,
-        .s3RequestFailed, .s3Unreachable, .s3WrongRegion, .catalogBusy, .catalogFailed, .catalogUnreadable, .guestPrepareFailed,
+        .s3RequestFailed, .s3Unreachable, .s3WrongRegion, .fuseUnavailable, .mountFailed, .mountPointUnusable, .mountBusy,
+        .notMounted, .fileSystemNotMounted, .pathNotFound, .pathOutsidePoint, .fileReadFailed, .catalogBusy, .catalogFailed, .catalogUnreadable, .guestPrepareFailed,
         .guestReleaseFailed, .internalError, .fabricUnreachable, .guestAgentTimeout, .guestAgentUnavailable,
         .invalidArgument, .invalidVMDefinition, .restoreIncomplete, .vmAlreadyExists, .agentBusy, .agentStateDamaged,
         .freezeFailed, .guestAlreadyFrozen, .guestAlreadyPrepared, .incorrectJSONConfigFile,

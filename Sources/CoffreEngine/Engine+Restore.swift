@@ -15,13 +15,8 @@ extension Engine {
     /// Starts a Restore job of one point of a VM (X1, X2): byte-identical sparse disks, every
     /// block verified. One operation per item (B6). A soft-deleted item's points need undelete first.
     public func restore(_ name: String, point pointID: String, to destination: RestoreDestination) async throws -> Job {
-        let record = try await resolveVM(name)
+        let (record, point) = try await restorablePoint(name, pointID)
         let key = record.key
-        guard let item = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
-        if item.state == .softDeleted { throw CoffreError.itemSoftDeleted(key, purgeAfter: Self.day(item.purgeAfter)) }
-        guard let point = try await catalog.point(id: pointID), point.item == item.id else {
-            throw CoffreError.recoveryPointNotFound(pointID, vm: key)
-        }
         if case .replaceDisks(false) = destination { throw CoffreError.confirmationRequired("Replacing the disks of \(key)") }
         if case .folder(_, let format) = destination {
             for disk in point.disks { try format.check(disk: disk.name, size: disk.size) }
@@ -42,6 +37,47 @@ extension Engine {
                                                     request: .replaceDisks(key), fabric: fabric)
             }
         }
+    }
+
+    /// Opens a point of a VM for random-access reads of its disks (a mount, a browse of its
+    /// files): the checks of a restore, without a job. The caller closes the reader.
+    public func openPoint(_ name: String, point pointID: String) async throws -> any PointDisks {
+        let (_, point) = try await restorablePoint(name, pointID)
+        return try await store.openPoint(point.id)
+    }
+
+    /// Lists a folder of a point's file systems (`/<disk>/part<N>/…`), as `coffre files` does.
+    public func listFiles(_ name: String, point pointID: String, path: String) async throws -> PointListing {
+        let (browser, point) = try await browsablePoint(name, pointID)
+        return try await browser.list(point: point.id, path: path) { try await self.store.openPoint(point.id) }
+    }
+
+    /// A file of a point, or a folder as a tar archive, to download.
+    public func downloadFiles(_ name: String, point pointID: String, path: String) async throws -> PointDownload {
+        let (browser, point) = try await browsablePoint(name, pointID)
+        return try await browser.download(point: point.id, path: path) { try await self.store.openPoint(point.id) }
+    }
+
+    private func browsablePoint(_ name: String, _ pointID: String) async throws -> (any PointFileBrowser, RecoveryPointRecord) {
+        guard let browser = fileBrowser else {
+            throw CoffreError(.fuseUnavailable, "This server does not read the files of points",
+                              workaround: "Run coffre serve as root on a host with FUSE (/dev/fuse), or use `coffre files` on the vault's host")
+        }
+        let (_, point) = try await restorablePoint(name, pointID)
+        return (browser, point)
+    }
+
+    /// The VM and its point, when the point may be read: the VM is protected (or was, its
+    /// data retained), not soft-deleted (its points need undelete first), and the point is its own.
+    private func restorablePoint(_ name: String, _ pointID: String) async throws -> (VMRecord, RecoveryPointRecord) {
+        let record = try await resolveVM(name)
+        let key = record.key
+        guard let item = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
+        if item.state == .softDeleted { throw CoffreError.itemSoftDeleted(key, purgeAfter: Self.day(item.purgeAfter)) }
+        guard let point = try await catalog.point(id: pointID), point.item == item.id else {
+            throw CoffreError.recoveryPointNotFound(pointID, vm: key)
+        }
+        return (record, point)
     }
 
     private func restoreThroughFabric(

@@ -43,6 +43,8 @@ public final class Engine: Sendable {
     public let store: any PointStore
     public let fabrics: [any Fabric]
     public let clock: any TimeSource
+    /// Reads points' files for the API and the dashboard (nil: this engine reads none).
+    public let fileBrowser: (any PointFileBrowser)?
     /// This engine instance's name as a job owner.
     public let owner: String
     let isOwnerAlive: @Sendable (String) -> Bool
@@ -61,8 +63,10 @@ public final class Engine: Sendable {
         configuration: Configuration, catalog: any Catalog, store: any PointStore, fabrics: [any Fabric],
         clock: any TimeSource = SystemTimeSource(), owner: String,
         isOwnerAlive: @escaping @Sendable (String) -> Bool,
+        fileBrowser: (any PointFileBrowser)? = nil,
         logger: Logger = Logger(label: "coffre.engine")
     ) {
+        self.fileBrowser = fileBrowser
         self.configuration = configuration
         self.catalog = catalog
         self.store = store

@@ -65,7 +65,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .invalidSchedule, .invalidRetention, .invalidRetainUntil, .invalidRestoreTarget, .invalidDiskFormat,
             .invalidBlockSize, .invalidPercent, .invalidOption, .invalidServer, .serverRequired, .confirmationRequired,
             .diskSizeUnaligned, .duplicateDiskName, .noDisks, .diskNotFound, .tooManyDataDisks, .vmNotInVaultRegion,
-            .unsupportedConfiguration, .unsupportedDisk, .restoreNotSupported,
+            .unsupportedConfiguration, .unsupportedDisk, .restoreNotSupported, .pathOutsidePoint,
         ]),
         // 401/403: who is asking.
         (.unauthorized, [.unauthenticated, .tokenMissing]),
@@ -73,7 +73,7 @@ public struct APIError: HTTPResponseError, Sendable {
         // 404: the thing named does not exist.
         (.notFound, [
             .vmNotFound, .policyNotFound, .jobNotFound, .recoveryPointNotFound, .pointNotFound, .fabricNotFound,
-            .notProtected, .noRecoveryPoint, .routeNotFound,
+            .notProtected, .noRecoveryPoint, .routeNotFound, .pathNotFound,
         ]),
         (.methodNotAllowed, [.methodNotAllowed]),
         // 409: the request is valid but the current state forbids it.
@@ -83,7 +83,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .protectionNotStopped, .vmNotRegistered, .vmVanished, .restoreTargetExists, .ambiguousVMName,
             .vmAlreadyExists, .vmMustBeStopped, .vmNotRunning, .vmAgentNotFound, .vmAgentOutdated, .vaultBusy, .vaultUpgradeRequired,
             .vaultAlreadyExists, .originalDefinitionMissing, .invalidVMDefinition, .agentBusy, .guestAlreadyFrozen,
-            .guestAlreadyPrepared, .notPrepared,
+            .guestAlreadyPrepared, .notPrepared, .mountPointUnusable, .mountBusy, .notMounted, .fileSystemNotMounted,
         ]),
         // 500: this server failed (its storage, its catalog, its host tools).
         (.internalServerError, [
@@ -91,7 +91,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .encryptionKeyMissing, .vaultNotFound, .vaultFormatUnsupported, .catalogFailed, .catalogUnreadable,
             .backupInternalError, .discoveryInternalError, .restoreIncomplete, .jobInterrupted, .invalidConfiguration,
             .libvirtNotBuilt, .extensionPackageMissing, .scratchFolderUnusable, .qemuImgMissing, .qemuImgFailed,
-            .qemuNBDMissing, .qemuNBDFailed,
+            .qemuNBDMissing, .qemuNBDFailed, .fuseUnavailable, .mountFailed, .fileReadFailed,
         ]),
         // 502: what the server relies on (a fabric, a guest, its extension, an NBD server) failed.
         (.badGateway, [

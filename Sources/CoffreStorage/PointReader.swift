@@ -36,7 +36,7 @@ extension Vault {
 ///   that record).
 ///
 /// Methods block (the store); call them from threads of one's own. Safe from several threads.
-public final class PointReader: Sendable {
+public final class PointReader: PointDisks {
     public static let defaultCacheBytes = 64 << 20
     /// Index pages kept decoded (32 KiB each at 64 KiB blocks: 4 GiB of disk).
     static let cachedPages = 64
@@ -87,6 +87,8 @@ public final class PointReader: Sendable {
 
     /// The disks' names and sizes, in the point's order.
     public var disks: [RecoveryPointManifest.Disk] { manifest.disks }
+    public var pointID: String { manifest.id }
+    public var readableDisks: [ReadableDisk] { manifest.disks.map { ReadableDisk(name: $0.name, size: $0.size) } }
 
     /// Reads up to `buffer.count` bytes of disk `disk` from `offset`; returns how many were read
     /// (fewer only at the disk's end). **Blocks.**

@@ -21,6 +21,10 @@ public struct VaultPointStore: PointStore {
         try await vault.restore(point: id, to: directory, format: format, overwrite: overwrite, progress: progress)
     }
 
+    public func openPoint(_ id: String) async throws -> any PointDisks {
+        try await runOnThread { _ in try vault.openPoint(id) }
+    }
+
     public func storedPoints(item: String?) async throws -> [StoredPoint] {
         try await runOnThread { _ in try vault.points(item: item).map(\.stored) }
     }

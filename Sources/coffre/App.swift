@@ -2,6 +2,7 @@ import ArgumentParser
 import CoffreCore
 import CoffreEngine
 import CoffreLocalFabric
+import CoffreMount
 #if Libvirt
 import CoffreLibvirt
 #endif
@@ -109,7 +110,8 @@ struct AppOptions: ParsableArguments {
         configuration.snapshotTimeout = .seconds(settings.snapshotTimeoutSeconds)
         configuration.copyTimeout = .seconds(settings.copyTimeoutSeconds)
         let engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: fabrics,
-                            clock: Self.clock(), owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive)
+                            clock: Self.clock(), owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive,
+                            fileBrowser: PointFileService(runDirectory: Self.runDirectory()))
         try await engine.start()
         return engine
     }
@@ -149,6 +151,11 @@ struct AppOptions: ParsableArguments {
             throw CoffreError(.invalidConfiguration, "\(path) is not valid: \(error)",
                               workaround: "Fix the file or remove it to get the defaults back")
         }
+    }
+
+    /// Where mounts of points for file recovery go: `$COFFRE_RUN_DIR`, else /run/coffre.
+    static func runDirectory() -> String {
+        ProcessInfo.processInfo.environment["COFFRE_RUN_DIR"] ?? "/run/coffre"
     }
 
     /// The system clock, or a fixed instant from `COFFRE_NOW` (ISO 8601) — for tests and

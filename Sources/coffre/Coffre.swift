@@ -23,6 +23,8 @@ struct Coffre: AsyncParsableCommand {
               coffre jobs --since 24h
               coffre points web01
               coffre restore web01 --point rp-… --to ./restored
+              coffre files web01 --point rp-… /disk0.img/part1/etc     (as root: file recovery)
+              coffre mount web01 --point rp-… /mnt/web01 --partitions
             The same commands against a running `coffre serve` (remote mode):
               export COFFRE_SERVER=http://127.0.0.1:8080 COFFRE_TOKEN_FILE=coffre-data/admin-token
               coffre backup web01            (a progress bar on a terminal; --json for scripts)
@@ -34,6 +36,7 @@ struct Coffre: AsyncParsableCommand {
         subcommands: [
             DiscoverCommand.self, VMCommand.self, RegisterCommand.self, PolicyCommand.self, ProtectCommand.self,
             BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self,
+            MountCommand.self, UnmountCommand.self, FilesCommand.self,
             StopProtectionCommand.self, UndeleteCommand.self, ResumeCommand.self, DashboardCommand.self,
             SchedulerCommand.self, ServeCommand.self, TokenCommand.self, DemoCommand.self, VaultCommand.self, ImageCommand.self,
         ]

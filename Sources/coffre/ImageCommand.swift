@@ -6,8 +6,8 @@ import Foundation
 
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "image", abstract: "Back up, list, restore and expire raw disk images.",
-        subcommands: [Backup.self, Points.self, Restore.self, Expire.self])
+        commandName: "image", abstract: "Back up, list, restore, mount and expire raw disk images.",
+        subcommands: [Backup.self, Points.self, Restore.self, Expire.self, Mount.self, Files.self])
 
     struct Backup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

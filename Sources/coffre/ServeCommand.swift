@@ -48,7 +48,14 @@ struct ServeCommand: AsyncParsableCommand {
                 metricsRegistry: registry,
                 onServerRunning: { [host] port in say("Coffre listens on http://\(host):\(port)/ (data \(dataPath))") })
             let group = makeServiceGroup(engine: engine, tokens: tokens, configuration: configuration)
-            try await group.run()
+            do {
+                try await group.run()
+            } catch {
+                await engine.fileBrowser?.closeAll()
+                throw error
+            }
+            // Points mounted for file recovery are unmounted before the process ends.
+            await engine.fileBrowser?.closeAll()
         }
     }
 }

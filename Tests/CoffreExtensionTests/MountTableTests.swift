@@ -1,3 +1,4 @@
+import CoffreSystem
 @testable import CoffreExtension
 import Testing
 
@@ -25,16 +26,16 @@ struct MountTableTests {
 
     @Test("mountinfo lines are parsed, octal escapes decoded")
     func parse() {
-        let mounts = MountTable.parse(Self.mountinfo + "\nnot a mountinfo line\n")
+        let mounts = MountInfo.parse(Self.mountinfo + "\nnot a mountinfo line\n")
         #expect(mounts.count == 17)
-        #expect(mounts[0] == Mount(device: "259:2", mountPoint: "/", fileSystemType: "ext4", source: "/dev/vda2", options: ["rw", "relatime"]))
+        #expect(mounts[0] == Mount(device: "259:2", mountPoint: "/", fileSystemType: "ext4", source: "/dev/vda2", options: ["rw", "relatime"], id: 22, parent: 1))
         #expect(mounts.contains { $0.mountPoint == "/data/my disk" && $0.fileSystemType == "btrfs" })
         #expect(mounts.first { $0.mountPoint == "/images/mounted" }?.isLoopDevice == true)
     }
 
     @Test("A real guest: ext3/4, xfs, btrfs; no loop, tmpfs, read-only, hidden or skipped mounts; one per device; / last")
     func systemRoot() {
-        let chosen = MountTable.selectForFreeze(MountTable.parse(Self.mountinfo), paths: GuestPaths(root: "/"), skip: ["/scratch/"])
+        let chosen = MountTable.selectForFreeze(MountInfo.parse(Self.mountinfo), paths: GuestPaths(root: "/"), skip: ["/scratch/"])
         // /data/my disk and /srv/sub are one btrfs: frozen once, through the shorter path.
         #expect(chosen.map(\.mountPoint) == ["/srv/sub", "/vm1/data", "/boot", "/var", "/vm1", "/"])
         #expect(chosen.last?.mountPoint == "/")
@@ -43,15 +44,15 @@ struct MountTableTests {
 
     @Test("Under another root: only its mounts, loop devices included, deepest first")
     func guestRoot() {
-        let chosen = MountTable.selectForFreeze(MountTable.parse(Self.mountinfo), paths: GuestPaths(root: "/vm1/"), skip: [])
+        let chosen = MountTable.selectForFreeze(MountInfo.parse(Self.mountinfo), paths: GuestPaths(root: "/vm1/"), skip: [])
         #expect(chosen.map(\.mountPoint) == ["/vm1/data", "/vm1/image", "/vm1"])
-        let skipping = MountTable.selectForFreeze(MountTable.parse(Self.mountinfo), paths: GuestPaths(root: "/vm1"), skip: ["/image"])
+        let skipping = MountTable.selectForFreeze(MountInfo.parse(Self.mountinfo), paths: GuestPaths(root: "/vm1"), skip: ["/image"])
         #expect(skipping.map(\.mountPoint) == ["/vm1/data", "/vm1"])
     }
 
     @Test("A root with no mounts under it freezes nothing")
     func nothingUnderRoot() {
-        #expect(MountTable.selectForFreeze(MountTable.parse(Self.mountinfo), paths: GuestPaths(root: "/tmp/empty"), skip: []).isEmpty)
+        #expect(MountTable.selectForFreeze(MountInfo.parse(Self.mountinfo), paths: GuestPaths(root: "/tmp/empty"), skip: []).isEmpty)
     }
 
     @Test("Guest and host paths convert both ways")

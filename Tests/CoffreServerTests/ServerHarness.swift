@@ -25,7 +25,7 @@ final class ServerHarness: @unchecked Sendable {
     let store: HeldStore
     static let region = "local"
 
-    init() async throws {
+    init(fileBrowser: (@Sendable (_ folder: String) -> any PointFileBrowser)? = nil) async throws {
         folder = NSTemporaryDirectory() + "coffre-server-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder + "/fabric", withIntermediateDirectories: true)
         let catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
@@ -39,7 +39,7 @@ final class ServerHarness: @unchecked Sendable {
         var configuration = Engine.Configuration(region: Self.region)
         configuration.monitorInterval = .milliseconds(20)
         engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: [fabric],
-                        owner: "test", isOwnerAlive: { $0 == "test" })
+                        owner: "test", isOwnerAlive: { $0 == "test" }, fileBrowser: fileBrowser?(folder))
         try await engine.start()
         var tokenByRole: [Role: String] = [:]
         for role in Role.allCases { tokenByRole[role] = try await tokens.create(name: role.rawValue, role: role) }

@@ -114,16 +114,7 @@ enum QemuImg {
     static let enabled = available || ProcessInfo.processInfo.environment["COFFRE_CI"] != nil
 
     static func run(_ arguments: [String], tool: String = "/usr/bin/qemu-img") throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try runTool(tool, arguments)
     }
 
     /// `qemu-img check`: exit 0 means no corruption and no leaked cluster.

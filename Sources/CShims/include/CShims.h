@@ -21,4 +21,12 @@ int coffre_is_zero(const void *p, size_t n);
 /// flock(2); Swift sees the `struct flock` of fcntl.h under the same name.
 int coffre_flock(int fd, int operation);
 
+/// open(2) flag missing from Swift's Glibc overlay (needs _GNU_SOURCE).
+extern const int coffre_O_PATH;
+
+/// openat2(2) of `path` under the directory `dirfd` that can never leave it: no `..` above it,
+/// no absolute or /proc symbolic links, no crossing into another mount (RESOLVE_BENEATH |
+/// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV); O_CLOEXEC added. Fails with EXDEV on an escape.
+int coffre_open_beneath(int dirfd, const char *path, int flags);
+
 #endif

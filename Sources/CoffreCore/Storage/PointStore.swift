@@ -69,6 +69,9 @@ public protocol PointStore: Sendable {
     func restorePoint(
         _ id: String, to directory: String, format: DiskFormat, overwrite: Bool, progress: ProgressHandler?
     ) async throws -> [String]
+    /// Opens a point for random-access, verified reads of its disks; the point stays in the
+    /// store until the reader is closed.
+    func openPoint(_ id: String) async throws -> any PointDisks
     /// The points the store holds, oldest first (all items when `item` is nil).
     func storedPoints(item: String?) async throws -> [StoredPoint]
     /// Removes a point; its blocks stay until `collectGarbage` finds them unreferenced.
