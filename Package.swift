@@ -132,7 +132,7 @@ let package = Package(
             name: "coffre",
             dependencies: [
                 "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
-                "CoffreServer", "CoffreS3", "CoffreMount", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
+                "CoffreServer", "CoffreS3", "CoffreMount", "CoffreNBD", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -147,7 +147,7 @@ public enum FileSystemKind: String, Sendable, Codable, CaseIterable {
     case swap, lvm
     case unknown
 
-    /// How `mount -t` names the driver, and the read-only options that keep the kernel from
+    /// How `mount -t` names the kernel's driver, and the read-only options that keep the kernel from
     /// writing to the image: no journal replay, no log recovery, no UUID clash with the
     /// original file system mounted on the same host.
     public var mountDriver: (type: String, options: [String])? {
@@ -155,9 +155,9 @@ public enum FileSystemKind: String, Sendable, Codable, CaseIterable {
         case .ext2, .ext3, .ext4: ("ext4", ["noload"])
         case .xfs: ("xfs", ["norecovery", "nouuid"])
         case .btrfs: ("btrfs", ["rescue=nologreplay"])
-        case .vfat: ("vfat", [])
         case .ntfs: ("ntfs3", [])
-        case .swap, .lvm, .unknown: nil
+        // vfat is read by `FATVolume`, not the kernel (decision 0020).
+        case .vfat, .swap, .lvm, .unknown: nil
         }
     }
 

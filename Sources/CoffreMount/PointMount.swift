@@ -131,6 +131,12 @@ public final class PointMount: Sendable {
         }
     }
 
+    /// A mount dropped without `unmount()` is detached, so libfuse's threads never outlive
+    /// the file system they serve.
+    deinit {
+        try? unmount(lazy: true)
+    }
+
     /// Blocks until the point is unmounted (by `unmount()`, `coffre unmount` or `umount`), or
     /// `timeout` has passed; true when it is.
     public func wait(timeout: DispatchTime = .distantFuture) -> Bool {

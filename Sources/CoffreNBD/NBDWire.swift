@@ -12,12 +12,15 @@ enum NBDWire {
     // Options.
     static let optExportName: UInt32 = 1
     static let optAbort: UInt32 = 2
+    static let optList: UInt32 = 3
+    static let optInfo: UInt32 = 6
     static let optGo: UInt32 = 7
     static let optStructuredReply: UInt32 = 8
     static let optSetMetaContext: UInt32 = 10
 
     // Option replies.
     static let repAck: UInt32 = 1
+    static let repServer: UInt32 = 2
     static let repInfo: UInt32 = 3
     static let repMetaContext: UInt32 = 4
     static let repErrorBit: UInt32 = 1 << 31
@@ -38,6 +41,7 @@ enum NBDWire {
     // Transmission flags.
     static let transmissionHasFlags: UInt16 = 1 << 0
     static let transmissionReadOnly: UInt16 = 1 << 1
+    static let transmissionSendFlush: UInt16 = 1 << 2
     static let transmissionCanMultiConn: UInt16 = 1 << 8
 
     // Requests and replies.
@@ -46,7 +50,11 @@ enum NBDWire {
     static let structuredReplyMagic: UInt32 = 0x668E_33EF
 
     static let cmdRead: UInt16 = 0
+    static let cmdWrite: UInt16 = 1
     static let cmdDisconnect: UInt16 = 2
+    static let cmdFlush: UInt16 = 3
+    static let cmdTrim: UInt16 = 4
+    static let cmdWriteZeroes: UInt16 = 6
     static let cmdBlockStatus: UInt16 = 7
 
     static let replyFlagDone: UInt16 = 1 << 0
@@ -57,6 +65,11 @@ enum NBDWire {
     static let chunkErrorBit: UInt16 = 1 << 15
     static let chunkError: UInt16 = chunkErrorBit | 1
     static let chunkErrorOffset: UInt16 = chunkErrorBit | 2
+
+    // Error numbers of replies (the protocol's, not the host's errno values).
+    static let errorPermission: UInt32 = 1
+    static let errorIO: UInt32 = 5
+    static let errorInvalid: UInt32 = 22
 
     /// Longest string (export name, context name, message) the protocol allows.
     static let maxString = 4096
@@ -85,6 +98,8 @@ enum NBDWire {
     static func optionName(_ option: UInt32) -> String {
         switch option {
         case optExportName: "NBD_OPT_EXPORT_NAME"
+        case optList: "NBD_OPT_LIST"
+        case optInfo: "NBD_OPT_INFO"
         case optGo: "NBD_OPT_GO"
         case optStructuredReply: "NBD_OPT_STRUCTURED_REPLY"
         case optSetMetaContext: "NBD_OPT_SET_META_CONTEXT"

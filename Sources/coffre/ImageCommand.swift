@@ -7,7 +7,7 @@ import Foundation
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Back up, list, restore, mount and expire raw disk images.",
-        subcommands: [Backup.self, Points.self, Restore.self, Expire.self, Mount.self, Files.self])
+        subcommands: [Backup.self, Points.self, Restore.self, Expire.self, Mount.self, Files.self, Export.self])
 
     struct Backup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

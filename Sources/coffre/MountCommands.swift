@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoffreCore
 import CoffreMount
+import CoffreNBD
 import CoffreSystem
 import Foundation
 import Synchronization
@@ -223,7 +224,72 @@ struct FilesCommand: AsyncParsableCommand {
     }
 }
 
+/// Serves a point's disks over NBD until Ctrl-C or SIGTERM.
+enum ExportRunner {
+    static func serve(_ disks: any PointDisks, socket: String) async throws {
+        let path = FileIO.absolutePath(socket)
+        let server: NBDServer
+        do {
+            server = try await runOnThread { _ in try NBDServer(disks: disks, socketPath: path) }
+        } catch {
+            disks.close()
+            throw error
+        }
+        print("point \(disks.pointID) served read-only over NBD at \(path)")
+        for disk in disks.readableDisks {
+            print("  nbd+unix:///\(disk.name)?socket=\(path)  \(ByteSize.format(disk.size))")
+        }
+        print("stop with Ctrl-C")
+        fflush(nil)
+        let stopped = DispatchSemaphore(value: 0)
+        let signals = SignalStop { _ in stopped.signal() }
+        _ = await runOnThread { _ in stopped.wait() }
+        signals.cancel()
+        server.stop()
+        disks.close()
+        if let failure = server.readFailure {
+            FileHandle.standardError.write(Data("coffre: some reads failed while served: \(failure)\n".utf8))
+        }
+    }
+}
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Serve a recovery point's disks read-only over NBD on a Unix socket, until Ctrl-C.",
+        discussion: """
+            One export per disk, named like the disk; any NBD client reads them (QEMU, qemu-img, nbdcopy):
+              coffre export web01 --point rp-… --socket /run/coffre/web01.sock
+              qemu-img create -f qcow2 -F raw -b 'nbd+unix:///os.img?socket=/run/coffre/web01.sock' overlay.qcow2
+            Every block is verified as it is read; writes are refused (put them in an overlay).
+            """)
+    @OptionGroup var options: ConnectOptions
+    @Argument(help: "The VM, as name or cloudService/name.") var vm: String
+    @Option(help: "The recovery point id.") var point: String
+    @Option(help: "The Unix socket to listen at.") var socket: String
+
+    func run() async throws {
+        try await reportingErrors {
+            try await ExportRunner.serve(try await PointSource.open(vm: vm, point: point, options: options), socket: socket)
+        }
+    }
+}
+
 extension ImageCommand {
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve a point of a vault read-only over NBD (as `coffre export`, with --vault instead of a VM).",
+            discussion: "Example: coffre image export --vault /srv/coffre --point rp-… --socket /tmp/point.sock")
+        @OptionGroup var options: VaultOptions
+        @Option(help: "The recovery point id.") var point: String
+        @Option(help: "The Unix socket to listen at.") var socket: String
+
+        func run() async throws {
+            try await reportingErrors {
+                try await ExportRunner.serve(try await PointSource.open(vault: options, point: point), socket: socket)
+            }
+        }
+    }
+
     struct Mount: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Mount a point of a vault read-only (as `coffre mount`, with --vault instead of a VM).",

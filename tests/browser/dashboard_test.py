@@ -5,7 +5,9 @@ Starts `coffre serve --demo` on a free port with a fresh data folder, signs in w
 token from <data>/admin-token, then drives seed 000's flow: discover, register two VMs (the two
 `web01` of different cloud services), create a daily policy, protect both, back one up now and
 watch the job complete on its page without a reload, see the dashboard counts change, open the
-recovery points and restore the point as a new VM. A screenshot of every tab goes to the artifacts folder. Any JavaScript console
+recovery points, browse the point's file systems (its OS disk is a GPT image with an ext4 and a
+vfat partition) and download a file and a folder (.tar) through Chromium, and restore the point
+as a new VM. A screenshot of every tab goes to the artifacts folder. Any JavaScript console
 error (Chromium's browser log at SEVERE) fails the test.
 
 Usage: dashboard_test.py --coffre PATH/TO/coffre [--artifacts DIR] [--keep-data] [--no-demo]
@@ -83,6 +85,34 @@ def write_fallback_fabric(data):
                        "agentVersion": "2.7", "disks": ["os.img"]}, f)
 
 
+def make_partitioned_disk(path, work):
+    """prod/web01's OS disk as a VM has one: GPT, an ext4 and a vfat partition with known files
+    (sfdisk, mkfs.ext4 -d, mkfs.vfat and mtools; no root needed). Returns the source folders."""
+    ext4, vfat = os.path.join(work, "ext4"), os.path.join(work, "vfat")
+    os.makedirs(os.path.join(ext4, "etc"))
+    os.makedirs(os.path.join(ext4, "home", "ana"))
+    os.makedirs(os.path.join(vfat, "EFI", "BOOT"))
+    with open(os.path.join(ext4, "etc", "hosts"), "w") as f:
+        f.write("10.1.2.3 web01.prod\n")
+    os.chmod(os.path.join(ext4, "etc", "hosts"), 0o640)
+    with open(os.path.join(ext4, "home", "ana", "notes.txt"), "w") as f:
+        f.write("backups that can be read\n" * 100)
+    os.symlink("notes.txt", os.path.join(ext4, "home", "ana", "latest"))
+    with open(os.path.join(vfat, "EFI", "BOOT", "BOOTX64.EFI"), "wb") as f:
+        f.write(os.urandom(50_000))
+    size = os.path.getsize(path)
+    script = f"""
+        set -euo pipefail
+        rm -f '{path}'; truncate -s {size} '{path}'
+        printf 'label: gpt\\nstart=2048,size=49152,type=L\\nstart=51200,size=49152,type=U\\n' | sfdisk -q '{path}'
+        mkfs.ext4 -q -F -E offset=1048576 -d '{ext4}' '{path}' 24576k
+        mkfs.vfat --offset 51200 '{path}' 24576 >/dev/null 2>&1
+        cd '{vfat}' && mcopy -s -i '{path}@@26214400' EFI ::/
+        """
+    subprocess.run(["bash", "-c", script], check=True)
+    return ext4, vfat
+
+
 class Server:
     def __init__(self, coffre, artifacts, demo=True):
         self.data = tempfile.mkdtemp(prefix="coffre-browser-")
@@ -95,8 +125,12 @@ class Server:
             print("writing the sample VMs here (without serve --demo)")
             write_fallback_fabric(self.data)
         self.log = open(os.path.join(artifacts, "server.log"), "w")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        environment = dict(os.environ, COFFRE_RUN_DIR=os.path.join(self.data, "run"))
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=environment)
         self.token = self._wait_until_ready()
+        # Before discovery: prod/web01's OS disk gets file systems to browse.
+        self.source = make_partitioned_disk(os.path.join(self.data, "fabric", "prod", "web01", "os.img"),
+                                            tempfile.mkdtemp(prefix="coffre-browser-source-"))
 
     def _wait_until_ready(self):
         deadline = time.time() + 60
@@ -310,6 +344,10 @@ class Flow:
         self.expect("On demand" in points[0].text, f"a backup-now point is on demand: {points[0].text}")
         self.screenshot("recovery-points")
 
+        print("browse the point's files and download a file and a folder")
+        self.browse_and_download()
+        self.submit("#back-to-points")
+
         print("restore it as a new VM")
         self.submit("#restore")
         self.wait_for_job_page("Succeeded")
@@ -322,6 +360,64 @@ class Flow:
         self.collect_console()
         if self.console_errors:
             raise Failure("JavaScript console errors:\n  " + "\n  ".join(self.console_errors))
+
+    def browse_and_download(self):
+        ext4, vfat = self.server.source
+        self.submit("#point-table a.files-link")
+        self.expect(self.finds("#file-table tr[data-name='os.img']"), "the point's root should list its disk os.img")
+        self.submit("#file-table tr[data-name='os.img'] a.folder-link")
+        kinds = {row.get_attribute("data-name"): row.text for row in self.finds("#file-table tbody tr[data-name]")}
+        self.expect("ext4" in kinds.get("part1", "") and "vfat" in kinds.get("part2", ""),
+                    f"os.img should show part1 (ext4) and part2 (vfat): {kinds}")
+        self.screenshot("point-partitions")
+        self.submit("#file-table tr[data-name='part1'] a.folder-link")
+        self.submit("#file-table tr[data-name='etc'] a.folder-link")
+        hosts = self.find("#file-table tr[data-name='hosts']").text
+        self.expect("-rw-r-----" in hosts, f"hosts should keep its mode 0640: {hosts}")
+        self.screenshot("point-files")
+
+        downloads = tempfile.mkdtemp(prefix="coffre-browser-downloads-")
+        self.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+        self.find("#file-table tr[data-name='hosts'] a.download-link").click()
+        with open(os.path.join(ext4, "etc", "hosts"), "rb") as f:
+            self.expect(self.downloaded(downloads, "hosts") == f.read(), "the downloaded hosts differs from the source")
+
+        # Up to part1 by the path's links, then home as a .tar.
+        self.submit("#crumbs a:nth-of-type(3)")
+        self.find("#file-table tr[data-name='home'] a.download-link").click()
+        archive = os.path.join(downloads, "home.tar")
+        self.downloaded(downloads, "home.tar")
+        listing = subprocess.run(["tar", "-tvf", archive], capture_output=True, text=True, check=True).stdout
+        self.expect("home/ana/latest -> notes.txt" in listing and "home/ana/notes.txt" in listing,
+                    f"the folder's tar should hold notes.txt and the link latest: {listing}")
+        extracted = tempfile.mkdtemp(prefix="coffre-browser-extracted-")
+        subprocess.run(["tar", "-xf", archive, "-C", extracted], check=True)
+        with open(os.path.join(ext4, "home", "ana", "notes.txt"), "rb") as a, \
+                open(os.path.join(extracted, "home", "ana", "notes.txt"), "rb") as b:
+            self.expect(a.read() == b.read(), "notes.txt from the tar differs from the source")
+
+        # The vfat partition, through Coffre's FAT reader.
+        self.submit("#crumbs a:nth-of-type(2)")
+        self.submit("#file-table tr[data-name='part2'] a.folder-link")
+        self.submit("#file-table tr[data-name='EFI'] a.folder-link")
+        self.submit("#file-table tr[data-name='BOOT'] a.folder-link")
+        self.find("#file-table tr[data-name='BOOTX64.EFI'] a.download-link").click()
+        with open(os.path.join(vfat, "EFI", "BOOT", "BOOTX64.EFI"), "rb") as f:
+            self.expect(self.downloaded(downloads, "BOOTX64.EFI") == f.read(), "BOOTX64.EFI differs from the source")
+        self.screenshot("point-vfat")
+        shutil.rmtree(downloads, ignore_errors=True)
+        shutil.rmtree(extracted, ignore_errors=True)
+
+    def downloaded(self, folder, name, timeout=60):
+        """Waits for Chromium to finish downloading `name` into `folder`; returns its bytes."""
+        path = os.path.join(folder, name)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(path) and not os.path.exists(path + ".crdownload"):
+                with open(path, "rb") as f:
+                    return f.read()
+            time.sleep(0.2)
+        raise Failure(f"Chromium did not download {name} within {timeout} s (folder holds {os.listdir(folder)})")
 
     def wait_for_job_page(self, expected):
         self.expect(self.finds("#job[data-job-id]"), f"expected a job page, got {self.driver.current_url}")

@@ -118,6 +118,7 @@ extension DashboardController {
             var blocksOnlyHere: Int
             var freedIfExpired: String
             var newest: Bool
+            var filesHref: String
         }
         struct Body {
             var policy: String
@@ -139,7 +140,8 @@ extension DashboardController {
                 consistency: DashboardFormat.consistency(point.consistency), reason: point.guest.reason,
                 expires: point.expiresAt.map(DashboardFormat.instant) ?? "never",
                 blocksAdded: counted?.blocksAdded ?? point.stats.blocksAdded, blocksOnlyHere: counted?.blocksOnlyHere ?? 0,
-                freedIfExpired: ByteSize.format(counted?.bytesFreedIfExpired ?? 0), newest: point.id == newestID)
+                freedIfExpired: ByteSize.format(counted?.bytesFreedIfExpired ?? 0), newest: point.id == newestID,
+                filesHref: DashboardFormat.pointsHref(item.vm) + "/" + DashboardFormat.segment(point.id) + "/files")
         }
         let state = try await engine.itemSummaries().first { $0.item.id == item.id }?.status ?? item.state.rawValue
         let body = Body(

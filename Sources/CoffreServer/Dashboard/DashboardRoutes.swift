@@ -35,6 +35,16 @@ enum DashboardRoutes {
                 try await dashboard.points(try context.vmParameter(), context)
             }
         }
+        router.get("/vms/:vm/points/:point/files") { request, context in
+            await dashboard.guarded(request, context, tab: .protected, needs: .operator) {
+                try await dashboard.files(try context.vmParameter(), point: try context.parameters.require("point"), request, context)
+            }
+        }
+        router.get("/vms/:vm/points/:point/files/download") { request, context in
+            await dashboard.guarded(request, context, tab: .protected, needs: .operator) {
+                try await dashboard.downloadFile(try context.vmParameter(), point: try context.parameters.require("point"), request)
+            }
+        }
         router.post("/vms/:vm/restore") { request, context in
             await dashboard.guarded(request, context, tab: .protected, needs: .operator) {
                 try await dashboard.restore(try context.vmParameter(), try await DashboardForm.read(request), context)

@@ -7,7 +7,7 @@
 enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "login": login, "error": error, "overview": overview, "vms": vms,
-        "protected": protected, "policies": policies, "jobs": jobs, "job": job, "points": points,
+        "protected": protected, "policies": policies, "jobs": jobs, "job": job, "points": points, "files": files,
         "started": started, "jobRows": jobRows, "errorBox": errorBox,
     ]
 
@@ -247,7 +247,7 @@ enum DashboardTemplates {
         <form method="post" action="{{restoreHref}}" id="restore-form">
         <table class="grid" id="point-table">
           <thead><tr><th></th><th>Point</th><th>Taken</th><th>Type</th><th>Consistency</th><th>Expires</th>
-            <th class="num">Blocks added</th><th class="num">Only here</th><th class="num">Freed if expired</th></tr></thead>
+            <th class="num">Blocks added</th><th class="num">Only here</th><th class="num">Freed if expired</th>{{#canOperate}}<th></th>{{/canOperate}}</tr></thead>
           <tbody>
           {{#points}}
           <tr data-point="{{id}}">
@@ -255,9 +255,10 @@ enum DashboardTemplates {
             <td>{{id}}</td><td>{{taken}}</td><td>{{type}}{{#tags}} <span class="tag">{{.}}</span>{{/tags}}</td>
             <td title="{{reason}}">{{consistency}}</td><td>{{expires}}</td>
             <td class="num">{{blocksAdded}}</td><td class="num">{{blocksOnlyHere}}</td><td class="num">{{freedIfExpired}}</td>
+            {{#canOperate}}<td><a href="{{filesHref}}" class="files-link">Files</a></td>{{/canOperate}}
           </tr>
           {{/points}}
-          {{^points}}<tr><td colspan="9" class="empty">No recovery point yet (pending initial backup).</td></tr>{{/points}}
+          {{^points}}<tr><td colspan="10" class="empty">No recovery point yet (pending initial backup).</td></tr>{{/points}}
           </tbody>
         </table>
         {{#canOperate}}{{#hasPoints}}
@@ -274,6 +275,27 @@ enum DashboardTemplates {
         </fieldset>
         {{/hasPoints}}{{/canOperate}}
         </form>
+        {{/body}}{{/content}}{{/layout}}
+        """
+
+    static let files = """
+        {{<layout}}{{$content}}{{#body}}
+        <p><a href="{{pointsHref}}" id="back-to-points">Recovery points</a></p>
+        <nav class="crumbs" aria-label="Path" id="crumbs">{{#crumbs}}<a href="{{href}}">{{name}}</a> / {{/crumbs}}</nav>
+        {{#folderDownloadHref}}<p><a href="{{folderDownloadHref}}" id="download-folder" download>Download this folder (.tar)</a></p>{{/folderDownloadHref}}
+        <table class="grid" id="file-table">
+          <thead><tr><th>Name</th><th>Type</th><th>Mode</th><th>Owner</th><th class="num">Size</th><th>Modified</th><th></th></tr></thead>
+          <tbody>
+          {{#rows}}
+          <tr data-name="{{name}}">
+            <td>{{#href}}<a href="{{href}}" class="folder-link">{{name}}</a>{{/href}}{{^href}}{{name}}{{/href}}{{#target}} → {{target}}{{/target}}{{#note}} <span class="tag" title="{{note}}">not readable</span>{{/note}}</td>
+            <td>{{kind}}</td><td><code>{{mode}}</code></td><td>{{owner}}</td><td class="num">{{size}}</td><td>{{modified}}</td>
+            <td>{{#downloadHref}}<a href="{{downloadHref}}" class="download-link" download>Download</a>{{/downloadHref}}</td>
+          </tr>
+          {{/rows}}
+          {{#isEmpty}}<tr><td colspan="7" class="empty">Empty folder.</td></tr>{{/isEmpty}}
+          </tbody>
+        </table>
         {{/body}}{{/content}}{{/layout}}
         """
 

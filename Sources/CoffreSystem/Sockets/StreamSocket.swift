@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,7 +29,7 @@ package final class StreamSocket {
     private var fd: Int32
     package let timeoutSeconds: Int
 
-    private init(fd: Int32, timeoutSeconds: Int) {
+    fileprivate init(fd: Int32, timeoutSeconds: Int) {
         self.fd = fd
         self.timeoutSeconds = timeoutSeconds
     }
@@ -42,17 +43,7 @@ package final class StreamSocket {
         let seconds = max(1, Int(timeout.components.seconds))
         switch address {
         case .unix(let path):
-            var unixAddress = sockaddr_un()
-            unixAddress.sun_family = sa_family_t(AF_UNIX)
-            let capacity = MemoryLayout.size(ofValue: unixAddress.sun_path)
-            let utf8 = Array(path.utf8)
-            guard !utf8.isEmpty, utf8.count < capacity else {
-                throw .connectFailed("a Unix socket path must be 1 to \(capacity - 1) bytes long")
-            }
-            withUnsafeMutableBytes(of: &unixAddress.sun_path) { raw in
-                raw.copyBytes(from: utf8)
-                raw[utf8.count] = 0
-            }
+            var unixAddress = try unixSocketAddress(path)
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw .connectFailed(errnoDescription(errno)) }
             let socket = StreamSocket(fd: fd, timeoutSeconds: seconds)
@@ -93,6 +84,22 @@ package final class StreamSocket {
         }
     }
 
+    /// The address of a Unix socket at `path`.
+    fileprivate static func unixSocketAddress(_ path: String) throws(Failure) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        let utf8 = Array(path.utf8)
+        guard !utf8.isEmpty, utf8.count < capacity else {
+            throw .connectFailed("a Unix socket path must be 1 to \(capacity - 1) bytes long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: utf8)
+            raw[utf8.count] = 0
+        }
+        return address
+    }
+
     private func setTimeouts() throws(Failure) {
         var value = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
@@ -131,6 +138,12 @@ package final class StreamSocket {
         }
     }
 
+    /// Ends the connection both ways without closing the descriptor: a send or receive waiting
+    /// on another thread returns at once. Then `close()` it from that thread.
+    package func shutdown() {
+        if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
     package func close() {
         if fd >= 0 {
             _ = Glibc.close(fd)
@@ -140,5 +153,66 @@ package final class StreamSocket {
 
     private static func failure(_ code: Int32) -> Failure {
         code == EAGAIN || code == EWOULDBLOCK ? .timedOut : .broken(errnoDescription(code))
+    }
+}
+
+/// A listening Unix socket (a server's): `accept()` blocks for the next connection, whose
+/// sends and receives wait without a timeout (a client may stay idle for hours).
+/// `close()` from another thread wakes a waiting `accept()` and removes the socket file.
+package final class StreamListener: Sendable {
+    package let path: String
+    private let fd: Int32
+    private let closed = Atomic(false)
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    /// Listens at `path` (a stale socket file there is replaced), mode 0600.
+    package static func listen(unixPath path: String) throws(StreamSocket.Failure) -> StreamListener {
+        var address = try StreamSocket.unixSocketAddress(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .connectFailed(errnoDescription(errno)) }
+        var existing = stat()
+        if lstat(path, &existing) == 0, existing.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 16) == 0 else {
+            let reason = errnoDescription(errno)
+            _ = Glibc.close(fd)
+            throw .connectFailed("cannot listen at \(path): \(reason)")
+        }
+        return StreamListener(fd: fd, path: path)
+    }
+
+    /// The next connection; `.closed` once `close()` was called.
+    package func accept() throws(StreamSocket.Failure) -> StreamSocket {
+        while !closed.load(ordering: .acquiring) {
+            let client = Glibc.accept(fd, nil, nil)
+            if client >= 0 {
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                return StreamSocket(connected: client)
+            }
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            throw errno == EINVAL || errno == EBADF ? .closed : .broken(errnoDescription(errno))
+        }
+        throw .closed
+    }
+
+    /// Stops listening: wakes `accept()`, removes the socket file. Connections stay open.
+    package func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+        _ = Glibc.close(fd)
+        unlink(path)
+    }
+}
+
+extension StreamSocket {
+    /// An accepted connection: no timeouts.
+    convenience init(connected fd: Int32) {
+        self.init(fd: fd, timeoutSeconds: 0)
     }
 }
