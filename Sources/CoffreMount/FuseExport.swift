@@ -94,9 +94,9 @@ final class FuseExport: @unchecked Sendable {
     /// Mounts the tree at `mountPoint` (fsname `source`, type fuse.coffre) and starts serving it
     /// on libfuse's threads. **Blocks** until the kernel has the mount.
     func start(source: String) throws {
-        // Mount options: read-only, permissions checked by the kernel from the modes given,
-        // readable by other users (root mounts it).
-        let options = "ro,default_permissions,allow_other,fsname=\(source),subtype=coffre"
+        // Mount options: read-only, no devices, set-uid or execution, permissions checked by the
+        // kernel from the modes given, readable by other users (root mounts it).
+        let options = "ro,nodev,nosuid,noexec,default_permissions,allow_other,fsname=\(source),subtype=coffre"
         arguments = ([String])(["coffre", "-o", options]).map { strdup($0) }
         var args = fuse_args(argc: Int32(arguments.count), argv: arguments.withUnsafeMutableBufferPointer { $0.baseAddress }, allocated: 0)
         var operations = FuseExport.operations

@@ -13,7 +13,8 @@ public struct PointCopyReport: Codable, Sendable, Equatable {
     public var directories = 0
     public var symlinks = 0
     public var bytes: Int64 = 0
-    /// Entries left out (sockets; devices and FIFOs when not root), by path.
+    /// Entries left out, by path: sockets, and device nodes (a guest's device node would open
+    /// a device of this host).
     public var skipped: [String] = []
 }
 
@@ -65,7 +66,8 @@ public struct PointFiles: Sendable {
     /// Copies the file, symbolic link or folder at `path` to `destination` like `cp -a`: into it
     /// when it is a folder, else under that name. Modes, owners (when root), times and symbolic
     /// links are kept; hard links become separate files. Written under a temporary name and
-    /// renamed when complete, so a failed copy leaves nothing half-written. **Blocks.**
+    /// renamed when complete, so a failed copy leaves nothing half-written. Device nodes and
+    /// sockets are left out and listed in the report. **Blocks.**
     public func copy(_ path: String, to destination: String) throws -> PointCopyReport {
         guard case .inside(let fs, let rest) = try locate(path) else {
             throw CoffreError(.invalidArgument, "\(path) is not inside a file system of the point",
@@ -349,13 +351,8 @@ public struct PointFiles: Sendable {
             var times = [s.st_atim, s.st_mtim]
             _ = utimensat(destination, target, &times, AT_SYMLINK_NOFOLLOW)
             report.symlinks += 1
-        case S_IFIFO, S_IFCHR, S_IFBLK:
-            // Devices need root; a FIFO does not.
-            guard s.st_mode & S_IFMT == S_IFIFO || getuid() == 0 else {
-                report.skipped.append(path)
-                return
-            }
-            try check(mknodat(destination, target, s.st_mode & (S_IFMT | 0o7777), s.st_rdev), "mknod", target)
+        case S_IFIFO:
+            try check(mkfifoat(destination, target, s.st_mode & 0o7777), "mkfifo", target)
             _ = fchownat(destination, target, s.st_uid, s.st_gid, AT_SYMLINK_NOFOLLOW)
             var times = [s.st_atim, s.st_mtim]
             _ = utimensat(destination, target, &times, AT_SYMLINK_NOFOLLOW)

@@ -16,7 +16,8 @@ import Glibc
 ///
 /// Everything is read-only down to the kernel: the FUSE mount is `ro`, the loop devices are
 /// read-only, and the file systems are mounted `ro` without journal replay or log recovery, so
-/// nothing is ever written to a point. Mounting needs root.
+/// nothing is ever written to a point. Every mount is `nodev,nosuid` (the file systems also
+/// `noexec`): nothing in a guest's image gains rights on the host. Mounting needs root.
 ///
 /// `unmount()` undoes it all; a process killed while mounted leaves mounts that
 /// `PointMount.clear` (`coffre unmount`) removes, as does the next mount at the same folder.
@@ -274,7 +275,10 @@ public final class PointMount: Sendable {
     private static func mountLoop(_ fs: FileSystem, in directory: String, kernel: Set<String>) -> String? {
         guard let driver = fs.kind.mountDriver else { return "not mountable" }
         guard kernel.contains(driver.type) else { return "this kernel has no \(driver.type) driver (/proc/filesystems)" }
-        let options = (["ro", "loop", "offset=\(fs.offset)", "sizelimit=\(fs.size)"] + driver.options).joined(separator: ",")
+        // nodev, nosuid, noexec: a guest's device nodes and set-uid programs grant nothing on
+        // this host, whoever can reach the folder.
+        let options = (["ro", "nodev", "nosuid", "noexec", "loop", "offset=\(fs.offset)", "sizelimit=\(fs.size)"]
+                       + driver.options).joined(separator: ",")
         let arguments = ["-t", driver.type, "-o", options, directory + "/.disks/" + fs.disk, directory + "/" + fs.path]
         do {
             let result = try HostCommand.run(tool("mount"), arguments, log: logFile(), missing: CoffreError.toolMissing("mount"))

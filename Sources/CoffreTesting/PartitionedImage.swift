@@ -1,8 +1,11 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A disk image as a VM has one: a GPT with an ext4 partition (files, folders, modes,
 /// symbolic links, one escaping by an absolute target and one by `..`) and a vfat partition
-/// (long names). Made without root: `mkfs.ext4 -d` fills the ext4, mtools the vfat. For the
+/// (long names), and with root a character device node in /dev. Made without root: `mkfs.ext4 -d` fills the ext4, mtools the vfat. For the
 /// tests of mounts and file recovery; needs sfdisk, mkfs.ext4, mkfs.vfat and mcopy.
 public enum PartitionedImage {
     /// Where the partitions start and how long they are.
@@ -36,6 +39,9 @@ public enum PartitionedImage {
         try FileManager.default.createSymbolicLink(atPath: ext4 + "/etc/escape", withDestinationPath: "/etc/passwd")
         try FileManager.default.createSymbolicLink(atPath: ext4 + "/etc/up", withDestinationPath: "../..")
         try FileManager.default.createSymbolicLink(atPath: ext4 + "/home/ana/docs", withDestinationPath: "../../etc/ssh")
+        // A device node (as root): copying the point's files must not recreate it on the host.
+        try FileManager.default.createDirectory(atPath: ext4 + "/dev", withIntermediateDirectories: true)
+        if getuid() == 0 { _ = mknod(ext4 + "/dev/mem", S_IFCHR | 0o600, dev_t(1 << 8 | 1)) }  // major 1, minor 1
         try Data("fs0:\\EFI\\BOOT\\BOOTX64.EFI\n".utf8).write(to: URL(fileURLWithPath: vfat + "/startup.nsh"))
         try random.prefix(70_000).write(to: URL(fileURLWithPath: vfat + "/EFI/BOOT/BOOTX64.EFI"))
         try Data("long names\n".utf8).write(to: URL(fileURLWithPath: vfat + "/EFI/Read me first.txt"))

@@ -107,7 +107,7 @@ enum MountRunner {
     static func printCopy(_ report: PointCopyReport, json: Bool) throws {
         if json { return try printJSON(report) }
         print("\(report.destination): \(report.files) files, \(report.directories) folders, \(report.symlinks) symbolic links, \(ByteSize.format(report.bytes))")
-        for path in report.skipped { print("skipped (sockets, and devices when not root): \(path)") }
+        for path in report.skipped { print("skipped (a socket or a device node): \(path)") }
     }
 }
 

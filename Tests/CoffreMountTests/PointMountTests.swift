@@ -48,6 +48,12 @@ struct PointMountTests {
                 == [["os.img/part1", "ext4", "true"], ["os.img/part2", "vfat", "true"]])
         #expect(mount.fileSystems.map(\.offset) == [Int64(PartitionedImage.ext4Offset), Int64(PartitionedImage.vfatOffset)])
         let files = PointFiles(mount)
+        // Nothing of the guest gains rights here: no devices, no set-uid, no execution.
+        for entry in try mounted(directory) {
+            #expect(entry.options.contains("nodev") && entry.options.contains("nosuid") && entry.options.contains("ro"),
+                    "\(entry.mountPoint): \(entry.options)")
+        }
+        #expect(try mounted(directory).first { $0.mountPoint.hasSuffix("/part1") }?.options.contains("noexec") == true)
 
         // Listings equal the source folders, entry by entry: kind, mode, size, target.
         for (path, origin) in [("/os.img/part1/etc", source.ext4 + "/etc"), ("/os.img/part1/home/ana", source.ext4 + "/home/ana")] {
@@ -79,6 +85,15 @@ struct PointMountTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/boot.efi")) == Data(contentsOf: URL(fileURLWithPath: source.vfat + "/EFI/BOOT/BOOTX64.EFI")))
         #expect(throws: CoffreError.self) { try files.copy("/os.img/part1/etc/hosts", to: out + "/boot.efi") }  // exists
         #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["ana", "boot.efi"])  // nothing partial left
+
+        // A device node is listed, never recreated by a copy.
+        if getuid() == 0 {
+            #expect(try files.list("/os.img/part1/dev").children.map { "\($0.name) \($0.kind)" } == ["mem other"])
+            let devices = try files.copy("/os.img/part1/dev", to: out + "/dev")
+            #expect(devices.skipped == ["/os.img/part1/dev/mem"])
+            #expect(try FileManager.default.contentsOfDirectory(atPath: out + "/dev").isEmpty)
+            try FileManager.default.removeItem(atPath: out + "/dev")
+        }
 
         // A relative link inside the file system is followed on the way.
         #expect(try files.list("/os.img/part1/home/ana/docs/").entry.kind == .symlink)
