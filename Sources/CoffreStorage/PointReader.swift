@@ -62,6 +62,15 @@ public final class PointReader: PointDisks {
         var bytes = 0
         var pages: [Key: [ChunkID]] = [:]
         var pageOrder: [Key] = []
+        /// Frames read ahead and not decoded yet: the thread that needs a block decodes and
+        /// verifies it, so a stream's decoding spreads over the threads serving it.
+        var frames: [Key: (id: ChunkID, frame: [UInt8])] = [:]
+        var frameOrder: [Key] = []
+        var frameStart = 0
+        var frameBytes = 0
+        /// Blocks whose read is under way: a thread needing one waits for that read instead of
+        /// reading it again (the kernel sends a stream's read-ahead as requests on several threads).
+        var inflight: [Key: DispatchGroup] = [:]
         /// Per disk, the block right after the last one read.
         var next: [Int: Int] = [:]
         var closed = false
@@ -132,6 +141,8 @@ public final class PointReader: PointDisks {
             s.closed = true
             s.blocks = [:]
             s.order = []
+            s.frames = [:]
+            s.frameOrder = []
             s.pages = [:]
         }
         session.close()
@@ -142,12 +153,10 @@ public final class PointReader: PointDisks {
     /// A block's bytes, or nil for a zero block. **Blocks.**
     private func block(disk: Int, _ block: Int) throws -> [UInt8]? {
         let key = Key(disk: disk, block: block)
-        let (cached, sequential) = state.withLock { s -> ([UInt8]?, Bool) in
-            let sequential = s.next[disk] == block
-            s.next[disk] = block + 1
-            return (s.blocks[key], sequential)
+        let sequential = state.withLock { s -> Bool in
+            defer { s.next[disk] = block + 1 }
+            return s.next[disk] == block
         }
-        if let cached { return cached }
         let pageEntries = manifest.pageEntries
         let page = block / pageEntries
         let entries = try pageIDs(disk: disk, page: page)
@@ -155,14 +164,71 @@ public final class PointReader: PointDisks {
         guard first < entries.count, !entries[first].isZero else { return nil }
         // A sequential stream reads ahead to the store's read limit, within the page.
         let ahead = sequential ? max(1, vault.store.readCoalescing.limit / manifest.blockSize) : 1
-        let window = Array(entries[first..<min(entries.count, first + ahead)])
-        return try withWorkspace { workspace in
-            try fetch(disk: disk, firstBlock: block, ids: window, workspace: workspace)
+        while true {
+            enum Next { case bytes([UInt8]), frame(ChunkID, [UInt8]), wait(DispatchGroup), read([ChunkID], DispatchGroup) }
+            let next = state.withLock { s -> Next in
+                if let bytes = s.blocks[key] { return .bytes(bytes) }
+                if let framed = s.frames.removeValue(forKey: key) {
+                    s.frameBytes -= framed.frame.count
+                    return .frame(framed.id, framed.frame)
+                }
+                if let group = s.inflight[key] { return .wait(group) }
+                // Claim the window up to the first block already read, framed or under way.
+                let group = DispatchGroup()
+                group.enter()
+                var window: [ChunkID] = []
+                for index in first..<min(entries.count, first + ahead) {
+                    let k = Key(disk: disk, block: page * pageEntries + index)
+                    if index > first, s.blocks[k] != nil || s.frames[k] != nil || s.inflight[k] != nil { break }
+                    if !entries[index].isZero { s.inflight[k] = group }
+                    window.append(entries[index])
+                }
+                return .read(window, group)
+            }
+            switch next {
+            case .bytes(let bytes):
+                return bytes
+            case .frame(let id, let frame):
+                return try decodeFrame(frame, id: id, disk: disk, block: block)
+            case .wait(let group):
+                group.wait()
+            case .read(let window, let group):
+                defer {
+                    state.withLock { s in
+                        for index in window.indices { s.inflight.removeValue(forKey: Key(disk: disk, block: block + index)) }
+                    }
+                    group.leave()
+                }
+                return try withWorkspace { workspace in
+                    try fetch(disk: disk, firstBlock: block, ids: window, workspace: workspace)
+                }
+            }
         }
     }
 
+    /// Decodes and verifies a frame read ahead, and caches the block.
+    private func decodeFrame(_ frame: [UInt8], id: ChunkID, disk: Int, block: Int) throws -> [UInt8] {
+        do {
+            let bytes = try withWorkspace { try $0.decode(frame, id: id, kind: .chunk) }
+            guard bytes.count == blockLength(disk: disk, block: block) else {
+                throw CoffreError.chunkDamaged(id.hex, detail: "wrong length")
+            }
+            remember([(Key(disk: disk, block: block), bytes)])
+            return bytes
+        } catch {
+            throw described(error, disk: disk, block: block)
+        }
+    }
+
+    private func described(_ error: any Error, disk: Int, block: Int) -> any Error {
+        guard var error = error as? CoffreError else { return error }
+        error.message += " (point \(manifest.id), disk \(manifest.disks[disk].name), block \(block))"
+        return error
+    }
+
     /// Reads the first block of `ids` (blocks `firstBlock…`) and whichever of the next ones come
-    /// in the same read, caches them, and returns the first. **Blocks.**
+    /// in the same read: decodes and caches the first, keeps the others' frames for the threads
+    /// that will need them, and returns the first. **Blocks.**
     private func fetch(disk: Int, firstBlock: Int, ids: [ChunkID], workspace: CodecWorkspace) throws -> [UInt8] {
         let avoiding = session.avoiding
         let locations = try ids.map { id in id.isZero ? nil : try vault.index.lookup(.chunk, id, avoiding: avoiding) }
@@ -172,32 +238,49 @@ public final class PointReader: PointDisks {
         // Nil when the first block has no location or its pack went (a repack moved it): then
         // it is read alone, through the index's other copies and repair.
         let read = try segment.flatMap { try vault.store.get($0.pack.key, range: $0.range) }
-        let items = read == nil ? [0] : ids.indices.filter { plan.segmentOf[$0] == Int32(segmentIndex) }
-        var decoded: [(Key, [UInt8])] = []
-        for item in items {
-            do {
-                let bytes: [UInt8]
-                if let read, let segment {
-                    let frame = locations[item]!.range
-                    let start = Int(frame.lowerBound - segment.range.lowerBound)
-                    bytes = try workspace.decode(Array(read[start..<start + frame.count]), id: ids[item], kind: .chunk)
-                } else {
-                    bytes = try vault.load(.chunk, ids[item], with: workspace, avoiding: avoiding)
-                }
-                guard bytes.count == blockLength(disk: disk, block: firstBlock + item) else {
-                    throw CoffreError.chunkDamaged(ids[item].hex, detail: "wrong length")
-                }
-                decoded.append((Key(disk: disk, block: firstBlock + item), bytes))
-            } catch let error where item == 0 {
-                guard var error = error as? CoffreError else { throw error }
-                error.message += " (point \(manifest.id), disk \(manifest.disks[disk].name), block \(firstBlock))"
-                throw error
-            } catch {
-                continue  // a block read ahead: its own read reports it
+        func frame(_ item: Int) -> [UInt8] {
+            let range = locations[item]!.range
+            let start = Int(range.lowerBound - segment!.range.lowerBound)
+            return Array(read![start..<start + range.count])
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = read == nil
+                ? try vault.load(.chunk, ids[0], with: workspace, avoiding: avoiding)
+                : try workspace.decode(frame(0), id: ids[0], kind: .chunk)
+            guard bytes.count == blockLength(disk: disk, block: firstBlock) else {
+                throw CoffreError.chunkDamaged(ids[0].hex, detail: "wrong length")
+            }
+        } catch {
+            throw described(error, disk: disk, block: firstBlock)
+        }
+        remember([(Key(disk: disk, block: firstBlock), bytes)])
+        if read != nil {
+            let ahead = ids.indices.dropFirst().filter { plan.segmentOf[$0] == Int32(segmentIndex) }
+            keepFrames(ahead.map { (Key(disk: disk, block: firstBlock + $0), ids[$0], frame($0)) })
+        }
+        return bytes
+    }
+
+    private func keepFrames(_ frames: [(Key, ChunkID, [UInt8])]) {
+        state.withLock { s in
+            guard !s.closed else { return }
+            for (key, id, frame) in frames where s.frames[key] == nil && s.blocks[key] == nil {
+                s.frames[key] = (id, frame)
+                s.frameOrder.append(key)
+                s.frameBytes += frame.count
+            }
+            // Frames are read ahead of their use: at most half the cache's budget.
+            while s.frameBytes > cacheBytes / 2, s.frameStart < s.frameOrder.count {
+                let old = s.frameOrder[s.frameStart]
+                s.frameStart += 1
+                s.frameBytes -= s.frames.removeValue(forKey: old)?.frame.count ?? 0
+            }
+            if s.frameStart > 4096 && s.frameStart * 2 > s.frameOrder.count {
+                s.frameOrder.removeFirst(s.frameStart)
+                s.frameStart = 0
             }
         }
-        remember(decoded)
-        return decoded[0].1
     }
 
     /// The length of a disk's block: the block size but for a disk's partial last block.

@@ -59,10 +59,10 @@ extension DashboardController {
     }
 
     func downloadFile(_ vm: String, point: String, _ request: Request) async throws -> Response {
-        guard let path = request.uri.queryParameters.get("path").map { String($0) }, !path.isEmpty else {
+        guard let path = request.uri.queryParameters.get("path"), !path.isEmpty else {
             throw APIError.badRequest(.invalidRequest, "No file to download: the link has no path")
         }
-        return try await Reply.download(try await engine.downloadFiles(vm, point: point, path: path))
+        return try await Reply.download(try await engine.downloadFiles(vm, point: point, path: String(path)))
     }
 
     /// `drwxr-xr-x`, as `ls -l` writes it.
