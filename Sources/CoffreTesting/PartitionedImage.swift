@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A disk image as a VM has one: a GPT with an ext4 partition (files, folders, modes,
 /// symbolic links, one escaping by an absolute target and one by `..`) and a vfat partition
