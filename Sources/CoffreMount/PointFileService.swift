@@ -89,7 +89,10 @@ public final class PointFileService: PointFileBrowser {
         }
         for slot in slots {
             if let mount = try? await slot.mounting.value {
-                await runOnThread { _ in try? mount.unmount(lazy: true) }
+                await runOnThread { _ in
+                    try? mount.unmount(lazy: true)
+                    rmdir(mount.directory)
+                }
             }
         }
     }

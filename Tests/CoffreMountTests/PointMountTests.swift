@@ -150,6 +150,44 @@ struct PointMountTests {
         #expect(try mounted(directory).isEmpty)
     }
 
+    /// btrfs and xfs from the kernel, without log replay or recovery: a GPT image whose
+    /// partition holds a file system made by `mkfs.btrfs --rootdir` or `mkfs.xfs -p` (a
+    /// prototype file), no root needed to make it.
+    @Test(.enabled(if: ImageTools.has("mkfs.btrfs", "mkfs.xfs"), "apt-get install -y btrfs-progs xfsprogs"),
+          arguments: ["btrfs", "xfs"])
+    func kernelFileSystemsAreMountedReadOnly(kind: String) throws {
+        let source = folder + "/\(kind)-source"
+        try FileManager.default.createDirectory(atPath: source + "/srv", withIntermediateDirectories: true)
+        try Data("on \(kind)\n".utf8).write(to: URL(fileURLWithPath: source + "/srv/hello.txt"))
+        let image = folder + "/\(kind).img", fs = folder + "/fs.\(kind)"
+        let make = kind == "btrfs"
+            ? "truncate -s 160M '\(fs)' && mkfs.btrfs -q --rootdir '\(source)' '\(fs)'"
+            : """
+              printf '/dev/null\\n0 0\\nd--755 0 0\\nsrv d--755 0 0\\nhello.txt ---644 0 0 %s\\n$\\n$\\n' '\(source)/srv/hello.txt' > '\(folder)/proto'
+              truncate -s 320M '\(fs)' && mkfs.xfs -q -p '\(folder)/proto' '\(fs)'
+              """
+        try shell("""
+            \(make)
+            truncate -s 400M '\(image)' && printf 'label: gpt\\nstart=2048,size=\(400 * 2048 - 4096),type=L\\n' | sfdisk -q '\(image)'
+            dd if='\(fs)' of='\(image)' bs=1M seek=1 conv=notrunc,sparse status=none && rm '\(fs)'
+            """)
+        let directory = folder + "/" + kind
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let mount = try PointMount.mount(try FileDisks([image]), at: directory, options: .init(partitions: true))
+        defer { try? mount.unmount(lazy: true) }
+        #expect(mount.fileSystems.map { [$0.kind.rawValue, "\($0.mounted)"] } == [[kind, "true"]], "\(mount.fileSystems)")
+        let files = PointFiles(mount)
+        #expect(try files.list("/\(kind).img/part1/srv").children.map(\.name) == ["hello.txt"])
+        let out = folder + "/\(kind)-out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        _ = try files.copy("/\(kind).img/part1/srv/hello.txt", to: out)
+        #expect(try String(contentsOfFile: out + "/hello.txt", encoding: .utf8) == "on \(kind)\n")
+        let options = try mounted(directory).first { $0.mountPoint.hasSuffix("/part1") }?.options ?? []
+        #expect(options.contains("ro") && options.contains("nodev"), "\(options)")
+        try mount.unmount()
+        #expect(try mounted(directory).isEmpty)
+    }
+
     @Test func aFolderInUseOrNotEmptyIsRefused() throws {
         let directory = folder + "/busy"
         try FileManager.default.createDirectory(atPath: directory + "/x", withIntermediateDirectories: true)
