@@ -58,16 +58,7 @@ public final class PointFileService: PointFileBrowser {
         Thread.detachNewThread {
             do {
                 if isFile {
-                    try files.withFile(path) { fd, _ in
-                        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-                        while true {
-                            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                            if n < 0, errno == EINTR { continue }
-                            guard n >= 0 else { throw CoffreError.readFailed(path, errno: errno, mount: mount) }
-                            if n == 0 { break }
-                            try pipe.write(Array(buffer[0..<n]))
-                        }
-                    }
+                    try files.read(path) { try pipe.write($0) }
                 } else {
                     try files.archive(path) { try pipe.write($0) }
                 }
@@ -171,16 +162,6 @@ public final class PointFileService: PointFileBrowser {
 
     deinit {
         reaper.withLock { $0?.cancel() }
-    }
-}
-
-extension CoffreError {
-    static func readFailed(_ path: String, errno code: Int32, mount: PointMount) -> CoffreError {
-        if code == EIO, let failure = mount.readFailure {
-            return CoffreError(.fileReadFailed, "Reading \(path) failed: \(failure.message)",
-                               workaround: failure.workaround ?? "Run coffre vault verify", cause: failure)
-        }
-        return CoffreError(.fileReadFailed, "Reading \(path) failed: \(errnoDescription(code))", cause: SystemCallError(errno: code))
     }
 }
 

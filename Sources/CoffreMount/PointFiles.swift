@@ -164,6 +164,12 @@ public struct PointFiles: Sendable {
         }
     }
 
+    /// Reads the regular file at `path` to its end, in pieces of up to 1 MiB (a download).
+    /// **Blocks.**
+    public func read(_ path: String, _ body: ([UInt8]) throws -> Void) throws {
+        try withFile(path) { fd, _ in try readChunks(fd, path: path, body) }
+    }
+
     /// Reads an open file to its end in pieces of 1 MiB.
     private func readChunks(_ fd: Int32, path: String, _ body: ([UInt8]) throws -> Void) throws {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -363,32 +369,12 @@ public struct PointFiles: Sendable {
 
     /// Copies a file's bytes; runs of zeros are left as holes (the copy is sparse like the source).
     private func copyData(from input: Int32, to output: Int32, path: String) throws -> Int64 {
-        let size = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
-        defer { buffer.deallocate() }
         var total: Int64 = 0
-        while true {
-            let n = Glibc.read(input, buffer.baseAddress, size)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw readError(errno, path)
+        try readChunks(input, path: path) { chunk in
+            if chunk.contains(where: { $0 != 0 }) {
+                try chunk.withUnsafeBytes { try FileIO.pwrite(output, $0, at: total, path: path) }
             }
-            if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            if chunk.allSatisfy({ $0 == 0 }) {
-                guard lseek(output, off_t(n), SEEK_CUR) >= 0 else { throw CoffreError.io("seek", path, errno: errno) }
-            } else {
-                var done = 0
-                while done < n {
-                    let w = write(output, chunk.baseAddress! + done, n - done)
-                    if w < 0 {
-                        if errno == EINTR { continue }
-                        throw CoffreError.io("write", path, errno: errno)
-                    }
-                    done += w
-                }
-            }
-            total += Int64(n)
+            total += Int64(chunk.count)
         }
         // A file ending in a hole: its size comes from the offset, not from a write.
         guard ftruncate(output, off_t(total)) == 0 else { throw CoffreError.io("truncate", path, errno: errno) }
