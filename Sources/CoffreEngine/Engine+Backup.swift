@@ -67,7 +67,8 @@ extension Engine {
                 }) {
                     try await fabric.makeSnapshot(of: key, id: job.id, since: since)
                 }
-                job.note(snapshot.cost, bytes: snapshot.bytesCopied)
+                // A hypervisor's snapshot or a reflink copies nothing: no "0 B" beside the step.
+                job.note(snapshot.cost, bytes: snapshot.bytesCopied > 0 ? snapshot.bytesCopied : nil)
                 if let reason = snapshot.resyncReason { job.note("full read: \(reason)") }
                 return snapshot
             }

@@ -27,7 +27,8 @@ extension Engine {
             let total = point.disks.reduce(0) { $0 + $1.size }
             switch destination {
             case .folder(let directory, let format):
-                try await self.restoreData(job, point: point, into: directory, format: format, total: total)
+                let files = try await self.restoreData(job, point: point, into: directory, format: format, total: total)
+                job.setDetail("files", files.joined(separator: ","))
             case .newVM(let name):
                 try await self.restoreThroughFabric(job, point: point, total: total,
                                                     request: .newVM(name: name, original: record.vm, definition: point.definition),
@@ -89,23 +90,27 @@ extension Engine {
             return target
         }
         do {
-            try await restoreData(job, point: point, into: target.directory, format: target.format, total: total)
+            _ = try await restoreData(job, point: point, into: target.directory, format: target.format, total: total)
             try job.checkCancelled()
-            let key = try await job.step("Attach disks") {
-                let key = try await target.commit()
-                job.note("disks are now \(key)'s")
-                return key
+            let restored = try await job.step("Attach disks") {
+                let restored = try await target.commit()
+                job.note((["disks are now \(restored.key)'s"] + restored.notes).joined(separator: "; "))
+                return restored
             }
-            job.setDetail("restoredVM", key.description)
+            job.setDetail("restoredVM", restored.key.description)
+            // Where the disks are now: the staging folder they were written into is gone.
+            job.setDetail("files", restored.files.joined(separator: ","))
+            if !restored.notes.isEmpty { job.setDetail("notes", restored.notes.joined(separator: "; ")) }
         } catch {
             await target.abort()
             throw error
         }
     }
 
+    /// Writes the point's disks into `directory`; returns their files.
     private func restoreData(
         _ job: JobContext, point: RecoveryPointRecord, into directory: String, format: DiskFormat, total: Int64
-    ) async throws {
+    ) async throws -> [String] {
         try await job.step("Restore data") {
             job.setProgress(JobProgress(totalBytes: total))
             let files = try await store.restorePoint(point.id, to: directory, format: format, overwrite: false) { progress in
@@ -113,7 +118,7 @@ extension Engine {
                                             readBytes: progress.readBytes, writtenBytes: progress.writtenBytes))
             }
             job.note("\(files.count) \(format.rawValue) disks, \(ByteSize.format(total)), every block verified", bytes: total)
-            job.setDetail("files", files.joined(separator: ","))
+            return files
         }
     }
 

@@ -213,7 +213,7 @@ public final class LibvirtFabric: Fabric {
             try? FileManager.default.removeItem(atPath: folder)
             throw error
         }
-        let elapsed = ContinuousClock.now - started
+        let elapsed = formatSeconds((ContinuousClock.now - started).inSeconds)
         do {
             var devices: [NBDDevice] = []
             var blockDevices: [any BlockDevice] = []
@@ -307,11 +307,15 @@ public final class LibvirtFabric: Fabric {
             }
             let final = configuration.restoreDirectory + "/" + newName
             guard !FileManager.default.fileExists(atPath: final) else { throw CoffreError.restoreTargetExists(final) }
+            // Made before any data is written: a definition that cannot be copied fails at once.
+            let files = original.disks.map { ($0.name, final + "/" + DiskFormat.qcow2.fileName(forDisk: $0.name)) }
+            let definition = try RestoreXML.newDomain(from: originalXML, name: newName,
+                                                      files: Dictionary(uniqueKeysWithValues: files), directory: final,
+                                                      format: DiskFormat.qcow2.rawValue)
             let staging = configuration.restoreDirectory + "/.staging-\(newName)-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            return NewDomainTarget(connection: connection, originalXML: originalXML, name: newName,
-                                   disks: original.disks.map(\.name), staging: staging, final: final,
-                                   cloudService: original.cloudService)
+            return NewDomainTarget(connection: connection, definition: definition, key: VMKey(cloudService: original.cloudService, name: newName),
+                                   files: files.map(\.1), staging: staging, final: final)
         case .replaceDisks(let key):
             let domain = try await domain(key)
             let description = try await domain.describe()
@@ -333,29 +337,38 @@ public final class LibvirtFabric: Fabric {
 /// new domain in one commit; `abort` leaves the host as it was.
 struct NewDomainTarget: RestoreTarget {
     let connection: LibvirtConnection
-    let originalXML: String
-    let name: String
-    let disks: [String]
+    /// The copy of the original's definition, naming `files` in `final`.
+    let definition: RestoreXML.Result
+    let key: VMKey
+    /// The disks' files once in `final`.
+    let files: [String]
     let staging: String
     let final: String
-    let cloudService: String
 
     var directory: String { staging }
     var format: DiskFormat { .qcow2 }
 
-    func commit() async throws -> VMKey {
-        guard !FileManager.default.fileExists(atPath: final) else { throw CoffreError.restoreTargetExists(final) }
-        try FileManager.default.moveItem(atPath: staging, toPath: final)
-        let files = Dictionary(uniqueKeysWithValues: disks.map { ($0, final + "/" + format.fileName(forDisk: $0)) })
+    func commit() async throws -> RestoredVM {
+        try await runOnThread { _ in
+            guard !FileIO.hasEntry(final) else { throw CoffreError.restoreTargetExists(final) }
+            try FileIO.rename(staging, to: final)
+        }
         do {
-            let xml = try RestoreXML.newDomain(from: originalXML, name: name, files: files, socketDirectory: final,
-                                               format: format.rawValue)
-            _ = try await connection.define(xml)
+            let copied = try await runOnThread { _ in
+                // The UEFI variables as they are now (the point does not hold them); libvirt
+                // makes them from its template when the original's are gone.
+                try definition.copies.filter { FileIO.exists($0.from) }.map { copy in
+                    try FileIO.writeFileAtomically(copy.to, try FileIO.readExistingFile(copy.from), mode: 0o600)
+                    return copy.from
+                }
+            }
+            _ = try await connection.define(definition.xml)
+            return RestoredVM(key: key, files: files,
+                              notes: definition.notes + copied.map { "UEFI variables copied from \($0) as they are now" })
         } catch {
-            try? FileManager.default.removeItem(atPath: final)
+            try? await runOnThread { _ in try FileIO.removeTree(final) }
             throw error
         }
-        return VMKey(cloudService: cloudService, name: name)
     }
 
     func abort() async {
@@ -375,7 +388,7 @@ struct ReplaceDisksTarget: RestoreTarget {
 
     var directory: String { staging }
 
-    func commit() async throws -> VMKey {
+    func commit() async throws -> RestoredVM {
         guard try await !domain.state().isActive else { throw CoffreError.vmMustBeStopped(key) }
         var converted: [(temporary: String, final: String)] = []
         do {
@@ -395,7 +408,7 @@ struct ReplaceDisksTarget: RestoreTarget {
         }
         for name in try await domain.checkpointNames().reversed() { try await domain.deleteCheckpoint(name, metadataOnly: true) }
         try? FileManager.default.removeItem(atPath: staging)
-        return key
+        return RestoredVM(key: key, files: converted.map(\.final))
     }
 
     func abort() async {

@@ -286,7 +286,7 @@ struct NewVMTarget: RestoreTarget {
 
     var directory: String { staging }
 
-    func commit() async throws -> VMKey {
+    func commit() async throws -> RestoredVM {
         try await runOnThread { _ in
             for disk in definition.disks {
                 guard FileIO.hasEntry(staging + "/" + disk) else {
@@ -301,7 +301,7 @@ struct NewVMTarget: RestoreTarget {
             try FileIO.rename(staging, to: destination)
             try FileIO.fsyncDirectory(parent)
         }
-        return key
+        return RestoredVM(key: key, files: definition.disks.map { destination + "/" + $0 })
     }
 
     func abort() async { try? FileIO.removeTree(staging) }
@@ -316,11 +316,11 @@ struct ReplaceDisksTarget: RestoreTarget {
 
     var directory: String { staging }
 
-    func commit() async throws -> VMKey {
+    func commit() async throws -> RestoredVM {
         // The VM may have been started while the data was being written.
         let entry = try await fabric.requireEntry(key)
         guard entry.vm.powerState == .stopped else { throw CoffreError.vmMustBeStopped(key) }
-        try await runOnThread { _ in
+        let disks = try await runOnThread { _ in
             let disks = FileIO.visibleEntries(staging)
             for disk in disks {
                 try FileIO.fsyncFile(staging + "/" + disk)
@@ -335,8 +335,9 @@ struct ReplaceDisksTarget: RestoreTarget {
                 try FileIO.writeFileAtomically(folder + "/" + LocalFabric.definitionFile, Array(try definition.encoded()))
             }
             try FileIO.removeTree(staging)
+            return disks
         }
-        return key
+        return RestoredVM(key: key, files: disks.map { folder + "/" + $0 })
     }
 
     func abort() async { try? FileIO.removeTree(staging) }

@@ -168,6 +168,42 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: h.fabric.root + "/.coffre-snapshots/" + failed.id))
     }
 
+    @Test func B4_aPointsIdAndItsTakenAtAreTheSnapshotsInstantHoweverLongTheCopyTakes() async throws {
+        let h = try await Harness()
+        let key = try h.addVM("web01")
+        try h.write(key, at: 0, pattern(40_000, seed: 9))
+        try await h.protect(["web01"])
+        let snapshotTime = h.clock.now()
+        h.fabric.set { $0.holdReads = true }
+        let job = try await h.engine.backupNow("web01")
+        try await h.eventually("the copy to start") { h.fabric.events.contains("read") }
+        h.clock.advance(by: 7)  // the copy takes 7 s
+        h.fabric.set { $0.holdReads = false }
+        let done = try await h.succeed(job)
+        let id = try #require(done.details["point"])
+        let point = try #require(try await h.catalog.point(id: id))
+        #expect(point.takenAt == snapshotTime)
+        #expect(point.id.hasPrefix("rp-\(compactTimestamp(snapshotTime))-"), "\(point.id) taken at \(Engine.instant(point.takenAt))")
+    }
+
+    @Test func B1_aSnapshotThatCopiedNothingHasNoByteCountOnItsStep() async throws {
+        let h = try await Harness()
+        let stopped = try h.addVM("db01")
+        try h.write(stopped, at: 0, pattern(40_000, seed: 10))
+        try await h.protect(["db01"])
+        try h.edit(stopped) { $0["powerState"] = "stopped" }
+        let job = try await h.succeed(try await h.engine.backupNow("db01"))
+        let step = try #require(job.steps.first { $0.name == "Take snapshot" })
+        #expect(step.bytes == nil, "\(step)")
+        #expect(step.detail?.contains("stopped") == true)
+        // A running VM's disks are copied (this file system cannot reflink) or cloned: bytes only when copied.
+        _ = try h.addVM("web01")
+        try await h.protect(["web01"])
+        let running = try await h.succeed(try await h.engine.backupNow("web01"))
+        let copied = try #require(running.steps.first { $0.name == "Take snapshot" })
+        #expect(copied.bytes.map { $0 > 0 } ?? true, "\(copied)")
+    }
+
     @Test func B5_onDemandBackupFullThenIncrementalWithItsOwnRetentionDate() async throws {
         let h = try await Harness()
         let key = try h.addVM("web01")

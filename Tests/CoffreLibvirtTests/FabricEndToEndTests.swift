@@ -6,6 +6,9 @@ import CoffreSQLite
 import CoffreStorage
 import CoffreSystem
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 /// The seed-000 flow on a real libvirt host: a guest of its own (cloned from the harness's
@@ -14,6 +17,8 @@ import Testing
 @Suite("libvirt fabric end to end", .serialized, .enabled(if: TestHost.live, "needs `scripts/libvirt-harness up`"))
 struct FabricEndToEndTests {
     static let vmName = "coffre-e2e"
+    /// The names (after `vmName`) of the domains the test restores.
+    static let copies = ["-restored", "-restored2", "-restored3"]
 
     /// A scratch folder, the guest, and an engine whose only fabric is the libvirt host.
     final class Setup: @unchecked Sendable {
@@ -29,8 +34,7 @@ struct FabricEndToEndTests {
             try FileManager.default.createDirectory(atPath: folder + "/vm", withIntermediateDirectories: true)
             connection = try await TestHost.connect()
             try await Self.removeDomain(FabricEndToEndTests.vmName, connection)
-            try await Self.removeDomain(FabricEndToEndTests.vmName + "-restored", connection)
-            try await Self.removeDomain(FabricEndToEndTests.vmName + "-restored2", connection)
+            for suffix in FabricEndToEndTests.copies { try await Self.removeDomain(FabricEndToEndTests.vmName + suffix, connection) }
             // The harness's tiny guest, cloned with fresh disks: vda empty, vdb ext4 (mounted on /mnt).
             try run("/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", folder + "/vm/vda.qcow2", "64M")
             try run("/usr/bin/truncate", "-s", "64M", folder + "/vm/vdb.raw")
@@ -38,11 +42,13 @@ struct FabricEndToEndTests {
             try run("/usr/bin/qemu-img", "convert", "-O", "qcow2", folder + "/vm/vdb.raw", folder + "/vm/vdb.qcow2")
             try FileManager.default.removeItem(atPath: folder + "/vm/vdb.raw")
             let template = try await TestHost.running().xml(inactive: true)
-            let xml = try RestoreXML.newDomain(
+            let clone = try RestoreXML.newDomain(
                 from: template, name: FabricEndToEndTests.vmName,
-                files: ["vda": folder + "/vm/vda.qcow2", "vdb": folder + "/vm/vdb.qcow2"], socketDirectory: folder + "/vm",
+                files: ["vda": folder + "/vm/vda.qcow2", "vdb": folder + "/vm/vdb.qcow2"], directory: folder + "/vm",
                 format: "qcow2")
-            domain = try await connection.define(xml)
+            // As many real definitions have it: a pty serial console logging to a file (virtlogd
+            // holds it while the domain runs), next to the agent's Unix socket channel.
+            domain = try await connection.define(try Self.withLoggedConsole(clone.xml, log: folder + "/vm/e2e.console.log"))
             try await domain.start()
             try await Self.waitForAgent(domain)
 
@@ -60,10 +66,19 @@ struct FabricEndToEndTests {
         }
 
         func tearDown() async {
-            for name in ["", "-restored", "-restored2"].map({ FabricEndToEndTests.vmName + $0 }) {
+            for name in ([""] + FabricEndToEndTests.copies).map({ FabricEndToEndTests.vmName + $0 }) {
                 try? await Self.removeDomain(name, connection)
             }
             try? FileManager.default.removeItem(atPath: folder)
+        }
+
+        /// `xml` with its serial ports and consoles replaced by one pty serial port logging to `log`.
+        static func withLoggedConsole(_ xml: String, log: String) throws -> String {
+            let document = try XMLDocument(xmlString: xml)
+            let devices = try #require(document.rootElement()?.elements(forName: "devices").first)
+            for device in devices.elements(forName: "serial") + devices.elements(forName: "console") { device.detach() }
+            devices.addChild(try XMLElement(xmlString: "<serial type='pty'><log file='\(log)' append='on'/><target port='0'/></serial>"))
+            return document.xmlString
         }
 
         static func removeDomain(_ name: String, _ connection: LibvirtConnection) async throws {
@@ -133,7 +148,7 @@ struct FabricEndToEndTests {
         }
     }
 
-    @Test("discover → register (coffre-agent pushed) → protect → full → incremental reads only the written extents → restores match the guest → chain break → restore as a new VM that boots")
+    @Test("discover → register (coffre-agent pushed) → protect → full → incremental reads only the written extents → restores match the guest → chain break → two restores as new VMs that boot beside the running original")
     func seedFlow() async throws {
         let s = try await Setup()
         defer { Task { await s.tearDown() } }
@@ -168,6 +183,11 @@ struct FabricEndToEndTests {
         #expect(incremental.stats.bytesRead >= 1 << 20 && incremental.stats.bytesRead <= 2 << 20,
                 "read \(incremental.stats.bytesRead) bytes for a 1 MiB write")
         #expect(full.stats.bytesRead >= 4 << 20)
+        // The snapshot step reads like every other: no "0 B", its duration in seconds as "0.1 s".
+        let snapshotStep = try #require(incrementalJob.steps.first { $0.name == "Take snapshot" })
+        #expect(snapshotStep.bytes == nil)
+        #expect(snapshotStep.detail?.wholeMatch(of: /.*started in \d+(\.\d)? s/) != nil, "\(snapshotStep.detail ?? "")")
+        #expect(incremental.id.hasPrefix("rp-\(compactTimestamp(incremental.takenAt))-"))
         print("full read \(full.stats.bytesRead) B in \(full.stats.seconds) s; incremental read \(incremental.stats.bytesRead) B in \(incremental.stats.seconds) s; \(incrementalJob.steps.map { "\($0.name): \($0.detail ?? "")" })")
 
         // Both points restore to exactly what the guest hashed.
@@ -217,11 +237,19 @@ struct FabricEndToEndTests {
         try await s.domain.start()
         try await Setup.waitForAgent(s.domain)
 
-        // Restore the incremental as a new domain and boot it.
-        let restore = try await s.engine.wait(for: try await s.engine.restore(
-            key.description, point: incremental.id, to: .newVM(name: Self.vmName + "-restored")).id)
+        // Restore the incremental as a new domain while the original runs, and boot it: it has
+        // a console log and sockets of its own.
+        #expect(try await s.domain.state().isActive)
+        let copy = Self.vmName + "-restored"
+        let restore = try await s.engine.wait(for: try await s.engine.restore(key.description, point: incremental.id, to: .newVM(name: copy)).id)
         #expect(restore.status == .succeeded, "\(restore.error.map(\.description) ?? "")")
-        let restored = try #require(try await s.connection.domain(named: Self.vmName + "-restored"))
+        let restoreDirectory = s.folder + "/restored"
+        // The job names the disks where they are, not in the staging folder they were written to.
+        #expect(restore.details["files"] == "\(restoreDirectory)/\(copy)/vda.qcow2,\(restoreDirectory)/\(copy)/vdb.qcow2")
+        let restored = try #require(try await s.connection.domain(named: copy))
+        let restoredXML = try await restored.xml(inactive: true)
+        #expect(restoredXML.contains("\(restoreDirectory)/\(copy)/e2e.console.log") && !restoredXML.contains(s.folder + "/vm/"),
+                "\(restoredXML)")
         try await restored.start()
         try await Setup.waitForAgent(restored)
         let booted = try await restored.guestShell("sha256sum /dev/vda")
@@ -230,6 +258,19 @@ struct FabricEndToEndTests {
         // consistent after QEMU booted from them.
         let restoredDisks = try await restored.describe().disks.filter { ["vda", "vdb"].contains($0.target) }
         #expect(restoredDisks.count == 2 && restoredDisks.allSatisfy { $0.format == "qcow2" && $0.source?.hasSuffix(".qcow2") == true })
+
+        // The same point again under another name: a second copy starts beside the first and the original.
+        let second = Self.vmName + "-restored2"
+        let again = try await s.engine.wait(for: try await s.engine.restore(key.description, point: incremental.id, to: .newVM(name: second)).id)
+        #expect(again.status == .succeeded, "\(again.error.map(\.description) ?? "")")
+        let secondDomain = try #require(try await s.connection.domain(named: second))
+        try await secondDomain.start()
+        try await Setup.waitForAgent(secondDomain)
+        #expect(String(try await secondDomain.guestShell("sha256sum /dev/vda").output.prefix(64)) == h1)
+        let originalRuns = try await s.domain.state().isActive, firstCopyRuns = try await restored.state().isActive
+        #expect(originalRuns && firstCopyRuns)
+        #expect(FileManager.default.fileExists(atPath: "\(restoreDirectory)/\(second)/e2e.console.log"))
+        try await secondDomain.destroy()
         try await restored.destroy()
         for disk in restoredDisks { _ = try run("/usr/bin/qemu-img", "check", "-q", "-f", "qcow2", disk.source ?? "") }
 
@@ -239,14 +280,15 @@ struct FabricEndToEndTests {
         #expect(kept.contains("<name>\(Self.vmName)</name>"))
         var gone = try #require(try await s.fabric.vm(key))
         gone.name = Self.vmName + "-gone"
-        let fromPoint = try await s.fabric.makeRestoreTarget(.newVM(name: Self.vmName + "-restored2", original: gone, definition: kept))
+        let third = Self.vmName + "-restored3"
+        let fromPoint = try await s.fabric.makeRestoreTarget(.newVM(name: third, original: gone, definition: kept))
         #expect(fromPoint.format == .qcow2)
-        #expect(try await fromPoint.commit().name == Self.vmName + "-restored2")
-        let defined = try #require(try await s.connection.domain(named: Self.vmName + "-restored2"))
-        #expect(try await defined.describe().disks.first { $0.target == "vda" }?.source?.hasSuffix("-restored2/vda.qcow2") == true)
+        #expect(try await fromPoint.commit().key.name == third)
+        let defined = try #require(try await s.connection.domain(named: third))
+        #expect(try await defined.describe().disks.first { $0.target == "vda" }?.source?.hasSuffix("-restored3/vda.qcow2") == true)
         try await defined.undefine()
         await #expect(throws: CoffreError.self) {
-            _ = try await s.fabric.makeRestoreTarget(.newVM(name: Self.vmName + "-restored3", original: gone, definition: nil))
+            _ = try await s.fabric.makeRestoreTarget(.newVM(name: Self.vmName + "-restored4", original: gone, definition: nil))
         }
 
         // Replace the disks of the domain with the full point's: refused while it runs, done

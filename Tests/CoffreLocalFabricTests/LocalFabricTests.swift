@@ -189,8 +189,10 @@ func expectCode(_ code: CoffreError.Code, sourceLocation: SourceLocation = #_sou
         try Data(repeating: 9, count: 4096).write(to: URL(fileURLWithPath: target.directory + "/os.img"))
         // Not visible before commit.
         #expect(try await f.fabric.discover().count == 1)
-        let key = try await target.commit()
+        let restored = try await target.commit()
+        let key = restored.key
         #expect(key == VMKey(cloudService: "prod", name: "web-restored"))
+        #expect(restored.files == [f.root + "/prod/web-restored/os.img"] && restored.notes.isEmpty)
         let vm = try #require(try await f.fabric.vm(key))
         #expect(vm.powerState == .stopped && vm.disks.map(\.name) == ["os.img"] && vm.agentVersion == "2.1")
         #expect(try contents(f.root + "/prod/web-restored/os.img") == Array(repeating: 9, count: 4096))
@@ -221,7 +223,9 @@ func expectCode(_ code: CoffreError.Code, sourceLocation: SourceLocation = #_sou
         let target = try await f.fabric.makeRestoreTarget(.replaceDisks(key))
         try Data(repeating: 5, count: 2048).write(to: URL(fileURLWithPath: target.directory + "/os.img"))
         try Data(repeating: 6, count: 2048).write(to: URL(fileURLWithPath: target.directory + "/data1.img"))
-        #expect(try await target.commit() == key)
+        let restored = try await target.commit()
+        #expect(restored.key == key)
+        #expect(Set(restored.files) == [f.root + "/prod/web/os.img", f.root + "/prod/web/data1.img"])
         #expect(try contents(f.root + "/prod/web/os.img") == Array(repeating: 5, count: 2048))
         let vm = try #require(try await f.fabric.vm(key))
         #expect(vm.disks.map(\.name) == ["os.img", "data1.img"])

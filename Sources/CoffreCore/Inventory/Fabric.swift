@@ -92,14 +92,31 @@ public protocol RestoreTarget: Sendable {
     /// The format the restore writes the disks in (raw unless the target says otherwise).
     var format: DiskFormat { get }
     /// Makes the restored disks the VM's: a new VM appears, or the disks are swapped in.
-    /// - Returns: the key of the VM that now has the disks.
-    func commit() async throws -> VMKey
+    /// - Returns: the VM that now has the disks, and where they are.
+    func commit() async throws -> RestoredVM
     /// Throws away what was restored; the fabric is as before.
     func abort() async
 }
 
 extension RestoreTarget {
     public var format: DiskFormat { .raw }
+}
+
+/// What a committed restore made: the VM that has the disks, their files where they now are,
+/// and what the fabric had to change or leave out so that the VM stands on its own.
+public struct RestoredVM: Sendable, Equatable {
+    public var key: VMKey
+    /// Every restored disk's file, at its final place (never a staging path).
+    public var files: [String]
+    /// Devices left out of, or changed in, the new VM's configuration, in words (a host device
+    /// the original holds, a fixed port); empty when there was nothing to say.
+    public var notes: [String]
+
+    public init(key: VMKey, files: [String], notes: [String] = []) {
+        self.key = key
+        self.files = files
+        self.notes = notes
+    }
 }
 
 /// How the vault reaches the extension inside a guest (B1): `coffre-agent` run as a
