@@ -150,6 +150,11 @@ extension CoffreError.Code {
     public static let restoreNotSupported = Self("RestoreNotSupported")
     public static let scratchFolderUnusable = Self("ScratchFolderUnusable")
     public static let unsupportedDisk = Self("UnsupportedDisk")
+    public static let instantRestoreFailed = Self("InstantRestoreFailed")
+
+    // MARK: Verification
+    public static let dataVerificationFailed = Self("DataVerificationFailed")
+    public static let bootVerificationFailed = Self("BootVerificationFailed")
 
     // MARK: The HTTP API and dashboard
     public static let badRequest = Self("BadRequest")
@@ -202,7 +207,8 @@ extension CoffreError.Code {
         .nbdConnectionLost, .nbdExportNotFound, .nbdInvalidRequest, .nbdMetaContextUnavailable,
         .nbdNegotiationFailed, .nbdProtocolError, .nbdServerError, .nbdTimeout, .extensionPackageMissing,
         .libvirtError, .originalDefinitionMissing, .qemuImgFailed, .qemuImgMissing, .qemuNBDFailed, .qemuNBDMissing,
-        .restoreNotSupported, .scratchFolderUnusable, .unsupportedDisk, .badRequest, .crossSiteRequest, .forbidden,
+        .restoreNotSupported, .scratchFolderUnusable, .unsupportedDisk, .instantRestoreFailed, .dataVerificationFailed,
+        .bootVerificationFailed, .badRequest, .crossSiteRequest, .forbidden,
         .invalidConfiguration, .invalidForm, .invalidRequest, .invalidRestoreTarget, .methodNotAllowed,
         .recoveryPointNotFound, .routeNotFound, .unauthenticated, .invalidOption, .invalidPercent, .invalidServer,
         .libvirtNotBuilt, .serverRequired, .serverUnreachable, .tokenMissing, .unexpectedResponse

@@ -13,6 +13,9 @@ public struct Dashboard: Codable, Sendable, Equatable {
     public var jobsFailed: Int
     public var jobsInProgress: Int
     public var jobsCancelled: Int
+    /// Points whose latest verification passed, and failed (Verify jobs, any time).
+    public var verificationsPassed: Int
+    public var verificationsFailed: Int
 }
 
 /// A protected item with what a person wants to see next to it.
@@ -28,6 +31,10 @@ public struct ItemSummary: Codable, Sendable, Equatable {
 extension Engine {
     public func dashboard() async throws -> Dashboard {
         let summaries = try await itemSummaries()
+        var verifications: [Bool] = []
+        for summary in summaries {
+            verifications += try await catalog.points(item: summary.item.id).compactMap { $0.verification?.succeeded }
+        }
         let jobs = try await catalog.jobs(JobFilter(since: clock.now().addingTimeInterval(-24 * 3600)))
         func count(_ status: JobStatus) -> Int { jobs.filter { $0.status == status }.count }
         return Dashboard(
@@ -36,7 +43,8 @@ extension Engine {
             stoppedProtection: summaries.filter { $0.item.state == .stopped }.count,
             softDeleted: summaries.filter { $0.item.state == .softDeleted }.count,
             jobsSucceeded: count(.succeeded), jobsFailed: count(.failed),
-            jobsInProgress: count(.inProgress), jobsCancelled: count(.cancelled))
+            jobsInProgress: count(.inProgress), jobsCancelled: count(.cancelled),
+            verificationsPassed: verifications.filter { $0 }.count, verificationsFailed: verifications.filter { !$0 }.count)
     }
 
     public func itemSummaries() async throws -> [ItemSummary] {

@@ -116,11 +116,16 @@ extension Engine {
     public func recoverInterruptedJobs() async throws {
         for job in try await catalog.jobs(JobFilter(status: .inProgress)) where !isOwnerAlive(job.owner) {
             logger.warning("job \(job.id) was interrupted; cleaning up")
-            try await cleanUpInterrupted(job)
+            let left = try await cleanUpInterrupted(job)
             var failed = job
             failed.status = .failed
             failed.endedAt = clock.now()
-            failed.error = ErrorInfo(CoffreError.jobInterrupted(job.id))
+            var error = CoffreError.jobInterrupted(job.id)
+            if let left {
+                error.message += ". \(left)"
+                error.workaround = "See what is left above and decide what to keep; then run the operation again"
+            }
+            failed.error = ErrorInfo(error)
             for index in failed.steps.indices where failed.steps[index].status == .inProgress {
                 failed.steps[index].status = .failed
                 failed.steps[index].endedAt = failed.endedAt
@@ -129,8 +134,9 @@ extension Engine {
         }
     }
 
-    private func cleanUpInterrupted(_ job: Job) async throws {
-        guard let vm = job.vm else { return }
+    /// - Returns: what the job left that cleanup must not remove (an instant restore's VM), in words.
+    private func cleanUpInterrupted(_ job: Job) async throws -> String? {
+        guard let vm = job.vm else { return nil }
         switch job.type {
         case .backup:
             if let record = try await catalog.vm(vm), let fabric = try? fabric(named: record.fabric) {
@@ -145,9 +151,17 @@ extension Engine {
                 record.registrationError = ErrorInfo(CoffreError.jobInterrupted(job.id))
                 try await catalog.updateVM(record)
             }
+        case .restore, .verify:
+            // An instant restore's VM may hold what its users wrote since it started: kept and
+            // described. A boot verification's VM is removed.
+            let (key, purpose): (String, InstantRestoreRequest.Purpose) = job.type == .restore ? ("instantVM", .restore) : ("verifyVM", .verification)
+            if let name = job.details[key], let record = try await catalog.vm(vm), let fabric = try? fabric(named: record.fabric) {
+                return await fabric.recoverInstantRestore(job: job.id, name: name, purpose: purpose)
+            }
         default:
             break
         }
+        return nil
     }
 
     /// Expires points the store holds for `item` that the catalog never committed: a backup

@@ -9,6 +9,9 @@ public enum RestoreDestination: Sendable, Equatable {
     case newVM(name: String)
     /// Over the original VM's disks; `confirmed` must be true.
     case replaceDisks(confirmed: Bool)
+    /// A new VM started at once on the point's disks, which the vault serves while they are
+    /// copied to the fabric; the VM then switches to its copies (instant restore).
+    case instant(name: String)
 }
 
 extension Engine {
@@ -22,7 +25,8 @@ extension Engine {
             for disk in point.disks { try format.check(disk: disk.name, size: disk.size) }
         }
         let fabric = try fabric(named: record.fabric)
-        let details = ["point": point.id, "target": Self.describe(destination)]
+        var details = ["point": point.id, "target": Self.describe(destination)]
+        if case .instant(let name) = destination { details["instantVM"] = name }
         return try await launch(.restore, vm: key, lock: Self.itemLock(key), details: details) { job in
             let total = point.disks.reduce(0) { $0 + $1.size }
             switch destination {
@@ -36,6 +40,8 @@ extension Engine {
             case .replaceDisks:
                 try await self.restoreThroughFabric(job, point: point, total: total,
                                                     request: .replaceDisks(key), fabric: fabric)
+            case .instant(let name):
+                try await self.restoreInstantly(job, record: record, point: point, name: name, total: total, fabric: fabric)
             }
         }
     }
@@ -97,14 +103,59 @@ extension Engine {
                 job.note((["disks are now \(restored.key)'s"] + restored.notes).joined(separator: "; "))
                 return restored
             }
-            job.setDetail("restoredVM", restored.key.description)
-            // Where the disks are now: the staging folder they were written into is gone.
-            job.setDetail("files", restored.files.joined(separator: ","))
-            if !restored.notes.isEmpty { job.setDetail("notes", restored.notes.joined(separator: "; ")) }
+            Self.record(restored, on: job)
         } catch {
             await target.abort()
             throw error
         }
+    }
+
+    /// Starts the VM on the point's disks, copies them while it runs, then switches it to the copies.
+    /// A failure or a cancel before the switch removes the VM and every file made for it.
+    private func restoreInstantly(
+        _ job: JobContext, record: VMRecord, point: RecoveryPointRecord, name: String, total: Int64, fabric: any Fabric
+    ) async throws {
+        let started = ContinuousClock.now
+        let instant = try await job.step("Prepare instant restore") {
+            try await fabric.makeInstantRestore(InstantRestoreRequest(
+                name: name, original: record.vm, definition: point.definition, purpose: .restore, job: job.id
+            ) { try await self.store.openPoint(point.id) })
+        }
+        do {
+            try await job.step("Start VM on the point's disks") {
+                try await instant.start()
+                let seconds = (ContinuousClock.now - started).inSeconds
+                job.note("\(name) runs \(formatSeconds(seconds)) after the job started; its disks are read from the point")
+                job.setDetail("runningAfterSeconds", String((seconds * 1000).rounded() / 1000))
+            }
+            job.setDetail("restoredVM", VMKey(cloudService: record.vm.cloudService, name: name).description)
+            try job.checkCancelled()
+            try await job.step("Copy disks while the VM runs") {
+                job.setProgress(JobProgress(totalBytes: total))
+                try await instant.copy { copied, total in
+                    job.setProgress(JobProgress(totalBytes: total, scannedBytes: copied, readBytes: copied, writtenBytes: copied))
+                }
+                job.note("\(ByteSize.format(total)) copied", bytes: total)
+            }
+            try job.checkCancelled()
+            let restored = try await job.step("Switch to the local disks") {
+                let restored = try await instant.finish()
+                job.note((["\(restored.key) runs on its own disks; the point is no longer read"] + restored.notes).joined(separator: "; "))
+                return restored
+            }
+            Self.record(restored, on: job)
+        } catch {
+            await instant.abort()
+            throw error
+        }
+    }
+
+    /// Records the restored VM, where its disks are now (never a staging folder or an overlay),
+    /// and what the fabric changed in its definition.
+    private static func record(_ restored: RestoredVM, on job: JobContext) {
+        job.setDetail("restoredVM", restored.key.description)
+        job.setDetail("files", restored.files.joined(separator: ","))
+        if !restored.notes.isEmpty { job.setDetail("notes", restored.notes.joined(separator: "; ")) }
     }
 
     /// Writes the point's disks into `directory`; returns their files.
@@ -128,6 +179,7 @@ extension Engine {
         case .folder(let path, let format): "folder \(path) (\(format.rawValue))"
         case .newVM(let name): "new VM \(name)"
         case .replaceDisks: "replace disks"
+        case .instant(let name): "instant new VM \(name)"
         }
     }
 }

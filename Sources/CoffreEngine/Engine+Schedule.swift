@@ -105,12 +105,18 @@ extension Engine: Service {
         await cancelAllAndWait()
     }
 
-    /// One pass of the scheduler and of retention; errors are logged, never fatal.
+    /// One pass of the scheduler (backups, then verifications) and of retention; errors are
+    /// logged, never fatal.
     public func tick() async {
         do {
             try await runDueBackups()
         } catch {
             logger.error("scheduler: \(error)")
+        }
+        do {
+            try await runDueVerifications()
+        } catch {
+            logger.error("verification scheduler: \(error)")
         }
         do {
             try await runRetention()

@@ -33,6 +33,9 @@ public final class LibvirtFabric: Fabric {
         public var agentTimeoutSeconds = 600.0
         /// NBD connections per disk while backing up.
         public var connectionsPerDisk = 2
+        /// The most an instant restore's copy may read and write per second, in bytes (it runs
+        /// beside the VM it copies); nil: as fast as the host goes.
+        public var instantCopyBandwidth: Int64?
 
         public init(name: String, uri: String, region: String, scratchDirectory: String, restoreDirectory: String) {
             self.name = name
@@ -272,7 +275,7 @@ public final class LibvirtFabric: Fabric {
 
     /// A folder QEMU can write its scratch files and NBD socket into (owned by libvirt-qemu
     /// when that user exists: QEMU runs as it under qemu:///system).
-    private func makeScratchFolder(_ id: String) throws -> String {
+    func makeScratchFolder(_ id: String) throws -> String {
         let folder = scratchFolder(id)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         do {
@@ -291,20 +294,7 @@ public final class LibvirtFabric: Fabric {
         case .newVM(let newName, let original, let definition):
             guard Naming.isValid(newName) else { throw CoffreError.invalidName("VM name", newName) }
             let connection = try await connection()
-            if try await connection.domain(named: newName) != nil {
-                throw CoffreError(.vmAlreadyExists, "The libvirt host already has a domain \(newName)",
-                                  workaround: "Choose another name for the restored VM")
-            }
-            // The definition kept with the point; points taken before it was kept use the live domain's.
-            var originalXML = definition
-            if originalXML == nil, let source = try await connection.domain(named: original.name) {
-                originalXML = try await source.xml(inactive: true)
-            }
-            guard let originalXML else {
-                throw CoffreError(.originalDefinitionMissing,
-                                  "The point holds no definition of \(original.key) and the domain no longer exists; both are needed to create \(newName)",
-                                  workaround: "Restore the point to a folder (--to DIR) and define the VM from those disks")
-            }
+            let originalXML = try await definitionForNewDomain(newName, original: original, kept: definition, connection)
             let final = configuration.restoreDirectory + "/" + newName
             guard !FileManager.default.fileExists(atPath: final) else { throw CoffreError.restoreTargetExists(final) }
             // Made before any data is written: a definition that cannot be copied fails at once.
@@ -329,6 +319,24 @@ public final class LibvirtFabric: Fabric {
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
             return ReplaceDisksTarget(domain: domain, key: key, disks: description.disks, staging: staging)
         }
+    }
+}
+
+extension LibvirtFabric {
+    /// The definition a new domain `name` is copied from: the one kept with the point, else
+    /// (points taken before it was kept) the live domain's. Refuses a name the host has.
+    func definitionForNewDomain(
+        _ name: String, original: DiscoveredVM, kept definition: String?, _ connection: LibvirtConnection
+    ) async throws -> String {
+        if try await connection.domain(named: name) != nil {
+            throw CoffreError(.vmAlreadyExists, "The libvirt host already has a domain \(name)",
+                              workaround: "Choose another name for the restored VM")
+        }
+        if let definition { return definition }
+        if let source = try await connection.domain(named: original.name) { return try await source.xml(inactive: true) }
+        throw CoffreError(.originalDefinitionMissing,
+                          "The point holds no definition of \(original.key) and the domain no longer exists; both are needed to create \(name)",
+                          workaround: "Restore the point to a folder (--to DIR) and define the VM from those disks")
     }
 }
 

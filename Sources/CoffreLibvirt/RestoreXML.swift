@@ -32,8 +32,25 @@ enum RestoreXML {
         var to: String
     }
 
+    /// The guest agent's channel name.
+    static let guestAgentChannel = DomainXML.guestAgentChannel
+
     /// Longest Unix socket path (`sun_path` holds 108 bytes with the terminating zero).
     static let socketPathLimit = 107
+
+    /// How the new domain's restored disks are read, and what it may reach.
+    struct Options: Sendable {
+        /// Each restored file is a qcow2 overlay whose backing is the point's disk of the same
+        /// name, exported by the vault's NBD server on this Unix socket (instant restore). An
+        /// error reading it pauses the guest (`rerror_policy='stop'`) instead of failing its I/O.
+        var nbdSocket: String?
+        /// Cut off from everything the original reaches: no network interface, no disk, folder,
+        /// shared memory or host service other than its own (a boot verification); a guest agent
+        /// channel is added when the original has none.
+        var isolated = false
+        /// The UUID the domain has already (a redefinition of the same domain); nil: libvirt makes one.
+        var uuid: String?
+    }
 
     /// The original definition rewritten for a new domain `name`.
     ///
@@ -44,7 +61,8 @@ enum RestoreXML {
     /// - Throws: `RestoreNotSupported` when the definition is not a domain, lacks a restored
     ///   disk, or a socket path would not fit in `directory`.
     static func newDomain(
-        from original: String, name: String, files: [String: String], directory: String, format: String
+        from original: String, name: String, files: [String: String], directory: String, format: String,
+        options: Options = Options()
     ) throws -> Result {
         let document: XMLDocument
         do {
@@ -56,14 +74,19 @@ enum RestoreXML {
         guard let devices = root.child("devices") else { throw unusable("it has no <devices>") }
         let originalPaths = hostPaths(in: root)
 
-        var rewrite = Rewrite(name: name, directory: directory,
+        var rewrite = Rewrite(name: name, directory: directory, options: options,
                               taken: Set(files.values.map { ($0 as NSString).lastPathComponent }))
         try rewrite.identity(root)
+        if let uuid = options.uuid {
+            let element = XMLElement(name: "uuid", stringValue: uuid)
+            root.insertChild(element, at: (root.elements(forName: "name").first?.index ?? -1) + 1)
+        }
         try rewrite.firmware(root)
         try rewrite.disks(devices, files: files, format: format)
         for device in devices.childElements where device.name != "disk" {
             try rewrite.device(device)
         }
+        if options.isolated { rewrite.isolate(devices) }
         rewrite.sharedPaths(of: root)
         if root.childElements.contains(where: { $0.localName == "commandline" }) {
             rewrite.notes.append("its <qemu:commandline> is passed on as it is: check its arguments for files of the original")
@@ -107,12 +130,15 @@ enum RestoreXML {
 private struct Rewrite {
     let name: String
     let directory: String
+    let options: RestoreXML.Options
     /// File names in use in `directory` (the disks', then each moved file's).
     var taken: Set<String>
     var moved: [String: String] = [:]
     var shared: Set<String> = []
     var notes: [String] = []
     var copies: [RestoreXML.FileCopy] = []
+    /// The disks that are the restored files.
+    var ownDisks: [XMLElement] = []
 
     // MARK: Identity
 
@@ -162,8 +188,9 @@ private struct Rewrite {
         for disk in devices.elements(forName: "disk") {
             let target = disk.child("target")?["dev"] ?? "?"
             if let file = files[target] {
+                ownDisks.append(disk)
                 pending.remove(target)
-                restored(disk, file: file, format: format)
+                restored(disk, file: file, format: format, export: target)
                 continue
             }
             let device = disk["device"] ?? "disk"
@@ -180,7 +207,7 @@ private struct Rewrite {
         }
     }
 
-    private func restored(_ disk: XMLElement, file: String, format: String) {
+    private func restored(_ disk: XMLElement, file: String, format: String, export: String) {
         disk["type"] = "file"
         // The restored file is a plain image: no backing chain, no LUKS layer, no network auth.
         for child in ["source", "backingStore", "auth", "encryption", "mirror"].flatMap(disk.elements(forName:)) {
@@ -196,6 +223,19 @@ private struct Rewrite {
         let source = XMLElement(name: "source")
         source["file"] = file
         disk.insertChild(source, at: driver.index + 1)
+        guard let socket = options.nbdSocket else { return }
+        driver["error_policy"] = "stop"
+        driver["rerror_policy"] = "stop"
+        let backing = Self.element(
+            "<backingStore type='network'><format type='raw'/><source protocol='nbd' name='\(export.xmlEscaped)'>"
+                + "<host transport='unix' socket='\(socket.xmlEscaped)'/></source><backingStore/></backingStore>")
+        disk.insertChild(backing, at: source.index + 1)
+    }
+
+    /// An element from Coffre's own markup (escaped where it holds values).
+    private static func element(_ markup: String) -> XMLElement {
+        // Coffre's own markup: a parse failure is a bug here, not bad input.
+        do { return try XMLElement(xmlString: markup) } catch { preconditionFailure("\(error): \(markup)") }
     }
 
     // MARK: Other devices
@@ -358,6 +398,44 @@ private struct Rewrite {
         } else {
             shared.formUnion(RestoreXML.hostPaths(in: element))
         }
+    }
+
+    // MARK: Isolation
+
+    /// A boot verification's VM reaches nothing of the original's world: no network, no disk
+    /// but its own (read-only media aside), no shared folder or memory, no host device or host
+    /// service; its serial ports become ptys. It keeps (or gets) a guest agent channel.
+    mutating func isolate(_ devices: XMLElement) {
+        var cut: [String] = []
+        for element in devices.childElements {
+            switch element.name ?? "" {
+            case "interface", "filesystem", "shmem", "hostdev", "redirdev", "smartcard":
+                element.detach()
+                cut.append(element.name ?? "")
+            case "disk" where !ownDisks.contains(element) && element["device"] != "cdrom" && element.child("readonly") == nil:
+                element.detach()
+                cut.append("disk \(element.child("target")?["dev"] ?? "?")")
+            case "serial", "console", "parallel", "channel":
+                let connects = element["type"] == "tcp" || element["type"] == "udp"
+                    || (element["type"] == "unix" && element.elements(forName: "source").contains { $0["mode"] != "bind" })
+                guard connects else { continue }
+                if element.name == "channel" {
+                    element.detach()
+                } else {
+                    element["type"] = "pty"
+                    for child in element.elements(forName: "source") + element.elements(forName: "protocol") { child.detach() }
+                }
+                cut.append("\(element.name ?? "") to a host service")
+            default:
+                break
+            }
+        }
+        let agent = RestoreXML.guestAgentChannel
+        if !devices.elements(forName: "channel").contains(where: { $0.child("target")?["name"] == agent }) {
+            devices.addChild(Self.element("<channel type='unix'><source mode='bind'/><target type='virtio' name='\(agent)'/></channel>"))
+            notes.append("a guest agent channel was added")
+        }
+        if !cut.isEmpty { notes.append("isolated: left out \(Set(cut).sorted().joined(separator: ", "))") }
     }
 
     // MARK: Shared on purpose

@@ -84,7 +84,20 @@ extension SQLiteCatalog {
     public func updatePoints(_ points: [RecoveryPointRecord]) async throws {
         // A point deleted meanwhile (cleanup in another process) stays deleted.
         try await write { db in
-            for point in points { _ = try PointRow(point).updateIfPresent(db) }
+            for point in points {
+                var row = try PointRow(point)
+                // The verification is recordVerification's alone: a copy read earlier never overwrites it.
+                row.verification = try String.fetchOne(
+                    db, sql: "SELECT verification FROM recovery_points WHERE id = ?", arguments: [point.id])
+                _ = try row.updateIfPresent(db)
+            }
+        }
+    }
+
+    public func recordVerification(_ verification: PointVerification, point id: String) async throws {
+        let json = try JSONColumn.encode(verification)
+        try await write { db in
+            try db.execute(sql: "UPDATE recovery_points SET verification = ? WHERE id = ?", arguments: [json, id])
         }
     }
 

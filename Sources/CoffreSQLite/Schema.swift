@@ -17,6 +17,13 @@ enum Schema {
             // The fabric's description of the VM at the snapshot (libvirt domain XML), for restores.
             try db.alter(table: "recovery_points") { t in t.add(column: "definition", .text) }
         }
+        migrator.registerMigration("v4-verification") { db in
+            // JSON `VerificationPolicy` of a policy, `PointVerification` of a point; the item's
+            // last verification slot (as `lastScheduledSlot` is for backups).
+            try db.alter(table: "policies") { t in t.add(column: "verification", .jsonText) }
+            try db.alter(table: "recovery_points") { t in t.add(column: "verification", .jsonText) }
+            try db.alter(table: "protected_items") { t in t.add(column: "lastVerificationSlot", .double) }
+        }
         return migrator
     }
 

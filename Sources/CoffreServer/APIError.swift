@@ -91,7 +91,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .encryptionKeyMissing, .vaultNotFound, .vaultFormatUnsupported, .catalogFailed, .catalogUnreadable,
             .backupInternalError, .discoveryInternalError, .restoreIncomplete, .jobInterrupted, .invalidConfiguration,
             .libvirtNotBuilt, .extensionPackageMissing, .scratchFolderUnusable, .qemuImgMissing, .qemuImgFailed,
-            .qemuNBDMissing, .qemuNBDFailed, .fuseUnavailable, .mountFailed, .fileReadFailed,
+            .qemuNBDMissing, .qemuNBDFailed, .fuseUnavailable, .mountFailed, .fileReadFailed, .dataVerificationFailed,
         ]),
         // 502: what the server relies on (a fabric, a guest, its extension, an NBD server) failed.
         (.badGateway, [
@@ -104,6 +104,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .postScriptExecutionFailed, .preScriptNotFound, .postScriptNotFound, .preScriptTimeout, .postScriptTimeout,
             .nbdConnectFailed, .nbdConnectionLost, .nbdExportNotFound, .nbdInvalidRequest, .nbdMetaContextUnavailable,
             .nbdNegotiationFailed, .nbdProtocolError, .nbdServerError, .serverUnreachable, .unexpectedResponse,
+            .instantRestoreFailed, .bootVerificationFailed,
         ]),
         // 503: try again later.
         (.serviceUnavailable, [.catalogBusy, .cancelled]),

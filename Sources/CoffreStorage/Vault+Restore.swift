@@ -31,34 +31,58 @@ extension Vault {
         }
     }
 
-    /// Opens the partial files and a session that keeps the point's objects through a
-    /// concurrent expiry and collection. **Blocks.**
-    func planRestore(point id: String, to directory: String, format: DiskFormat, overwrite: Bool) throws -> RestorePlan {
+    /// Reads every block of a point from the store and checks it against its id, as a restore
+    /// does, writing nothing (the data check of a Verify job). Damage throws `ChunkDamaged` or
+    /// `ChunkMissing` naming the point, the disk and the block.
+    /// - Returns: what was read: `scannedBytes` of disks, `readBytes` from the store.
+    public func verifyPoint(_ id: String, progress: ProgressHandler? = nil) async throws -> TransferProgress {
+        let plan = try await runOnThread { _ in try self.planRestore(point: id, to: nil, format: .raw, overwrite: false) }
+        let job = RestoreJob(vault: self, manifest: plan.manifest, sinks: plan.sinks, windows: plan.windows,
+                             avoiding: plan.session.avoiding, progress: progress)
+        do {
+            try await runParallel(plan.units, width: width, makeState: { [codec] in RestoreWorker(codec: codec) },
+                                  body: { worker, unit in try job.process(unit, worker: worker) })
+        } catch {
+            await runOnThread { _ in plan.close() }
+            throw error
+        }
+        await runOnThread { _ in plan.close() }
+        return job.progressSoFar
+    }
+
+    /// Opens the partial files (none for `directory` nil: a verification) and a session that
+    /// keeps the point's objects through a concurrent expiry and collection. **Blocks.**
+    func planRestore(point id: String, to directory: String?, format: DiskFormat, overwrite: Bool) throws -> RestorePlan {
         let manifest = try point(id)
-        let directory = FileIO.absolutePath(directory)
-        try FileIO.makeDirectory(directory)
-        let targets = manifest.disks.map { "\(directory)/\(format.fileName(forDisk: $0.name))" }
+        let directory = directory.map(FileIO.absolutePath)
+        if let directory { try FileIO.makeDirectory(directory) }
+        let targets = directory.map { directory in manifest.disks.map { "\(directory)/\(format.fileName(forDisk: $0.name))" } } ?? []
         if !overwrite, let existing = targets.first(where: FileIO.exists) {
             throw CoffreError.restoreTargetExists(existing)
         }
         let plan = RestorePlan(manifest: manifest, directory: directory, targets: targets,
-                               session: try VaultSession(vault: self, purpose: "restore", protecting: manifest.disks.map(\.rootID)))
+                               session: try VaultSession(vault: self, purpose: directory == nil ? "verify" : "restore",
+                                                         protecting: manifest.disks.map(\.rootID)))
         do {
             // Expired between reading it and registering the session: its objects may be gone.
             guard try readManifest(id) != nil else { throw CoffreError.pointNotFound(id) }
             let workspace = CodecWorkspace(codec: codec)
             for (index, disk) in manifest.disks.enumerated() {
-                let partial = "\(directory)/.\(disk.name).coffre-partial-\(randomHex(4))"
-                let fd = try FileIO.open(partial, [.readWrite, .create, .exclusive], mode: 0o600)
-                // Whole blocks bypass the page cache (see RestoreJob); -1 where the file system refuses O_DIRECT.
-                let direct = FileIO.openOptional(partial, [.writeOnly, .direct])
-                plan.opened(partial: partial, file: fd, direct: direct)
-                switch format {
-                case .raw:
-                    try FileIO.truncate(fd, to: disk.size, path: partial)
-                    plan.sinks.append(RawSink(file: fd, direct: direct, path: partial))
-                case .qcow2:
-                    plan.sinks.append(try QCOW2Writer(file: fd, direct: direct, path: partial, size: disk.size, disk: disk.name))
+                if let directory {
+                    let partial = "\(directory)/.\(disk.name).coffre-partial-\(randomHex(4))"
+                    let fd = try FileIO.open(partial, [.readWrite, .create, .exclusive], mode: 0o600)
+                    // Whole blocks bypass the page cache (see RestoreJob); -1 where the file system refuses O_DIRECT.
+                    let direct = FileIO.openOptional(partial, [.writeOnly, .direct])
+                    plan.opened(partial: partial, file: fd, direct: direct)
+                    switch format {
+                    case .raw:
+                        try FileIO.truncate(fd, to: disk.size, path: partial)
+                        plan.sinks.append(RawSink(file: fd, direct: direct, path: partial))
+                    case .qcow2:
+                        plan.sinks.append(try QCOW2Writer(file: fd, direct: direct, path: partial, size: disk.size, disk: disk.name))
+                    }
+                } else {
+                    plan.sinks.append(DiscardingSink())
                 }
                 let pages = try loadIDs(disk.rootID, with: workspace, avoiding: plan.session.avoiding)
                 let pageReader = try SegmentReader(vault: self, kind: .index, ids: pages, avoiding: plan.session.avoiding)
@@ -81,7 +105,8 @@ final class RestorePlan: @unchecked Sendable {
     // Set up by `planRestore` on one thread, read by the workers only after, closed once:
     // never mutated concurrently.
     let manifest: RecoveryPointManifest
-    let directory: String
+    /// Nil for a verification: nothing is written.
+    let directory: String?
     let targets: [String]
     let session: VaultSession
     var sinks: [any DiskSink] = []
@@ -91,7 +116,7 @@ final class RestorePlan: @unchecked Sendable {
     private var directFiles: [Int32] = []
     private var partials: [String] = []
 
-    init(manifest: RecoveryPointManifest, directory: String, targets: [String], session: VaultSession) {
+    init(manifest: RecoveryPointManifest, directory: String?, targets: [String], session: VaultSession) {
         self.manifest = manifest
         self.directory = directory
         self.targets = targets
@@ -113,7 +138,7 @@ final class RestorePlan: @unchecked Sendable {
             partials[index] = ""
         }
         partials = []
-        try FileIO.fsyncDirectory(directory)
+        if let directory { try FileIO.fsyncDirectory(directory) }
     }
 
     /// Closes the files and the session; partial files not renamed are removed. Safe to call twice.
@@ -239,6 +264,9 @@ final class RestoreJob: Sendable {
         state = Mutex(total)
     }
 
+    /// The progress of every unit processed so far.
+    var progressSoFar: TransferProgress { state.withLock { $0 } }
+
     func process(_ unit: RestoreUnit, worker: RestoreWorker) throws {
         let disk = manifest.disks[unit.disk]
         let blockSize = Int64(manifest.blockSize)
@@ -319,6 +347,13 @@ struct RawSink: DiskSink {
         try FileIO.pwrite(useDirect && direct >= 0 ? direct : file, bytes, at: offset, path: path)
     }
 
+    func finish() throws {}
+}
+
+/// Where a verification's blocks go once checked: nowhere.
+struct DiscardingSink: DiskSink {
+    var writesDirect: Bool { false }
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64, direct: Bool) throws {}
     func finish() throws {}
 }
 

@@ -25,6 +25,10 @@ public struct VaultPointStore: PointStore {
         try await runOnThread { _ in try vault.openPoint(id) }
     }
 
+    public func verifyPoint(_ id: String, progress: ProgressHandler?) async throws -> TransferProgress {
+        try await vault.verifyPoint(id, progress: progress)
+    }
+
     public func storedPoints(item: String?) async throws -> [StoredPoint] {
         try await runOnThread { _ in try vault.points(item: item).map(\.stored) }
     }

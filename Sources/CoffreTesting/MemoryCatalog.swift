@@ -200,10 +200,16 @@ public final class MemoryCatalog: Catalog {
 
     public func updatePoints(_ points: [RecoveryPointRecord]) async throws {
         state.withLock { state in
-            for point in points where state.points[point.id] != nil {
+            for var point in points {
+                guard let stored = state.points[point.id] else { continue }
+                point.verification = stored.verification
                 state.points[point.id] = point
             }
         }
+    }
+
+    public func recordVerification(_ verification: PointVerification, point id: String) async throws {
+        state.withLock { $0.points[id]?.verification = verification }
     }
 
     public func deletePoints(ids: [String]) async throws {

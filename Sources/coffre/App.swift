@@ -49,6 +49,8 @@ struct AppConfiguration: Codable, Sendable {
         /// A statically linked coffre-agent to install in guests; without it guests are
         /// frozen through qemu-guest-agent only (no pre/post scripts).
         var agentBinary: String?
+        /// The most an instant restore's background copy moves per second, in MiB (default: no limit).
+        var instantCopyMiBPerSecond: Int?
     }
 
     init() {}
@@ -130,6 +132,7 @@ struct AppOptions: ParsableArguments {
             restoreDirectory: path(entry.restoreDirectory, "restored-vms"))
         configuration.cloudService = entry.cloudService
         configuration.agentBinary = entry.agentBinary.map { path($0, $0) }
+        configuration.instantCopyBandwidth = entry.instantCopyMiBPerSecond.map { Int64($0) << 20 }
         return LibvirtFabric(configuration: configuration)
         #else
         throw CoffreError(.libvirtNotBuilt, "coffre.json names the libvirt fabric '\(entry.name)', but this coffre was built without libvirt",

@@ -35,7 +35,7 @@ struct Coffre: AsyncParsableCommand {
         version: "coffre " + BuildInfo.versionLine(coffreVersion),
         subcommands: [
             DiscoverCommand.self, VMCommand.self, RegisterCommand.self, PolicyCommand.self, ProtectCommand.self,
-            BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self,
+            BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self, VerifyCommand.self,
             MountCommand.self, UnmountCommand.self, FilesCommand.self, ExportCommand.self,
             StopProtectionCommand.self, UndeleteCommand.self, ResumeCommand.self, DashboardCommand.self,
             SchedulerCommand.self, ServeCommand.self, TokenCommand.self, DemoCommand.self, VaultCommand.self, ImageCommand.self,

@@ -25,6 +25,7 @@ protocol ControlPlane: Sendable {
     /// A folder destination is as typed: the local plane resolves it against the current
     /// folder, the server against its restore root (absolute paths need an admin token).
     func restore(_ vm: String, point: String, to destination: RestoreDestination) async throws -> Job
+    func verify(_ vm: String, point: String?, _ request: Engine.VerificationRequest) async throws -> Job
     func stopProtection(_ vm: String, deleteData: Bool) async throws -> Job
     func undelete(_ vm: String) async throws -> Job
     func resume(_ vm: String) async throws -> Job
@@ -61,6 +62,9 @@ struct LocalControlPlane: ControlPlane {
             destination = .folder(FileManager.default.currentDirectoryPath + "/" + path, format: format)
         }
         return try await engine.restore(vm, point: point, to: destination)
+    }
+    func verify(_ vm: String, point: String?, _ request: Engine.VerificationRequest) async throws -> Job {
+        try await engine.verify(vm, point: point, request)
     }
     func stopProtection(_ vm: String, deleteData: Bool) async throws -> Job { try await engine.stopProtection(vm, deleteData: deleteData) }
     func undelete(_ vm: String) async throws -> Job { try await engine.undelete(vm) }

@@ -3,6 +3,7 @@ import CoffreCore
 import CoffreEngine
 import CoffreServer
 import Foundation
+import Synchronization
 
 /// Waits for jobs and prints how they ended, the way every job-starting command does.
 enum JobOutput {
@@ -10,7 +11,13 @@ enum JobOutput {
     /// exit code 1 when it did not succeed.
     static func wait(_ plane: any ControlPlane, _ job: Job, progress: Bool = false, json: Bool = false) async throws -> Job {
         let bar = ProgressBar(enabled: progress && !json, verb: job.type.rawValue.lowercased())
+        let told = Mutex(false)
         let final = try await plane.wait(for: job.id) { current in
+            // An instant restore's VM runs long before the job ends: say so as soon as it does.
+            if !json, let after = current.details["runningAfterSeconds"], let vm = current.details["restoredVM"],
+               current.status == .inProgress, told.withLock({ told in defer { told = true }; return !told }) {
+                bar.interrupt("\(vm) is running (\(after) s after the start); its disks are being copied")
+            }
             bar.update(TransferProgress(current.progress))
         }
         bar.finish()
@@ -48,7 +55,9 @@ enum JobOutput {
         if let vm = job.vm { text += " \(vm)" }
         text += " \(job.status.rawValue)"
         if let end = job.endedAt { text += " (\(Self.duration(end.timeIntervalSince(job.startedAt))))" }
-        for key in ["point", "consistency", "restoredVM", "files"] { if let value = job.details[key] { text += " \(key)=\(value)" } }
+        for key in ["point", "consistency", "restoredVM", "runningAfterSeconds", "verified", "files"] {
+            if let value = job.details[key] { text += " \(key)=\(value)" }
+        }
         if let error = job.error { text += "\n  error \(error)" }
         return text
     }

@@ -7,6 +7,7 @@ struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "Backup policies: schedule and retention.",
         subcommands: [Create.self, List.self, Show.self, Set.self])
+    // Policies: schedule, retention and the optional scheduled verification (`--verify-…`).
 
     /// Schedule and retention options shared by create and set.
     struct Definition: ParsableArguments {
@@ -18,6 +19,13 @@ struct PolicyCommand: AsyncParsableCommand {
         @Option(help: "Keep the first point of each week N weeks.") var keepWeeks: Int?
         @Option(help: "Keep the first point of each month N months.") var keepMonths: Int?
         @Option(help: "Keep the first point of each year N years.") var keepYears: Int?
+        @Option(help: "Verify the newest point of each VM every day at HH:MM.") var verifyDaily: String?
+        @Option(help: "Verify on these days (e.g. sun) at --verify-at HH:MM.") var verifyWeekly: String?
+        @Option(help: "Time of a weekly verification, HH:MM.") var verifyAt: String?
+        @Option(help: "Checks of scheduled verifications: data, boot, or data,boot (default data).") var verifyChecks: String?
+        @Option(help: "Boot check: a shell command run in the guest; success is exit status 0.") var verifyBootCommand: String?
+        @Option(help: "Boot check: seconds to wait for the guest (default 300).") var verifyBootTimeout: Int?
+        @Flag(help: "Verify nothing on a schedule (policy set: stop verifying).") var noVerify = false
 
         func schedule(default current: Schedule?) throws -> Schedule {
             let zone = timeZone ?? current?.timeZone ?? "UTC"
@@ -35,6 +43,37 @@ struct PolicyCommand: AsyncParsableCommand {
             }
         }
 
+        /// The scheduled verification: new from the --verify options, else the current one with
+        /// what they change; nil with --no-verify or when there is none.
+        func verification(default current: VerificationPolicy?, timeZone: String) throws -> VerificationPolicy? {
+            let changes = [verifyDaily, verifyWeekly, verifyAt, verifyChecks, verifyBootCommand].contains { $0 != nil }
+                || verifyBootTimeout != nil
+            if noVerify {
+                guard !changes else { throw CoffreError(.invalidOption, "--no-verify takes no other --verify option") }
+                return nil
+            }
+            guard changes else { return current }
+            let schedule: Schedule
+            switch (verifyDaily, verifyWeekly) {
+            case (let time?, nil): schedule = .daily(at: try TimeOfDay(parsing: time), timeZone: timeZone)
+            case (nil, let days?):
+                guard let verifyAt else { throw CoffreError.invalidSchedule("--verify-weekly needs --verify-at HH:MM") }
+                schedule = .weekly(on: try days.split(separator: ",").map { try Weekday(parsing: String($0)) },
+                                   at: try TimeOfDay(parsing: verifyAt), timeZone: timeZone)
+            case (nil, nil):
+                guard let current else {
+                    throw CoffreError.invalidSchedule("give --verify-daily HH:MM or --verify-weekly DAYS --verify-at HH:MM")
+                }
+                schedule = current.schedule
+            default: throw CoffreError.invalidSchedule("give either --verify-daily or --verify-weekly, not both")
+            }
+            let checks = try verifyChecks.map { try $0.split(separator: ",").map { try VerificationCheck(parsing: String($0)) } }
+            return VerificationPolicy(
+                schedule: schedule, checks: checks ?? current?.checks ?? [.data],
+                bootCommand: verifyBootCommand ?? current?.bootCommand,
+                bootTimeoutSeconds: verifyBootTimeout ?? current?.bootTimeoutSeconds ?? VerificationPolicy.defaultBootTimeoutSeconds)
+        }
+
         func retention(default current: Retention?) throws -> Retention {
             guard let days = keepDays ?? current?.days else { throw CoffreError.invalidRetention("give --keep-days N") }
             return Retention(days: days, weeks: keepWeeks ?? current?.weeks,
@@ -49,6 +88,7 @@ struct PolicyCommand: AsyncParsableCommand {
                 Examples:
                   coffre policy create nightly --daily 22:00 --time-zone Europe/Paris --keep-days 30 --keep-weeks 12 --keep-months 12
                   coffre policy create weekend --weekly sat,sun --at 06:00 --keep-days 28
+                  coffre policy create checked --daily 22:00 --keep-days 30 --verify-weekly sun --verify-at 04:00 --verify-checks data,boot
                 Coffre allows retention up to 9999 days and any number of weekly/monthly/yearly points (Azure's preview capped it at 30 days).
                 """)
         @OptionGroup var options: ConnectOptions
@@ -57,8 +97,9 @@ struct PolicyCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let policy = Policy(name: name, schedule: try definition.schedule(default: nil),
-                                    retention: try definition.retention(default: nil))
+                let schedule = try definition.schedule(default: nil)
+                let policy = Policy(name: name, schedule: schedule, retention: try definition.retention(default: nil),
+                                    verification: try definition.verification(default: nil, timeZone: schedule.timeZone))
                 try await options.connect().createPolicy(policy)
                 print(Self.describe(policy))
             }
@@ -66,6 +107,7 @@ struct PolicyCommand: AsyncParsableCommand {
 
         static func describe(_ policy: Policy) -> String {
             "\(policy.name): \(policy.schedule.summary), keep \(policy.retention.summary)"
+                + (policy.verification.map { "; verify \($0.summary)" } ?? "")
         }
     }
 
@@ -112,8 +154,9 @@ struct PolicyCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let plane = try await options.connect()
                 let current = try await plane.policy(named: name).policy
-                let policy = Policy(name: name, schedule: try definition.schedule(default: current.schedule),
-                                    retention: try definition.retention(default: current.retention))
+                let schedule = try definition.schedule(default: current.schedule)
+                let policy = Policy(name: name, schedule: schedule, retention: try definition.retention(default: current.retention),
+                                    verification: try definition.verification(default: current.verification, timeZone: schedule.timeZone))
                 try await plane.updatePolicy(policy)
                 print(Create.describe(policy))
             }

@@ -49,6 +49,12 @@ final class ProgressBar: Sendable {
         FileHandle.standardError.write(Data(line.utf8))
     }
 
+    /// Prints a line of its own on stderr (on a fresh line when the bar is drawn), whether or
+    /// not the bar is shown.
+    func interrupt(_ message: String) {
+        FileHandle.standardError.write(Data(((enabled ? "\r\u{1B}[K" : "") + message + "\n").utf8))
+    }
+
     func finish() {
         guard enabled else { return }
         if let progress = latest.withLock({ $0 }) { draw(progress, force: true) }

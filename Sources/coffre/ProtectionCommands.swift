@@ -28,7 +28,7 @@ struct JobsCommand: AsyncParsableCommand {
         commandName: "jobs", abstract: "List jobs, newest first.",
         discussion: "Example: coffre jobs --type backup --status failed --since 24h")
     @OptionGroup var options: ConnectOptions
-    @Option(help: "Discovery, Register, ConfigureProtection, Backup, Restore, StopProtection, DeleteBackupData, Undelete.") var type: String?
+    @Option(help: "Discovery, Register, ConfigureProtection, Backup, Restore, StopProtection, DeleteBackupData, Undelete, Verify.") var type: String?
     @Option(help: "InProgress, Succeeded, Failed, Cancelled.") var status: String?
     @Option(help: "Only jobs of this VM.") var vm: String?
     @Option(help: "Only jobs started since: 24h, 7d, or a date.") var since: String?
@@ -99,15 +99,26 @@ struct PointsCommand: AsyncParsableCommand {
             let item = view.item
             print("\(item.vm): policy \(item.policy), \(item.state.rawValue)")
             print(pad("point", 28) + pad("taken (UTC)", 21) + pad("type", 10) + pad("consistency", 22) + pad("expires", 12)
-                  + pad("added", 8, right: true) + pad("only here", 11, right: true) + pad("freed if expired", 18, right: true))
+                  + pad("added", 8, right: true) + pad("only here", 11, right: true) + pad("freed if expired", 18, right: true)
+                  + "  verified")
             for row in view.points {
                 let p = row.point
                 print(pad(p.id, 28) + pad(String(Engine.instant(p.takenAt).prefix(19)), 21) + pad(p.type.rawValue, 10)
                       + pad(p.consistency.rawValue, 22) + pad(p.expiresAt.map { String(Engine.instant($0).prefix(10)) } ?? "never", 12)
                       + pad("\(row.blocksAdded)", 8, right: true) + pad("\(row.blocksOnlyHere)", 11, right: true)
-                      + pad(ByteSize.format(row.bytesFreedIfExpired), 18, right: true))
+                      + pad(ByteSize.format(row.bytesFreedIfExpired), 18, right: true) + "  " + Self.verified(p.verification))
             }
         }
+    }
+}
+
+extension PointsCommand {
+    /// `passed 2026-12-05 (data,boot)`, `FAILED 2026-12-05 (boot): BootVerificationFailed`, `never`.
+    static func verified(_ verification: PointVerification?) -> String {
+        guard let v = verification else { return "never" }
+        let when = String(Engine.instant(v.at).prefix(10))
+        let checks = v.checks.map(\.rawValue).joined(separator: ",")
+        return v.succeeded ? "passed \(when) (\(checks))" : "FAILED \(when) (\(checks)): \(v.error?.code.rawValue ?? "?")"
     }
 }
 
@@ -119,7 +130,12 @@ struct RestoreCommand: AsyncParsableCommand {
               coffre restore web01 --point rp-… --to /tmp/web01
               coffre restore web01 --point rp-… --to /tmp/web01 --format qcow2
               coffre restore web01 --point rp-… --as-new-vm web01-restored
+              coffre restore web01 --point rp-… --as-new-vm web01-now --instant
               coffre restore web01 --point rp-… --replace-disks --yes     (the VM must be stopped)
+            --instant (libvirt fabric): the new VM starts within seconds on the point's disks, served by
+            this process (or the server) over NBD, while they are copied to local disks; it then switches
+            to them. Keep this command (or the server) running until the job ends; Ctrl-C cancels and
+            removes the VM. docs/libvirt.md has the details.
             """)
     @OptionGroup var options: ConnectOptions
     @Argument(help: "The VM, as name or cloudService/name.") var vm: String
@@ -127,6 +143,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(help: "Write the disks into this folder, as sparse raw files (named like the disks) or --format qcow2 images.") var to: String?
     @Option(help: "With --to: raw or qcow2.") var format: String?
     @Option(help: "Create a new VM with this name in the VM's fabric and cloud service.") var asNewVm: String?
+    @Flag(help: "With --as-new-vm: start the VM at once on the point's disks, copy them while it runs.") var instant = false
     @Flag(help: "Overwrite the VM's own disks.") var replaceDisks = false
     @Flag(help: "Confirm --replace-disks.") var yes = false
     @Flag(help: "No progress bar.") var noProgress = false
@@ -139,9 +156,13 @@ struct RestoreCommand: AsyncParsableCommand {
                 throw CoffreError(.invalidOption, "--format applies to --to only",
                                   workaround: "A new VM or replaced disks get the format the fabric uses for them")
             }
+            if instant, asNewVm == nil {
+                throw CoffreError(.invalidOption, "--instant applies to --as-new-vm only",
+                                  workaround: "coffre restore VM --point P --as-new-vm NAME --instant")
+            }
             let destinations: [RestoreDestination] = [
                 to.map { .folder($0, format: diskFormat) },
-                asNewVm.map { .newVM(name: $0) },
+                asNewVm.map { instant ? .instant(name: $0) : .newVM(name: $0) },
                 replaceDisks ? .replaceDisks(confirmed: yes) : nil,
             ].compactMap { $0 }
             guard destinations.count == 1 else {
@@ -149,6 +170,39 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             let plane = try await options.connect()
             let job = try await plane.restore(vm, point: point, to: destinations[0])
+            _ = try await JobOutput.wait(plane, job, progress: !noProgress, json: json)
+        }
+    }
+}
+
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Verify a recovery point: its data read back and checked, and it boots.",
+        discussion: """
+            Examples:
+              coffre verify web01                                  (the newest point, data check)
+              coffre verify web01 --point rp-… --checks data,boot --boot-command 'systemctl is-system-running --wait'
+            data: every block of the point is read from the vault and checked against its hash.
+            boot (libvirt fabric): the point runs as an isolated VM (no network, no shared disks or folders)
+            until its guest agent answers and --boot-command, when given, exits 0 in the guest; then it is removed.
+            The outcome is recorded on the point (coffre points); a failed check fails the job.
+            """)
+    @OptionGroup var options: ConnectOptions
+    @Argument(help: "The VM, as name or cloudService/name.") var vm: String
+    @Option(help: "The recovery point id (default: the newest).") var point: String?
+    @Option(help: "data, boot, or data,boot (default data).") var checks = "data"
+    @Option(help: "With boot: a shell command run in the guest; success is exit status 0.") var bootCommand: String?
+    @Option(help: "With boot: seconds to wait for the guest (default 300).") var bootTimeout = VerificationPolicy.defaultBootTimeoutSeconds
+    @Flag(help: "No progress bar.") var noProgress = false
+    @Flag(help: "Print the job as JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let request = Engine.VerificationRequest(
+                checks: try checks.split(separator: ",").map { try VerificationCheck(parsing: String($0)) },
+                bootCommand: bootCommand, bootTimeoutSeconds: bootTimeout)
+            let plane = try await options.connect()
+            let job = try await plane.verify(vm, point: point, request)
             _ = try await JobOutput.wait(plane, job, progress: !noProgress, json: json)
         }
     }

@@ -52,9 +52,15 @@ struct RemoteControlPlane: ControlPlane {
         switch destination {
         case .folder(let path, let format): (body.folder, body.format) = (path, format == .raw ? nil : format.rawValue)
         case .newVM(let name): body.newVmName = name
+        case .instant(let name): (body.newVmName, body.instant) = (name, true)
         case .replaceDisks(let confirmed): (body.replaceDisks, body.confirm) = (true, confirmed)
         }
         return try await call(.POST, Self.vmPath(vm, "restore"), body: body)
+    }
+    func verify(_ vm: String, point: String?, _ request: Engine.VerificationRequest) async throws -> Job {
+        try await call(.POST, Self.vmPath(vm, "verify"),
+                       body: VerifyBody(point: point, checks: request.checks.map(\.rawValue), bootCommand: request.bootCommand,
+                                        bootTimeoutSeconds: request.bootTimeoutSeconds))
     }
     func stopProtection(_ vm: String, deleteData: Bool) async throws -> Job {
         try await call(.POST, Self.vmPath(vm, "stop-protection"), body: StopProtectionBody(deleteData: deleteData))

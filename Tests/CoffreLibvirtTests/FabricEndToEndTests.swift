@@ -17,8 +17,6 @@ import Testing
 @Suite("libvirt fabric end to end", .serialized, .enabled(if: TestHost.live, "needs `scripts/libvirt-harness up`"))
 struct FabricEndToEndTests {
     static let vmName = "coffre-e2e"
-    /// The names (after `vmName`) of the domains the test restores.
-    static let copies = ["-restored", "-restored2", "-restored3"]
 
     /// A scratch folder, the guest, and an engine whose only fabric is the libvirt host.
     final class Setup: @unchecked Sendable {
@@ -28,13 +26,20 @@ struct FabricEndToEndTests {
         let fabric: LibvirtFabric
         let engine: Engine
         let catalog: SQLiteCatalog
+        let vault: Vault
+        /// The guest's name; domains the test makes start with it.
+        let vmName: String
 
-        init() async throws {
-            folder = "/var/tmp/coffre-e2e-\(UUID().uuidString.prefix(8))"
+        /// - Parameters:
+        ///   - agent: push the static coffre-agent at registration (else qemu-guest-agent alone, faster).
+        ///   - configure: changes to the fabric's configuration.
+        init(vmName: String = FabricEndToEndTests.vmName, agent: Bool = true,
+             configure: (inout LibvirtFabric.Configuration) -> Void = { _ in }) async throws {
+            self.vmName = vmName
+            folder = "/var/tmp/\(vmName)-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: folder + "/vm", withIntermediateDirectories: true)
             connection = try await TestHost.connect()
-            try await Self.removeDomain(FabricEndToEndTests.vmName, connection)
-            for suffix in FabricEndToEndTests.copies { try await Self.removeDomain(FabricEndToEndTests.vmName + suffix, connection) }
+            try await Self.removeDomains(startingWith: vmName, connection)
             // The harness's tiny guest, cloned with fresh disks: vda empty, vdb ext4 (mounted on /mnt).
             try run("/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", folder + "/vm/vda.qcow2", "64M")
             try run("/usr/bin/truncate", "-s", "64M", folder + "/vm/vdb.raw")
@@ -43,7 +48,7 @@ struct FabricEndToEndTests {
             try FileManager.default.removeItem(atPath: folder + "/vm/vdb.raw")
             let template = try await TestHost.running().xml(inactive: true)
             let clone = try RestoreXML.newDomain(
-                from: template, name: FabricEndToEndTests.vmName,
+                from: template, name: vmName,
                 files: ["vda": folder + "/vm/vda.qcow2", "vdb": folder + "/vm/vdb.qcow2"], directory: folder + "/vm",
                 format: "qcow2")
             // As many real definitions have it: a pty serial console logging to a file (virtlogd
@@ -55,10 +60,11 @@ struct FabricEndToEndTests {
             var configuration = LibvirtFabric.Configuration(
                 name: "kvm", uri: TestHost.uri, region: "local",
                 scratchDirectory: folder + "/scratch", restoreDirectory: folder + "/restored")
-            configuration.agentBinary = TestHost.staticAgent
+            configuration.agentBinary = agent ? TestHost.staticAgent : nil
+            configure(&configuration)
             fabric = LibvirtFabric(configuration: configuration)
             catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
-            let vault = try Vault.create(at: folder + "/vault")
+            vault = try Vault.create(at: folder + "/vault")
             engine = Engine(configuration: Engine.Configuration(region: "local"), catalog: catalog,
                             store: VaultPointStore(vault), fabrics: [fabric], clock: SystemTimeSource(),
                             owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive)
@@ -66,10 +72,15 @@ struct FabricEndToEndTests {
         }
 
         func tearDown() async {
-            for name in ([""] + FabricEndToEndTests.copies).map({ FabricEndToEndTests.vmName + $0 }) {
-                try? await Self.removeDomain(name, connection)
-            }
+            try? await Self.removeDomains(startingWith: vmName, connection)
             try? FileManager.default.removeItem(atPath: folder)
+        }
+
+        /// Removes the test's domains: the guest and every copy of it.
+        static func removeDomains(startingWith prefix: String, _ connection: LibvirtConnection) async throws {
+            for domain in try await connection.domains() where domain.name.hasPrefix(prefix) {
+                try await removeDomain(domain.name, connection)
+            }
         }
 
         /// `xml` with its serial ports and consoles replaced by one pty serial port logging to `log`.
@@ -84,7 +95,7 @@ struct FabricEndToEndTests {
         static func removeDomain(_ name: String, _ connection: LibvirtConnection) async throws {
             guard let domain = try await connection.domain(named: name) else { return }
             if try await domain.state().isActive { try await domain.destroy() }
-            try await domain.undefine()
+            if try await domain.isPersistent() { try await domain.undefine() }
         }
 
         static func waitForAgent(_ domain: LibvirtDomain) async throws {
@@ -109,8 +120,24 @@ struct FabricEndToEndTests {
             return String(output.prefix(64))
         }
 
+        /// Discovery, registration and protection under a nightly policy; the VM's key.
+        func protect() async throws -> VMKey {
+            let key = VMKey(cloudService: try await connection.hostname(), name: vmName)
+            _ = try await engine.wait(for: try await engine.discover().id)
+            let registration = try #require(await engine.register([key.description]).jobs.first)
+            let registered = try await engine.wait(for: registration.id)
+            guard registered.status == .succeeded else { throw TestFailure("RegisterFailed: \(registered.error?.description ?? "?")") }
+            try await engine.createPolicy(Policy(name: "nightly", schedule: .daily(at: TimeOfDay(hour: 22, minute: 0)),
+                                                 retention: Retention(days: 7)))
+            for job in await engine.protect([key.description], policy: "nightly").jobs {
+                let protected = try await engine.wait(for: job.id)
+                guard protected.status == .succeeded else { throw TestFailure("ProtectFailed: \(protected.error?.description ?? "?")") }
+            }
+            return key
+        }
+
         func backup() async throws -> (RecoveryPointRecord, Job) {
-            let job = try await engine.wait(for: try await engine.backupNow(FabricEndToEndTests.vmName).id)
+            let job = try await engine.wait(for: try await engine.backupNow(vmName).id)
             guard job.status == .succeeded, let id = job.details["point"], let point = try await catalog.point(id: id) else {
                 throw TestFailure("BackupFailed: \(job.status.rawValue): \(job.error.map(\.description) ?? "?")")
             }
@@ -120,7 +147,7 @@ struct FabricEndToEndTests {
         /// Restores a point to a folder; returns the folder.
         func restoreFolder(_ point: String) async throws -> String {
             let target = folder + "/restore-\(point)"
-            let job = try await engine.wait(for: try await engine.restore(FabricEndToEndTests.vmName, point: point, to: .folder(target)).id)
+            let job = try await engine.wait(for: try await engine.restore(vmName, point: point, to: .folder(target)).id)
             guard job.status == .succeeded else { throw TestFailure("RestoreFailed: \(job.error?.description ?? "?")") }
             return target
         }

@@ -89,6 +89,16 @@ import Testing
             let image = [UInt8](try Data(contentsOf: URL(fileURLWithPath: harness.folder + "/restores/db01-qcow2/os.qcow2")))
             #expect(image.prefix(4) == [0x51, 0x46, 0x49, 0xFB])
             #expect(image[24..<32].reduce(0) { $0 << 8 | Int($1) } == original.count)
+            // Verify the point: its data read back; the outcome is on the point.
+            response = try await api.send(.post, "/api/v1/vms/db01/verify", as: .operator, json: #"{"checks": ["data"]}"#)
+            #expect(response.status == .accepted)
+            let verify = try await harness.finish(try api.decode(Job.self, response).id)
+            #expect(verify.type == .verify && verify.status == .succeeded && verify.details["point"] == point.point.id)
+            response = try await api.send(.get, "/api/v1/vms/db01/points", as: .reader)
+            let verified = try #require(try api.decode(PointsView.self, response).points.first?.point.verification)
+            #expect(verified.succeeded && verified.job == verify.id)
+            response = try await api.send(.get, "/api/v1/dashboard", as: .reader)
+            #expect(try api.decode(Dashboard.self, response).verificationsPassed == 1)
             response = try await api.send(.post, "/api/v1/vms/db01/restore", as: .admin, json: #"{"point": "\#(point.point.id)", "replaceDisks": true}"#)
             #expect(response.status == .badRequest)
             #expect(try api.decode(APIError.Body.self, response).code == .confirmationRequired)
@@ -150,6 +160,10 @@ import Testing
                 (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "../etc"}"#, 400, .invalidRestoreTarget),
                 (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "x", "format": "vmdk"}"#, 400, .invalidDiskFormat),
                 (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "newVmName": "x", "format": "qcow2"}"#, 400, .invalidRestoreTarget),
+                (.post, "/api/v1/vms/ghost/restore", #"{"point": "rp", "folder": "x", "instant": true}"#, 400, .invalidRestoreTarget),
+                (.post, "/api/v1/vms/prod%2Fweb01/verify", #"{"checks": ["smell"]}"#, 400, .invalidArgument),
+                (.post, "/api/v1/vms/prod%2Fweb01/verify", #"{"checks": []}"#, 400, .invalidArgument),
+                (.post, "/api/v1/vms/ghost/verify", nil, 404, .vmNotFound),
                 (.post, "/api/v1/vms/ghost/backup", nil, 404, .vmNotFound),
                 (.get, "/api/v1/nothing-here", nil, 404, .routeNotFound),
                 (.delete, "/api/v1/vms/prod%2Fweb01/backup", nil, 405, .methodNotAllowed),

@@ -19,6 +19,7 @@ import Testing
         "POST /api/v1/vms/{vm}/backup": #"{}"#,
         "POST /api/v1/vms/{vm}/restore": #"{"point": "rp-none", "folder": "out"}"#,
         "POST /api/v1/vms/{vm}/stop-protection": #"{"deleteData": false}"#,
+        "POST /api/v1/vms/{vm}/verify": #"{"point": "rp-none"}"#,
         "POST /api/v1/tokens": #"{"name": "ci", "role": "reader"}"#,
     ]
 

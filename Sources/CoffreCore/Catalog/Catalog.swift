@@ -69,8 +69,11 @@ public protocol Catalog: Sendable {
     /// Oldest first.
     func points(item: String) async throws -> [RecoveryPointRecord]
     func point(id: String) async throws -> RecoveryPointRecord?
-    /// Replaces point records by id (expiry recomputed).
+    /// Replaces point records by id (expiry recomputed); their `verification` is left as it is
+    /// (only `recordVerification` changes it).
     func updatePoints(_ points: [RecoveryPointRecord]) async throws
+    /// Records a point's latest verification; nothing happens when the point was deleted meanwhile.
+    func recordVerification(_ verification: PointVerification, point id: String) async throws
     func deletePoints(ids: [String]) async throws
 }
 

@@ -5,11 +5,14 @@ public struct Policy: Codable, Sendable, Equatable {
     public var name: String
     public var schedule: Schedule
     public var retention: Retention
+    /// When and how the items' newest points are verified; nil: never on a schedule.
+    public var verification: VerificationPolicy?
 
-    public init(name: String, schedule: Schedule, retention: Retention) {
+    public init(name: String, schedule: Schedule, retention: Retention, verification: VerificationPolicy? = nil) {
         self.name = name
         self.schedule = schedule
         self.retention = retention
+        self.verification = verification
     }
 
     /// Throws the first problem with the policy, with a clear code (`InvalidPolicy…`).
@@ -17,6 +20,7 @@ public struct Policy: Codable, Sendable, Equatable {
         guard Naming.isValid(name) else { throw CoffreError.invalidName("Policy name", name) }
         try schedule.validate()
         try retention.validate(schedule: schedule)
+        try verification?.validate()
     }
 }
 

@@ -23,14 +23,17 @@ public struct ProtectedItem: Codable, Sendable, Equatable {
     public var protectedAt: Date
     /// The last schedule slot a Backup job was created for (missed slots run once, P5).
     public var lastScheduledSlot: Date?
+    /// The last slot of the policy's verification schedule a Verify job was created for.
+    public var lastVerificationSlot: Date?
     public var softDeletedAt: Date?
     /// When a soft-deleted item's points are purged for good.
     public var purgeAfter: Date?
 
     public init(
         id: String, vm: VMKey, policy: String, state: ProtectionState, protectedAt: Date,
-        lastScheduledSlot: Date? = nil, softDeletedAt: Date? = nil, purgeAfter: Date? = nil
+        lastScheduledSlot: Date? = nil, lastVerificationSlot: Date? = nil, softDeletedAt: Date? = nil, purgeAfter: Date? = nil
     ) {
+        self.lastVerificationSlot = lastVerificationSlot
         self.id = id
         self.vm = vm
         self.policy = policy
@@ -77,16 +80,21 @@ public struct RecoveryPointRecord: Codable, Sendable, Equatable {
     /// Kept by the catalog for restores, but not encoded: it is the fabric's business, can be
     /// kilobytes long, and has no place in every listing of points.
     public var definition: String?
+    /// The point's latest verification (Verify job); nil: never verified.
+    public var verification: PointVerification?
 
     private enum CodingKeys: String, CodingKey {
-        case id, item, vm, takenAt, type, consistency, tags, expiresAt, retainUntil, disks, stats, guest, job, changes
+        case id, item, vm, takenAt, type, consistency, tags, expiresAt, retainUntil, disks, stats, guest, job, changes,
+             verification
     }
 
     public init(
         id: String, item: String, vm: VMKey, takenAt: Date, type: PointType, consistency: Consistency,
         tags: [RetentionTag] = [], expiresAt: Date?, retainUntil: Date? = nil, disks: [VirtualDisk],
-        stats: PointStats, guest: GuestOutcome, job: String, changes: ChangeTracking? = nil, definition: String? = nil
+        stats: PointStats, guest: GuestOutcome, job: String, changes: ChangeTracking? = nil, definition: String? = nil,
+        verification: PointVerification? = nil
     ) {
+        self.verification = verification
         self.changes = changes
         self.definition = definition
         self.id = id

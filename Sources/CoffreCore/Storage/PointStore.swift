@@ -72,6 +72,10 @@ public protocol PointStore: Sendable {
     /// Opens a point for random-access, verified reads of its disks; the point stays in the
     /// store until the reader is closed.
     func openPoint(_ id: String) async throws -> any PointDisks
+    /// Reads every block of a point and checks it against its hash, writing nothing (a Verify
+    /// job's data check); damage throws `ChunkDamaged`/`ChunkMissing` naming the disk and block.
+    /// - Returns: disk bytes checked (`scannedBytes`) and bytes read from the store (`readBytes`).
+    func verifyPoint(_ id: String, progress: ProgressHandler?) async throws -> TransferProgress
     /// The points the store holds, oldest first (all items when `item` is nil).
     func storedPoints(item: String?) async throws -> [StoredPoint]
     /// Removes a point; its blocks stay until `collectGarbage` finds them unreferenced.

@@ -18,6 +18,7 @@ struct ItemRow: Codable, FetchableRecord, PersistableRecord {
     var state: String
     var protectedAt: Double
     var lastScheduledSlot: Double?
+    var lastVerificationSlot: Double?
     var softDeletedAt: Double?
     var purgeAfter: Double?
 
@@ -29,6 +30,7 @@ struct ItemRow: Codable, FetchableRecord, PersistableRecord {
         state = item.state.rawValue
         protectedAt = item.protectedAt.stored
         lastScheduledSlot = item.lastScheduledSlot?.stored
+        lastVerificationSlot = item.lastVerificationSlot?.stored
         softDeletedAt = item.softDeletedAt?.stored
         purgeAfter = item.purgeAfter?.stored
     }
@@ -39,6 +41,7 @@ struct ItemRow: Codable, FetchableRecord, PersistableRecord {
             state: try decodeRaw(state, column: "protected_items.state"),
             protectedAt: Date(stored: protectedAt),
             lastScheduledSlot: lastScheduledSlot.map(Date.init(stored:)),
+            lastVerificationSlot: lastVerificationSlot.map(Date.init(stored:)),
             softDeletedAt: softDeletedAt.map(Date.init(stored:)),
             purgeAfter: purgeAfter.map(Date.init(stored:)))
     }

@@ -36,6 +36,8 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
     var changes: String?
     /// The fabric's description of the VM, or NULL.
     var definition: String?
+    /// JSON `PointVerification`, or NULL when never verified.
+    var verification: String?
 
     init(_ point: RecoveryPointRecord) throws {
         id = point.id
@@ -58,6 +60,7 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
         job = point.job
         changes = try point.changes.map { try JSONColumn.encode($0) }
         definition = point.definition
+        verification = try point.verification.map { try JSONColumn.encode($0) }
     }
 
     func record() throws -> RecoveryPointRecord {
@@ -74,6 +77,7 @@ struct PointRow: Codable, FetchableRecord, PersistableRecord {
             guest: try JSONColumn.decode(guest, column: "recovery_points.guest"),
             job: job,
             changes: try changes.map { try JSONColumn.decode($0, column: "recovery_points.changes") },
-            definition: definition)
+            definition: definition,
+            verification: try verification.map { try JSONColumn.decode($0, column: "recovery_points.verification") })
     }
 }

@@ -19,6 +19,8 @@ struct PolicyRow: Codable, FetchableRecord, PersistableRecord {
     var retentionWeeks: Int?
     var retentionMonths: Int?
     var retentionYears: Int?
+    /// JSON `VerificationPolicy`, or NULL when the policy verifies nothing.
+    var verification: String?
 
     init(_ policy: Policy) throws {
         name = policy.name
@@ -30,6 +32,7 @@ struct PolicyRow: Codable, FetchableRecord, PersistableRecord {
         retentionWeeks = policy.retention.weeks
         retentionMonths = policy.retention.months
         retentionYears = policy.retention.years
+        verification = try policy.verification.map { try JSONColumn.encode($0) }
     }
 
     func record() throws -> Policy {
@@ -45,6 +48,7 @@ struct PolicyRow: Codable, FetchableRecord, PersistableRecord {
         // Assigned, not passed to init, so the days come back in the order they were saved.
         schedule.weekdays = try JSONColumn.decode(scheduleWeekdays, column: "policies.scheduleWeekdays")
         let retention = Retention(days: retentionDays, weeks: retentionWeeks, months: retentionMonths, years: retentionYears)
-        return Policy(name: name, schedule: schedule, retention: retention)
+        return Policy(name: name, schedule: schedule, retention: retention,
+                      verification: try verification.map { try JSONColumn.decode($0, column: "policies.verification") })
     }
 }

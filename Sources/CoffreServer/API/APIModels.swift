@@ -84,6 +84,9 @@ public struct BackupBody: Codable, Sendable {
 /// `POST /api/v1/vms/{vm}/restore`: exactly one of `folder`, `newVmName`, `replaceDisks`.
 public struct RestoreBody: Codable, Sendable {
     public var point: String
+    /// With `newVmName`: start the VM at once on the point's disks served by the vault, copy
+    /// them while it runs (instant restore, libvirt fabric).
+    public var instant: Bool?
     /// Server-side folder for the disk images: relative to the server's restore root, or
     /// absolute (admin only).
     public var folder: String?
@@ -100,6 +103,30 @@ public struct RestoreBody: Codable, Sendable {
         self.newVmName = newVmName
         self.replaceDisks = replaceDisks
         self.confirm = confirm
+    }
+}
+
+/// `POST /api/v1/vms/{vm}/verify`: check a point (the newest when `point` is absent).
+public struct VerifyBody: Codable, Sendable {
+    public var point: String?
+    /// `data`, `boot`; default `["data"]`.
+    public var checks: [String]?
+    /// For `boot`: a shell command run in the guest; success is exit status 0.
+    public var bootCommand: String?
+    /// For `boot`: how long to wait for the guest (default 300).
+    public var bootTimeoutSeconds: Int?
+
+    public init(point: String? = nil, checks: [String]? = nil, bootCommand: String? = nil, bootTimeoutSeconds: Int? = nil) {
+        self.point = point
+        self.checks = checks
+        self.bootCommand = bootCommand
+        self.bootTimeoutSeconds = bootTimeoutSeconds
+    }
+
+    /// The engine's request; an unknown check is `InvalidArgument`.
+    public func request() throws -> Engine.VerificationRequest {
+        Engine.VerificationRequest(checks: try (checks ?? ["data"]).map(VerificationCheck.init(parsing:)), bootCommand: bootCommand,
+                                   bootTimeoutSeconds: bootTimeoutSeconds ?? VerificationPolicy.defaultBootTimeoutSeconds)
     }
 }
 

@@ -3,7 +3,7 @@ import CoffreEngine
 import Foundation
 import Hummingbird
 
-// MARK: Protection: protect, backup now, points, restore, stop, resume, undelete
+// MARK: Protection: protect, backup now, points, restore, verify, stop, resume, undelete
 
 extension APIRoutes {
     static var protection: [APIRoute] {
@@ -28,6 +28,10 @@ extension APIRoutes {
                 let body = try await request.decode(as: RestoreBody.self, context: context)
                 let destination = try restoreDestination(body, context: context, root: s.configuration.restoreRoot)
                 return try Reply.accepted(try await s.engine.restore(try context.pathParameter("vm"), point: body.point, to: destination))
+            },
+            APIRoute(.post, prefix + "/vms/{vm}/verify", .operator) { request, context, s in
+                let body = try await optionalBody(VerifyBody.self, request, context) ?? VerifyBody()
+                return try Reply.accepted(try await s.engine.verify(try context.pathParameter("vm"), point: body.point, try body.request()))
             },
             APIRoute(.post, prefix + "/vms/{vm}/stop-protection", .operator, adminWhen: "deleteData is true") { request, context, s in
                 let body = try await request.decode(as: StopProtectionBody.self, context: context)
@@ -57,6 +61,9 @@ extension APIRoutes {
         guard chosen == 1 else {
             throw APIError.badRequest(.invalidRestoreTarget, "Give exactly one of 'folder', 'newVmName', 'replaceDisks'")
         }
+        guard body.instant != true || body.newVmName != nil else {
+            throw APIError.badRequest(.invalidRestoreTarget, "'instant' applies to 'newVmName' only")
+        }
         if let folder = body.folder {
             guard !folder.isEmpty, !folder.split(separator: "/").contains("..") else {
                 throw APIError.badRequest(.invalidRestoreTarget, "'folder' must be a path without '..'")
@@ -75,7 +82,7 @@ extension APIRoutes {
         guard body.format == nil else {
             throw APIError.badRequest(.invalidRestoreTarget, "'format' applies to 'folder' only")
         }
-        if let name = body.newVmName { return .newVM(name: name) }
+        if let name = body.newVmName { return body.instant == true ? .instant(name: name) : .newVM(name: name) }
         try context.require(.admin)
         return .replaceDisks(confirmed: body.confirm ?? false)
     }
