@@ -130,5 +130,66 @@ struct InstantRestoreTests {
         #expect(try await s.engine.dashboard().verificationsFailed == 1)
         await s.tearDown()
     }
+
+    /// The `coffre` executable built with the tests (`COFFRE_BIN` to use another).
+    static let coffre: String = ProcessInfo.processInfo.environment["COFFRE_BIN"]
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/.build/debug/coffre"
+
+    @Test("the process serving the point is killed mid-copy: the VM pauses at its next read of the point, and the job says what is left")
+    func servingProcessKilled() async throws {
+        let s = try await Setup(vmName: "coffre-instkill", agent: false)
+        defer { Task { await s.tearDown() } }
+        let key = try await s.protect()
+        _ = try await s.writeAndHash(mib: 16, at: 8)
+        let (point, _) = try await s.backup()
+
+        // The command line on the same data folder, the fabric's copy slowed to 1 MiB/s.
+        let settings: [String: Any] = [
+            "region": "local", "fabrics": [] as [Any],
+            "libvirtFabrics": [["name": "kvm", "uri": TestHost.uri, "scratchDirectory": s.folder + "/scratch",
+                                "restoreDirectory": s.folder + "/restored", "instantCopyMiBPerSecond": 1]],
+        ]
+        try JSONSerialization.data(withJSONObject: settings).write(to: URL(fileURLWithPath: s.folder + "/coffre.json"))
+        let name = "coffre-instkill-copy"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.coffre)
+        process.arguments = ["restore", key.description, "--point", point.id, "--as-new-vm", name, "--instant", "--no-progress",
+                             "--data", s.folder]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        var domain: LibvirtDomain?
+        for _ in 0..<300 where domain == nil {
+            try await Task.sleep(for: .milliseconds(200))
+            if let found = try await s.connection.domain(named: name), (try? await found.guestPing()) != nil { domain = found }
+        }
+        let copy = try #require(domain, "the instant restore's VM never answered")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+
+        // The guest reads its whole disk, past what was copied: the server is gone, QEMU stops the
+        // guest on the read error instead of failing it (rerror_policy=stop).
+        _ = try await copy.guestShell("(dd if=/dev/vda of=/dev/null bs=1M iflag=direct; echo read > /tmp/dd) > /dev/null 2>&1 &")
+        var paused = ""
+        for _ in 0..<300 where !paused.contains("I/O error") {
+            try await Task.sleep(for: .milliseconds(200))
+            paused = try await copy.stateDescription().words
+        }
+        #expect(paused == "paused by an I/O error on a disk", "\(paused)")
+
+        // The next command finds the job's process gone: the job is interrupted, the VM kept and described.
+        let jobs = try run(Self.coffre, "jobs", "--type", "Restore", "--json", "--data", s.folder)
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(jobs.utf8)) as? [[String: Any]])
+        let job = try #require(list.first { ($0["details"] as? [String: String])?["instantVM"] == name })
+        let error = try #require(job["error"] as? [String: Any])
+        #expect(job["status"] as? String == "Failed" && error["code"] as? String == "JobInterrupted")
+        let message = error["message"] as? String ?? ""
+        #expect(message.contains(name) && message.contains("paused by an I/O error") && message.contains("overlays"), "\(message)")
+        #expect(try await s.connection.domain(named: name) != nil, "the VM is kept: what its users wrote is in it")
+        #expect(Self.instantScratch(s).count == 1, "its overlays are kept")
+        await s.tearDown()
+    }
 }
 #endif

@@ -199,6 +199,19 @@ import Testing
             let restore = try await browser.post("/vms/prod%2Fweb01/restore", "point=\(point.id)&destination=newVM&newName=web01-copy")
             try await harness.finish(try browser.jobID(from: restore))
 
+            // Verify the point from its page: the outcome shows in its row and on the front page.
+            #expect(points.contains(#"id="verify""#) && points.contains(#"<td class="verified">never</td>"#))
+            let verify = try await browser.post("/vms/prod%2Fweb01/verify", "point=\(point.id)&check=data&bootCommand=")
+            let verifyJob = try await harness.finish(try browser.jobID(from: verify))
+            #expect(verifyJob.type == .verify && verifyJob.status == .succeeded)
+            let verified = Self.html(try await browser.get("/vms/prod%2Fweb01/points"))
+            #expect(verified.contains(#"data-verified="passed""#) && verified.contains("/jobs/\(verifyJob.id)"))
+            let front = Self.html(try await browser.get("/"))
+            #expect(front.contains(#"id="count-verified"><span class="count">1</span>"#))
+            #expect(front.contains(#"id="count-verification-failed"><span class="count">0</span>"#))
+            let noCheck = try await browser.post("/vms/prod%2Fweb01/verify", "point=\(point.id)&bootCommand=")
+            #expect(noCheck.status == .badRequest && Self.html(noCheck).contains("InvalidArgument"))
+
             let failed = Self.html(try await browser.get("/jobs?status=Failed&since=24h"))
             #expect(failed.contains("No jobs."))
             let backups = Self.html(try await browser.get("/jobs?type=Backup&vm=prod%2Fweb01"))

@@ -18,6 +18,10 @@ extension DashboardController {
             var stoppedProtection: Int
             var softDeleted: Int
             var jobCounts: [JobCount]
+            var verificationsPassed: Int
+            var verificationsFailed: Int
+            var verifiedHref: String
+            var verificationFailuresHref: String
             var jobs: [JobRow]
         }
         let numbers = try await engine.dashboard()
@@ -34,6 +38,9 @@ extension DashboardController {
                 JobCount(label: status == .inProgress ? "In progress" : status.rawValue, count: count,
                          href: DashboardFormat.jobsHref(status: status, since: "24h"), css: DashboardFormat.css(status))
             },
+            verificationsPassed: numbers.verificationsPassed, verificationsFailed: numbers.verificationsFailed,
+            verifiedHref: DashboardFormat.jobsHref(type: .verify, status: .succeeded),
+            verificationFailuresHref: DashboardFormat.jobsHref(type: .verify, status: .failed),
             jobs: latest.map { JobRow($0, now: now) })
         return pages.page("overview", title: "Dashboard", tab: .overview, role: context.role, body: body)
     }

@@ -119,12 +119,23 @@ extension DashboardController {
             var freedIfExpired: String
             var newest: Bool
             var filesHref: String
+            var verification: Verification?
+        }
+        struct Verification {
+            var outcome: String
+            var label: String
+            var css: String
+            var when: String
+            var checks: String
+            var detail: String
+            var jobHref: String
         }
         struct Body {
             var policy: String
             var state: String
             var jobsHref: String
             var restoreHref: String
+            var verifyHref: String
             var points: [Row]
             var hasPoints: Bool
             var suggestedName: String
@@ -141,12 +152,20 @@ extension DashboardController {
                 expires: point.expiresAt.map(DashboardFormat.instant) ?? "never",
                 blocksAdded: counted?.blocksAdded ?? point.stats.blocksAdded, blocksOnlyHere: counted?.blocksOnlyHere ?? 0,
                 freedIfExpired: ByteSize.format(counted?.bytesFreedIfExpired ?? 0), newest: point.id == newestID,
-                filesHref: DashboardFormat.pointsHref(item.vm) + "/" + DashboardFormat.segment(point.id) + "/files")
+                filesHref: DashboardFormat.pointsHref(item.vm) + "/" + DashboardFormat.segment(point.id) + "/files",
+                verification: point.verification.map { v in
+                    Verification(outcome: v.succeeded ? "passed" : "failed", label: v.succeeded ? "Passed" : "Failed",
+                                 css: DashboardFormat.css(v.succeeded ? .succeeded : .failed), when: DashboardFormat.instant(v.at),
+                                 checks: v.checks.map(\.rawValue).joined(separator: ", "),
+                                 detail: v.error.map { "\($0.code.rawValue): \($0.message)" } ?? v.detail,
+                                 jobHref: DashboardFormat.jobHref(v.job))
+                })
         }
         let state = try await engine.itemSummaries().first { $0.item.id == item.id }?.status ?? item.state.rawValue
         let body = Body(
             policy: item.policy, state: state, jobsHref: DashboardFormat.jobsHref(vm: item.vm),
-            restoreHref: DashboardFormat.restoreHref(item.vm), points: rows, hasPoints: !rows.isEmpty,
+            restoreHref: DashboardFormat.restoreHref(item.vm),
+            verifyHref: DashboardFormat.verifyHref(item.vm), points: rows, hasPoints: !rows.isEmpty,
             suggestedName: item.vm.name + "-restored")
         return pages.page("points", title: "Recovery points of \(item.vm)", tab: .protected, role: context.role, body: body)
     }
@@ -165,9 +184,20 @@ extension DashboardController {
             }
             destination = .folder(folder, format: try DiskFormat(parsing: form["format"] ?? "raw"))
         default:
-            destination = .newVM(name: try form.require("newName", "The new VM's name"))
+            let name = try form.require("newName", "The new VM's name")
+            destination = form["instant"] == "yes" ? .instant(name: name) : .newVM(name: name)
         }
         let job = try await engine.restore(vm, point: point, to: destination)
+        return DashboardPages.redirect(DashboardFormat.jobHref(job.id))
+    }
+
+    /// Verifies the selected point with the checks ticked (operator).
+    func verify(_ vm: String, _ form: DashboardForm, _ context: CoffreContext) async throws -> Response {
+        let point = try form.require("point", "The recovery point")
+        let command = form["bootCommand"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        let request = Engine.VerificationRequest(checks: try form.all("check").map(VerificationCheck.init(parsing:)),
+                                                 bootCommand: command)
+        let job = try await engine.verify(vm, point: point, request)
         return DashboardPages.redirect(DashboardFormat.jobHref(job.id))
     }
 }

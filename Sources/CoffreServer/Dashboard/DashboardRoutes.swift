@@ -50,6 +50,11 @@ enum DashboardRoutes {
                 try await dashboard.restore(try context.vmParameter(), try await DashboardForm.read(request), context)
             }
         }
+        router.post("/vms/:vm/verify") { request, context in
+            await dashboard.guarded(request, context, tab: .protected, needs: .operator) {
+                try await dashboard.verify(try context.vmParameter(), try await DashboardForm.read(request), context)
+            }
+        }
         router.get("/protected") { request, context in
             await dashboard.guarded(request, context, tab: .protected) { try await dashboard.protected(context) }
         }

@@ -96,6 +96,13 @@ enum DashboardTemplates {
         <section class="cards" aria-label="Jobs">
           {{#jobCounts}}<a class="card status-{{css}}" href="{{href}}" id="jobs-{{css}}"><span class="count">{{count}}</span><span class="label">{{label}}</span></a>{{/jobCounts}}
         </section>
+        <h2>Verification of recovery points</h2>
+        <section class="cards" aria-label="Verification">
+          <a class="card status-succeeded" href="{{verifiedHref}}" id="count-verified"><span class="count">{{verificationsPassed}}</span><span class="label">Points verified</span>
+            <small>latest check passed</small></a>
+          <a class="card status-failed" href="{{verificationFailuresHref}}" id="count-verification-failed"><span class="count">{{verificationsFailed}}</span><span class="label">Points failing verification</span>
+            <small>latest check failed</small></a>
+        </section>
         <h2>Latest jobs</h2>
         {{> jobRows}}
         <p><a href="/jobs">All jobs</a></p>
@@ -247,7 +254,7 @@ enum DashboardTemplates {
         <form method="post" action="{{restoreHref}}" id="restore-form">
         <table class="grid" id="point-table">
           <thead><tr><th></th><th>Point</th><th>Taken</th><th>Type</th><th>Consistency</th><th>Expires</th>
-            <th class="num">Blocks added</th><th class="num">Only here</th><th class="num">Freed if expired</th>{{#canOperate}}<th></th>{{/canOperate}}</tr></thead>
+            <th class="num">Blocks added</th><th class="num">Only here</th><th class="num">Freed if expired</th><th>Verified</th>{{#canOperate}}<th></th>{{/canOperate}}</tr></thead>
           <tbody>
           {{#points}}
           <tr data-point="{{id}}">
@@ -255,10 +262,11 @@ enum DashboardTemplates {
             <td>{{id}}</td><td>{{taken}}</td><td>{{type}}{{#tags}} <span class="tag">{{.}}</span>{{/tags}}</td>
             <td title="{{reason}}">{{consistency}}</td><td>{{expires}}</td>
             <td class="num">{{blocksAdded}}</td><td class="num">{{blocksOnlyHere}}</td><td class="num">{{freedIfExpired}}</td>
+            <td class="verified"{{#verification}} data-verified="{{outcome}}" title="{{detail}}"{{/verification}}>{{#verification}}<a href="{{jobHref}}"><span class="status status-{{css}}">{{label}}</span></a> {{when}} ({{checks}}){{/verification}}{{^verification}}never{{/verification}}</td>
             {{#canOperate}}<td><a href="{{filesHref}}" class="files-link">Files</a></td>{{/canOperate}}
           </tr>
           {{/points}}
-          {{^points}}<tr><td colspan="10" class="empty">No recovery point yet (pending initial backup).</td></tr>{{/points}}
+          {{^points}}<tr><td colspan="11" class="empty">No recovery point yet (pending initial backup).</td></tr>{{/points}}
           </tbody>
         </table>
         {{#canOperate}}{{#hasPoints}}
@@ -266,12 +274,21 @@ enum DashboardTemplates {
         <fieldset class="card-form" id="restore-fields">
           <label class="check"><input type="radio" name="destination" value="newVM" checked id="destination-new-vm"> As a new VM named</label>
           <input name="newName" id="newName" value="{{suggestedName}}">
+          <label class="check"><input type="checkbox" name="instant" value="yes" id="instant"> Start it at once on the point's disks, copied while it runs (instant restore, libvirt)</label>
           {{#isAdmin}}
           <label class="check"><input type="radio" name="destination" value="folder" id="destination-folder"> To a folder on the server</label>
           <input name="folder" id="folder" placeholder="/srv/restores/web01">
           <select name="format" id="format" aria-label="Disk format"><option value="raw" selected>raw files</option><option value="qcow2">qcow2 images</option></select>
           {{/isAdmin}}
           <button type="submit" id="restore">Restore</button>
+        </fieldset>
+        <h2>Verify</h2>
+        <fieldset class="card-form" id="verify-fields">
+          <label class="check"><input type="checkbox" name="check" value="data" checked id="check-data"> Data: every block read back and checked against its hash</label>
+          <label class="check"><input type="checkbox" name="check" value="boot" id="check-boot"> Boot: run the point as an isolated VM until its guest agent answers (libvirt)</label>
+          <label for="bootCommand">Boot check command in the guest (optional)</label>
+          <input name="bootCommand" id="bootCommand" placeholder="systemctl is-system-running --wait">
+          <button type="submit" formaction="{{verifyHref}}" id="verify">Verify the selected point</button>
         </fieldset>
         {{/hasPoints}}{{/canOperate}}
         </form>

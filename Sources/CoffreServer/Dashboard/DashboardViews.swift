@@ -158,8 +158,10 @@ enum DashboardFormat {
 
     static func restoreHref(_ vm: VMKey) -> String { "/vms/" + segment(vm.description) + "/restore" }
 
-    static func jobsHref(status: JobStatus? = nil, since: String? = nil, vm: VMKey? = nil) -> String {
-        let query = [status.map { "status=" + $0.rawValue }, since.map { "since=" + segment($0) },
+    static func verifyHref(_ vm: VMKey) -> String { "/vms/" + segment(vm.description) + "/verify" }
+
+    static func jobsHref(type: JobType? = nil, status: JobStatus? = nil, since: String? = nil, vm: VMKey? = nil) -> String {
+        let query = [type.map { "type=" + $0.rawValue }, status.map { "status=" + $0.rawValue }, since.map { "since=" + segment($0) },
                      vm.map { "vm=" + segment($0.description) }].compactMap { $0 }
         return query.isEmpty ? "/jobs" : "/jobs?" + query.joined(separator: "&")
     }
