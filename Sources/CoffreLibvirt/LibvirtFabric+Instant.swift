@@ -184,15 +184,23 @@ final class LibvirtInstantRestore: InstantRestore {
         let names = diskNames
         for disk in names { try await pivot(domain, disk) }
         state.withLock { $0.finished = true }
-        // The definition names the copies (libvirt updated the running domain at the pivot).
-        let files = Dictionary(uniqueKeysWithValues: names.map { ($0, copyFile($0)) })
-        let definition = try RestoreXML.newDomain(from: originalXML, name: request.name, files: files, directory: final,
-                                                  format: "qcow2", options: RestoreXML.Options(uuid: domain.uuid))
-        _ = try await connection.define(definition.xml)
+        // From here the VM runs on its own disks: nothing fails the restore any more. Its
+        // definition is written again with the original's disk settings (libvirt's, updated at
+        // the switch, keeps the overlays' stop-on-error policy).
+        var notes: [String] = []
+        do {
+            let files = Dictionary(uniqueKeysWithValues: names.map { ($0, copyFile($0)) })
+            let definition = try RestoreXML.newDomain(from: originalXML, name: request.name, files: files, directory: final,
+                                                      format: "qcow2", options: RestoreXML.Options(uuid: domain.uuid))
+            _ = try await connection.define(definition.xml)
+            notes = definition.notes
+        } catch {
+            notes.append("its definition is libvirt's after the switch (rewriting it failed: \(error))")
+        }
         await stopServing()
         try? await runOnThread { [self] _ in try FileIO.removeTree(scratch) }
         return RestoredVM(key: VMKey(cloudService: request.original.cloudService, name: request.name),
-                          files: names.map(copyFile), notes: definition.notes)
+                          files: names.map(copyFile), notes: notes)
     }
 
     /// Switches a disk to its copy; a mirror that is not ready yet (libvirt says so) is asked again.

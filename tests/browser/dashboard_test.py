@@ -354,6 +354,22 @@ class Flow:
         self.expect("web01-restored" in self.find("#job-steps").text, "the restore should name the new VM")
         self.screenshot("restore-job")
 
+        print("verify the point: every block read back and checked")
+        self.submit("#job-points-link")
+        self.expect(self.find("#point-table td.verified").text == "never", "the point has never been verified")
+        self.submit("#verify")
+        self.wait_for_job_page("Succeeded")
+        self.expect("Verify data" in self.find("#job-steps").text, "the Verify job should show its data check")
+        self.screenshot("verify-job")
+        self.submit("#job-points-link")
+        verified = self.find("#point-table td.verified")
+        self.expect(verified.get_attribute("data-verified") == "passed" and "data" in verified.text,
+                    f"the point's row should say its data check passed: {verified.text}")
+        self.screenshot("recovery-points-verified")
+        self.tab("overview", "count-protected")
+        self.expect(self.count("count-verified") == 1 and self.count("count-verification-failed") == 0,
+                    "the dashboard should count one verified point and no failure")
+
         self.tab("jobs", "job-table")
         self.screenshot("jobs")
 

@@ -90,7 +90,7 @@ struct JobView: Codable {
     var error: ErrorView?
     var details: [Detail]
     var cancelHref: String
-    /// The VM's recovery points, for backup and restore jobs.
+    /// The VM's recovery points, for backup, restore and verify jobs.
     var pointsHref: String?
 
     init(_ job: Job, now: Date) {
@@ -120,7 +120,7 @@ struct JobView: Codable {
         error = job.error.map(ErrorView.init)
         details = job.details.sorted { $0.key < $1.key }.map { Detail(key: $0.key, value: $0.value) }
         cancelHref = DashboardFormat.jobHref(job.id) + "/cancel"
-        if let vm = job.vm, job.type == .backup || job.type == .restore {
+        if let vm = job.vm, [.backup, .restore, .verify].contains(job.type) {
             pointsHref = DashboardFormat.pointsHref(vm)
         }
     }
