@@ -168,6 +168,13 @@ import Testing
             let invalid = try await browser.post("/policies", "name=bad&frequency=weekly&time=21%3A30&keepDays=14")
             #expect(invalid.status == .badRequest)
             #expect(Self.html(invalid).contains("InvalidSchedule"))
+            // A policy that verifies its points on a schedule says so on the policies page.
+            var verifying = try await harness.engine.policy(named: "daily-web")
+            verifying.verification = VerificationPolicy(schedule: .weekly(on: [.sunday], at: TimeOfDay(hour: 4, minute: 0)),
+                                                        checks: [.boot, .data])
+            try await harness.engine.updatePolicy(verifying)
+            let policies = Self.html(try await browser.get("/policies"))
+            #expect(policies.contains(#"<td class="policy-verification">data,boot weekly sun 04:00 UTC</td>"#), "\(policies)")
 
             let protection = try await browser.post("/protected/protect", "vm=prod%2Fweb01&vm=test%2Fweb01&policy=daily-web")
             #expect(protection.status == .ok)

@@ -67,6 +67,7 @@ extension DashboardController {
             var name: String
             var schedule: String
             var retention: String
+            var verification: String
             var nextRun: String
             var items: Int
         }
@@ -78,6 +79,7 @@ extension DashboardController {
         let now = engine.clock.now()
         let rows = try await engine.policies().sorted { $0.name < $1.name }.map { policy in
             Row(name: policy.name, schedule: policy.schedule.summary, retention: policy.retention.summary,
+                verification: policy.verification?.summary ?? "none",
                 nextRun: policy.schedule.nextSlot(after: now).map(DashboardFormat.instant) ?? "—",
                 items: items.filter { $0.item.policy == policy.name }.count)
         }

@@ -174,10 +174,10 @@ enum DashboardTemplates {
     static let policies = """
         {{<layout}}{{$content}}{{#body}}
         <table class="grid" id="policy-table">
-          <thead><tr><th>Policy</th><th>Schedule</th><th>Retention</th><th>Next run</th><th>Protected VMs</th></tr></thead>
+          <thead><tr><th>Policy</th><th>Schedule</th><th>Retention</th><th>Verification</th><th>Next run</th><th>Protected VMs</th></tr></thead>
           <tbody>
-          {{#policies}}<tr data-policy="{{name}}"><td>{{name}}</td><td>{{schedule}}</td><td>{{retention}}</td><td>{{nextRun}}</td><td>{{items}}</td></tr>{{/policies}}
-          {{^policies}}<tr><td colspan="5" class="empty">No policies yet.</td></tr>{{/policies}}
+          {{#policies}}<tr data-policy="{{name}}"><td>{{name}}</td><td>{{schedule}}</td><td>{{retention}}</td><td class="policy-verification">{{verification}}</td><td>{{nextRun}}</td><td>{{items}}</td></tr>{{/policies}}
+          {{^policies}}<tr><td colspan="6" class="empty">No policies yet.</td></tr>{{/policies}}
           </tbody>
         </table>
         {{#canOperate}}
