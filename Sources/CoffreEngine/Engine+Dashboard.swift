@@ -30,11 +30,9 @@ public struct ItemSummary: Codable, Sendable, Equatable {
 
 extension Engine {
     public func dashboard() async throws -> Dashboard {
-        let summaries = try await itemSummaries()
-        var verifications: [Bool] = []
-        for summary in summaries {
-            verifications += try await catalog.points(item: summary.item.id).compactMap { $0.verification?.succeeded }
-        }
+        let itemsAndPoints = try await summariesWithPoints()
+        let summaries = itemsAndPoints.map(\.summary)
+        let verifications = itemsAndPoints.flatMap { $0.points.compactMap { $0.verification?.succeeded } }
         let jobs = try await catalog.jobs(JobFilter(since: clock.now().addingTimeInterval(-24 * 3600)))
         func count(_ status: JobStatus) -> Int { jobs.filter { $0.status == status }.count }
         return Dashboard(
@@ -48,7 +46,12 @@ extension Engine {
     }
 
     public func itemSummaries() async throws -> [ItemSummary] {
-        var summaries: [ItemSummary] = []
+        try await summariesWithPoints().map(\.summary)
+    }
+
+    /// Each item's summary, and its points (read once).
+    private func summariesWithPoints() async throws -> [(summary: ItemSummary, points: [RecoveryPointRecord])] {
+        var summaries: [(summary: ItemSummary, points: [RecoveryPointRecord])] = []
         for item in try await catalog.items() {
             let points = try await catalog.points(item: item.id)
             let status = switch item.state {
@@ -57,7 +60,7 @@ extension Engine {
             case .stopped: "Protection stopped (data retained)"
             case .softDeleted: "Soft deleted (purge after \(Self.day(item.purgeAfter)))"
             }
-            summaries.append(ItemSummary(item: item, status: status, pointCount: points.count, lastPoint: points.last))
+            summaries.append((ItemSummary(item: item, status: status, pointCount: points.count, lastPoint: points.last), points))
         }
         return summaries
     }

@@ -74,7 +74,11 @@ extension Engine {
             guard let job = try await catalog.job(id: jobID) else { throw CoffreError.jobNotFound(jobID) }
             throw CoffreError.jobNotRunning(jobID, status: job.status.rawValue)
         }
-        running.withLock { $0[jobID] }?.task.cancel()
+        if let local = running.withLock({ $0[jobID] }) {
+            // Before the task sees its cancellation: a cancel asked for is not a shutdown.
+            local.context.markCancelRequested()
+            local.task.cancel()
+        }
         return job
     }
 
@@ -123,7 +127,7 @@ extension Engine {
             var error = CoffreError.jobInterrupted(job.id)
             if let left {
                 error.message += ". \(left)"
-                error.workaround = "See what is left above and decide what to keep; then run the operation again"
+                if job.type == .restore { error.workaround = "See what is left above and decide what to keep; then run the operation again" }
             }
             failed.error = ErrorInfo(error)
             for index in failed.steps.indices where failed.steps[index].status == .inProgress {
@@ -154,9 +158,10 @@ extension Engine {
         case .restore, .verify:
             // An instant restore's VM may hold what its users wrote since it started: kept and
             // described. A boot verification's VM is removed.
-            let (key, purpose): (String, InstantRestoreRequest.Purpose) = job.type == .restore ? ("instantVM", .restore) : ("verifyVM", .verification)
+            let (key, purpose): (String, InstantRestoreRequest.Purpose) =
+                job.type == .restore ? ("instantVM", .restore) : ("verifyVM", .verification)
             if let name = job.details[key], let record = try await catalog.vm(vm), let fabric = try? fabric(named: record.fabric) {
-                return await fabric.recoverInstantRestore(job: job.id, name: name, purpose: purpose)
+                return await fabric.recoverInstantRestore(job: job.id, name: name, id: job.details["instantVMID"], purpose: purpose)
             }
         default:
             break
@@ -253,6 +258,11 @@ final class JobContext: Sendable {
         } catch {
             engine.logger.error("saving job \(id) failed: \(error)")
         }
+    }
+
+    /// Someone asked this job to stop (as opposed to the process stopping).
+    func markCancelRequested() {
+        state.withLock { $0.job.cancelRequested = true }
     }
 
     /// Saves progress, then reads back whether someone asked to cancel.

@@ -35,7 +35,8 @@ extension Engine {
                 job.setDetail("files", files.joined(separator: ","))
             case .newVM(let name):
                 try await self.restoreThroughFabric(job, point: point, total: total,
-                                                    request: .newVM(name: name, original: record.vm, definition: point.definition),
+                                                    request: .newVM(name: name, original: Self.asTaken(record.vm, point),
+                                                                    definition: point.definition),
                                                     fabric: fabric)
             case .replaceDisks:
                 try await self.restoreThroughFabric(job, point: point, total: total,
@@ -118,17 +119,20 @@ extension Engine {
         let started = ContinuousClock.now
         let instant = try await job.step("Prepare instant restore") {
             try await fabric.makeInstantRestore(InstantRestoreRequest(
-                name: name, original: record.vm, definition: point.definition, purpose: .restore, job: job.id
+                name: name, original: Self.asTaken(record.vm, point), definition: point.definition, purpose: .restore,
+                job: job.id
             ) { try await self.store.openPoint(point.id) })
         }
+        var running = false
         do {
             try await job.step("Start VM on the point's disks") {
-                try await instant.start()
+                let id = try await instant.start()
+                running = true
+                job.setDetail("instantVMID", id)
                 let seconds = (ContinuousClock.now - started).inSeconds
                 job.note("\(name) runs \(formatSeconds(seconds)) after the job started; its disks are read from the point")
                 job.setDetail("runningAfterSeconds", String((seconds * 1000).rounded() / 1000))
             }
-            job.setDetail("restoredVM", VMKey(cloudService: record.vm.cloudService, name: name).description)
             try job.checkCancelled()
             try await job.step("Copy disks while the VM runs") {
                 job.setProgress(JobProgress(totalBytes: total))
@@ -144,10 +148,25 @@ extension Engine {
                 return restored
             }
             Self.record(restored, on: job)
+        } catch where running && isCancellation(error) && !job.snapshot.cancelRequested {
+            // The process is stopping (SIGTERM), not the user cancelling: the VM may already
+            // hold its users' writes, so it is kept, as after a crash, and the job says what is left.
+            var interrupted = CoffreError.jobInterrupted(job.id)
+            interrupted.message += ". \(await instant.detach())"
+            interrupted.workaround = "Keep what you need from the VM, remove it, and run the instant restore again"
+            throw interrupted
         } catch {
             await instant.abort()
             throw error
         }
+    }
+
+    /// The VM as the point holds it: its disks are the point's (a disk added or removed since
+    /// is not the point's business).
+    static func asTaken(_ vm: DiscoveredVM, _ point: RecoveryPointRecord) -> DiscoveredVM {
+        var vm = vm
+        vm.disks = point.disks
+        return vm
     }
 
     /// Records the restored VM, where its disks are now (never a staging folder or an overlay),

@@ -27,7 +27,8 @@ extension Engine {
     /// outcome is recorded on the point; a failed check fails the job with its error code.
     ///
     /// The item's backups and restores go on meanwhile (a verification only reads); two
-    /// verifications of one item do not run at once.
+    /// verifications of one item do not run at once, and one boot check runs at a time per
+    /// fabric (each starts a VM as large as the original, on the originals' host).
     public func verify(_ name: String, point pointID: String?, _ request: VerificationRequest) async throws -> Job {
         try VerificationPolicy.validate(checks: request.checks, bootCommand: request.bootCommand,
                                         bootTimeoutSeconds: request.bootTimeoutSeconds)
@@ -44,45 +45,80 @@ extension Engine {
             guard let newest = try await catalog.points(item: item.id).last else { throw CoffreError.noRecoveryPoint(record.key) }
             point = newest
         }
-        let fabric = request.checks.contains(.boot) ? try fabric(named: record.fabric) : nil
-        return try await startVerification(record: record, point: point, request: request, fabric: fabric,
-                                           trigger: "on-demand")
+        let fabric = try fabric(named: record.fabric)
+        if request.checks.contains(.boot), !fabric.runsPoints {
+            throw CoffreError(.restoreNotSupported, "The fabric \(fabric.name) cannot run a recovery point, so it cannot boot-check one",
+                              workaround: "Verify the point's data only (--checks data)")
+        }
+        return try await startVerification(record: record, point: point, request: request, fabric: fabric, trigger: "on-demand")
     }
 
     private func startVerification(
-        record: VMRecord, point: RecoveryPointRecord, request: VerificationRequest, fabric: (any Fabric)?, trigger: String
+        record: VMRecord, point: RecoveryPointRecord, request: VerificationRequest, fabric: any Fabric, trigger: String,
+        skipped: String? = nil
     ) async throws -> Job {
         let details = ["point": point.id, "checks": request.checks.map(\.rawValue).joined(separator: ","), "trigger": trigger]
-        return try await launch(.verify, vm: record.key, lock: "verify:\(record.key)", details: details) { job in
-            if fabric != nil { job.setDetail("verifyVM", Self.verificationVMName(job.id)) }
-            var done: [String] = []
-            var failure: CoffreError?
-            if request.checks.contains(.data) {
-                do {
-                    done.append(try await self.verifyData(job, point: point))
-                } catch let error as CoffreError where [.chunkDamaged, .chunkMissing, .indexDamaged].contains(error.code) {
-                    failure = .dataVerificationFailed(point.id, vm: record.key, cause: error)
-                }
+        let boots = request.checks.contains(.boot)
+        let lock = boots ? "boot-check:\(fabric.name)" : "verify:\(record.key)"
+        do {
+            return try await launch(.verify, vm: record.key, lock: lock, details: details) { job in
+                try await self.runVerification(job, record: record, point: point, request: request, fabric: fabric, skipped: skipped)
             }
-            if request.checks.contains(.boot), let fabric {
-                if failure != nil {
-                    job.skip("Boot check", because: "the data check failed")
-                } else {
-                    do {
-                        done.append(try await self.verifyBoot(job, record: record, point: point, request: request, fabric: fabric))
-                    } catch let error as CoffreError where error.code == .bootVerificationFailed {
-                        failure = .bootVerificationFailed(point.id, vm: record.key, detail: error.message)
-                    }
-                }
-            }
-            try job.checkCancelled()
-            let verification = PointVerification(
-                at: self.clock.now(), checks: request.checks, succeeded: failure == nil, job: job.id,
-                detail: done.joined(separator: "; "), error: failure.map(ErrorInfo.init))
-            try await self.catalog.recordVerification(verification, point: point.id)
-            job.setDetail("verified", failure == nil ? "passed" : "failed")
-            if let failure { throw failure }
+        } catch let error as CoffreError where boots && error.code == .anotherOperationInProgress {
+            let holder = try await catalog.jobs(JobFilter(type: .verify, status: .inProgress))
+                .first { $0.details["verifyVM"] != nil }
+            throw CoffreError(.anotherOperationInProgress,
+                              "A boot check already runs on the fabric \(fabric.name)\(holder.map { " (job \($0.id), \($0.vm?.description ?? "?"))" } ?? ""): one runs at a time, so that isolated VMs never crowd the host",
+                              workaround: "Wait for it to end\(holder.map { ", or cancel it with `coffre job cancel \($0.id)`" } ?? "")")
         }
+    }
+
+    /// The checks, one after the other; what was checked is recorded on the point, a check that
+    /// fails fails the job with its code. A failure of the fabric itself (it cannot start the VM)
+    /// fails the job too, but says nothing against the point: what passed before it is recorded.
+    private func runVerification(
+        _ job: JobContext, record: VMRecord, point: RecoveryPointRecord, request: VerificationRequest, fabric: any Fabric,
+        skipped: String?
+    ) async throws {
+        var done: [String] = []
+        var checked: [VerificationCheck] = []
+        var failure: CoffreError?
+        var infrastructure: (any Error)?
+        if request.checks.contains(.data) {
+            do {
+                done.append(try await verifyData(job, point: point))
+            } catch let error as CoffreError where [.chunkDamaged, .chunkMissing, .indexDamaged].contains(error.code) {
+                failure = .dataVerificationFailed(point.id, vm: record.key, cause: error)
+            }
+            checked.append(.data)
+        }
+        if let skipped { job.skip("Boot check", because: skipped) }
+        if request.checks.contains(.boot) {
+            if failure != nil {
+                job.skip("Boot check", because: "the data check failed")
+            } else {
+                job.setDetail("verifyVM", Self.verificationVMName(job.id))
+                do {
+                    done.append(try await verifyBoot(job, record: record, point: point, request: request, fabric: fabric))
+                    checked.append(.boot)
+                } catch let error as CoffreError where error.code == .bootVerificationFailed {
+                    failure = .bootVerificationFailed(point.id, vm: record.key, detail: error.message)
+                    checked.append(.boot)
+                } catch where !isCancellation(error) {
+                    infrastructure = error
+                }
+            }
+        }
+        try job.checkCancelled()
+        if !checked.isEmpty {
+            let verification = PointVerification(
+                at: clock.now(), checks: checked, succeeded: failure == nil, job: job.id,
+                detail: done.joined(separator: "; "), error: failure.map(ErrorInfo.init))
+            try await catalog.recordVerification(verification, point: point.id)
+            job.setDetail("verified", failure == nil ? "passed" : "failed")
+        }
+        if let failure { throw failure }
+        if let infrastructure { throw infrastructure }
     }
 
     /// The isolated VM of a boot check: named after its job.
@@ -109,10 +145,10 @@ extension Engine {
         let started = ContinuousClock.now
         let instant = try await job.step("Start isolated VM") {
             let instant = try await fabric.makeInstantRestore(InstantRestoreRequest(
-                name: Self.verificationVMName(job.id), original: record.vm, definition: point.definition,
+                name: Self.verificationVMName(job.id), original: Self.asTaken(record.vm, point), definition: point.definition,
                 purpose: .verification, job: job.id) { try await self.store.openPoint(point.id) })
             do {
-                try await instant.start()
+                job.setDetail("instantVMID", try await instant.start())
             } catch {
                 await instant.abort()
                 throw error
@@ -145,7 +181,7 @@ extension Engine {
         var started: [Job] = []
         var policies: [String: Policy] = [:]
         for policy in try await catalog.policies() { policies[policy.name] = policy }
-        for var item in try await catalog.items() where item.state == .protected {
+        for item in try await catalog.items() where item.state == .protected {
             guard let verification = policies[item.policy]?.verification,
                   let slot = verification.schedule.latestSlot(atOrBefore: now),
                   slot > (item.lastVerificationSlot ?? item.protectedAt)
@@ -153,10 +189,19 @@ extension Engine {
             do {
                 // No point yet: nothing to verify in this slot.
                 if let point = try await catalog.points(item: item.id).last, let record = try await catalog.vm(item.vm) {
-                    let request = VerificationRequest(verification)
-                    let fabric = request.checks.contains(.boot) ? try fabric(named: record.fabric) : nil
-                    started.append(try await startVerification(record: record, point: point, request: request,
-                                                               fabric: fabric, trigger: "scheduled"))
+                    var request = VerificationRequest(verification)
+                    let fabric = try fabric(named: record.fabric)
+                    var skipped: String?
+                    if request.checks.contains(.boot), !fabric.runsPoints {
+                        request.checks.removeAll { $0 == .boot }
+                        skipped = "the fabric \(fabric.name) cannot run a recovery point"
+                    }
+                    if !request.checks.isEmpty {
+                        started.append(try await startVerification(record: record, point: point, request: request,
+                                                                   fabric: fabric, trigger: "scheduled", skipped: skipped))
+                    } else {
+                        logger.warning("scheduled verification of \(item.vm): nothing to check, \(skipped ?? "")")
+                    }
                 }
             } catch let error as CoffreError where error.code == .anotherOperationInProgress {
                 logger.info("scheduled verification of \(item.vm) waits: \(error.message)")
@@ -164,8 +209,8 @@ extension Engine {
             } catch {
                 logger.error("scheduled verification of \(item.vm) could not start: \(error)")
             }
-            item.lastVerificationSlot = slot
-            try await catalog.saveItem(item)
+            // Only the slot: the item may have changed meanwhile (stopped, moved to another policy).
+            try await catalog.recordVerificationSlot(slot, item: item.id)
         }
         return started
     }

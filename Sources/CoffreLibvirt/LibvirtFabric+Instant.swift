@@ -11,38 +11,62 @@ import Synchronization
 /// pivots to them. A boot verification is the same start, isolated and transient, without
 /// the copy. docs/libvirt.md ("Instant restore") tells the whole story and its failure cases.
 extension LibvirtFabric {
+    public var runsPoints: Bool { true }
+
     public func makeInstantRestore(_ request: InstantRestoreRequest) async throws -> any InstantRestore {
         guard Naming.isValid(request.name) else { throw CoffreError.invalidName("VM name", request.name) }
         let connection = try await connection()
         let originalXML = try await definitionForNewDomain(request.name, original: request.original,
                                                           kept: request.definition, connection)
         let final = configuration.restoreDirectory + "/" + request.name
-        if request.purpose == .restore, FileIO.hasEntry(final) { throw CoffreError.restoreTargetExists(final) }
+        if request.purpose == .restore, try await runOnThread({ _ in FileIO.hasEntry(final) }) {
+            throw CoffreError.restoreTargetExists(final)
+        }
         return LibvirtInstantRestore(
             fabric: self, connection: connection, request: request, originalXML: originalXML,
             scratch: scratchFolder(Self.instantScratch(request.job)), final: final)
     }
 
-    /// What a killed process's instant restore left: a restore's VM is kept and described (its
-    /// users' writes since the start are in the overlays); a verification's is removed.
-    public func recoverInstantRestore(job: String, name: String, purpose: InstantRestoreRequest.Purpose) async -> String? {
+    /// What a killed process's instant restore left. Only the job's own VM is touched: the one
+    /// with the recorded UUID, or (before it was recorded) the one whose disks are in the job's
+    /// scratch folder. A restore's VM is kept and described (its users' writes since the start
+    /// are in the overlays); a verification's is removed.
+    public func recoverInstantRestore(
+        job: String, name: String, id: String?, purpose: InstantRestoreRequest.Purpose
+    ) async -> String? {
         let scratch = scratchFolder(Self.instantScratch(job))
-        let domain = try? await connection().domain(named: name)
+        let final = configuration.restoreDirectory + "/" + name
+        let domain: LibvirtDomain?
+        do {
+            domain = try await connection().domain(named: name)
+        } catch {
+            return "The state of the VM \(name) could not be read (\(error)); nothing was removed. "
+                + "Its overlays are in \(scratch)" + (purpose == .restore ? ", its copies in \(final)" : "")
+        }
+        // Ours: the UUID recorded at its start, else disks in this job's scratch folder.
+        var ours = false
+        if let domain {
+            if let id { ours = domain.uuid == id } else { ours = (try? await domain.xml())?.contains(scratch) == true }
+        }
         switch purpose {
         case .verification:
-            await domain?.remove()
-            try? FileIO.removeTree(scratch)
-            return domain.map { "its isolated VM \($0.name) was removed" }
+            guard let domain, ours else {
+                try? await runOnThread { _ in try FileIO.removeTree(scratch) }
+                return nil
+            }
+            await domain.remove()
+            try? await runOnThread { _ in try FileIO.removeTree(scratch) }
+            return "its isolated VM \(name) was removed"
         case .restore:
             guard let domain else {
-                try? FileIO.removeTree(scratch)
-                return "the VM \(name) is gone"
+                return "The VM \(name) is gone. Its files are left: overlays in \(scratch), partial copies in \(final); "
+                    + "remove them before restoring under that name again"
             }
-            let state = (try? await domain.stateDescription().words) ?? "in an unknown state"
-            return "The VM \(name) is \(state): its disks were read from the point by the process that stopped, and what it "
-                + "wrote since it started is in the overlays of \(scratch). It is not corrupted, but it cannot read the blocks "
-                + "it had not copied yet. Keep what you need from it (it pauses on such a read), then remove it: "
-                + "`virsh destroy \(name); virsh undefine \(name) --nvram`, and run the instant restore again"
+            guard ours else {
+                return "A VM \(name) exists that is not this restore's: nothing was touched. This restore's files are left: "
+                    + "overlays in \(scratch), partial copies in \(final)"
+            }
+            return await LibvirtInstantRestore.leftBehind(domain, scratch: scratch, final: final)
         }
     }
 
@@ -62,6 +86,8 @@ final class LibvirtInstantRestore: InstantRestore {
     let final: String
 
     private struct State {
+        /// What the definition's rewriting changed or left out (reported at the end).
+        var notes: [String] = []
         var disks: (any PointDisks)?
         var server: NBDServer?
         var domain: LibvirtDomain?
@@ -94,7 +120,7 @@ final class LibvirtInstantRestore: InstantRestore {
     private func overlay(_ disk: String) -> String { scratch + "/" + disk + ".overlay.qcow2" }
     private func copyFile(_ disk: String) -> String { final + "/" + DiskFormat.qcow2.fileName(forDisk: disk) }
 
-    func start() async throws {
+    func start() async throws -> String {
         let disks = try await request.openDisks()
         state.withLock { $0.disks = disks }
         let readable = disks.readableDisks
@@ -119,6 +145,7 @@ final class LibvirtInstantRestore: InstantRestore {
             from: originalXML, name: request.name,
             files: Dictionary(uniqueKeysWithValues: readable.map { ($0.name, overlay($0.name)) }), directory: home,
             format: "qcow2", options: RestoreXML.Options(nbdSocket: socket, isolated: !isRestore))
+        state.withLock { $0.notes = definition.notes }
         try await runOnThread { _ in
             for copy in definition.copies where FileIO.exists(copy.from) {
                 try FileIO.writeFileAtomically(copy.to, try FileIO.readExistingFile(copy.from), mode: 0o600)
@@ -133,11 +160,13 @@ final class LibvirtInstantRestore: InstantRestore {
             domain = try await connection.createTransient(definition.xml)
             state.withLock { $0.domain = domain }
         }
+        return domain.uuid
     }
 
     func copy(progress: @escaping @Sendable (Int64, Int64) -> Void) async throws {
         guard isRestore, let domain = state.withLock({ $0.domain }) else {
-            throw CoffreError(.instantRestoreFailed, "The VM \(request.name) is not running from the point: nothing to copy")
+            throw CoffreError(.instantRestoreFailed, "The VM \(request.name) is not running from the point: nothing to copy",
+                              workaround: "Run the instant restore again")
         }
         let disks = state.withLock { $0.disks?.readableDisks ?? [] }
         let total = disks.reduce(0) { $0 + $1.size }
@@ -179,23 +208,21 @@ final class LibvirtInstantRestore: InstantRestore {
 
     func finish() async throws -> RestoredVM {
         guard isRestore, let domain = state.withLock({ $0.domain }) else {
-            throw CoffreError(.instantRestoreFailed, "The VM \(request.name) is not running from the point: nothing to switch")
+            throw CoffreError(.instantRestoreFailed, "The VM \(request.name) is not running from the point: nothing to switch",
+                              workaround: "Run the instant restore again")
         }
         let names = diskNames
         for disk in names { try await pivot(domain, disk) }
         state.withLock { $0.finished = true }
-        // From here the VM runs on its own disks: nothing fails the restore any more. Its
-        // definition is written again with the original's disk settings (libvirt's, updated at
-        // the switch, keeps the overlays' stop-on-error policy).
-        var notes: [String] = []
+        // From here the VM runs on its own disks: nothing fails the restore any more. libvirt
+        // updated its definition at the switch (the copies, and the MACs and generation id it
+        // made at the start, kept); only the overlays' stop-on-error policy goes back to the original's.
+        var notes = state.withLock { $0.notes }
         do {
-            let files = Dictionary(uniqueKeysWithValues: names.map { ($0, copyFile($0)) })
-            let definition = try RestoreXML.newDomain(from: originalXML, name: request.name, files: files, directory: final,
-                                                      format: "qcow2", options: RestoreXML.Options(uuid: domain.uuid))
-            _ = try await connection.define(definition.xml)
-            notes = definition.notes
+            let current = try await domain.xml(inactive: true)
+            _ = try await connection.define(try RestoreXML.withErrorPolicies(of: originalXML, on: current, disks: names))
         } catch {
-            notes.append("its definition is libvirt's after the switch (rewriting it failed: \(error))")
+            notes.append("its disks keep the policy of pausing on a read error (restoring the original's failed: \(error))")
         }
         await stopServing()
         try? await runOnThread { [self] _ in try FileIO.removeTree(scratch) }
@@ -267,6 +294,32 @@ final class LibvirtInstantRestore: InstantRestore {
             if madeScratch { try? FileIO.removeTree(scratch) }
             if madeFinal && !finished { try? FileIO.removeTree(final) }
         }
+    }
+
+    func detach() async -> String {
+        let domain = state.withLock { s in
+            defer { s.aborted = true }
+            return s.aborted ? nil : s.domain
+        }
+        await stopServing()
+        guard let domain else { return "nothing was started" }
+        return await Self.leftBehind(domain, scratch: scratch, final: final)
+    }
+
+    /// What is left of a restore's VM whose point is no longer served, and what to do, in words.
+    static func leftBehind(_ domain: LibvirtDomain, scratch: String, final: String) async -> String {
+        let name = domain.name
+        let state = (try? await domain.stateDescription().words) ?? "in an unknown state"
+        // After the switch its disks are its own copies: nothing is missing.
+        if let xml = try? await domain.xml(), !xml.contains(scratch) {
+            try? await runOnThread { _ in try FileIO.removeTree(scratch) }
+            return "The VM \(name) is \(state) on its own disks in \(final): its copy had finished. Nothing is missing"
+        }
+        return "The VM \(name) is \(state): its disks were read from the point by the process that stopped, and what it "
+            + "wrote since it started is in the overlays of \(scratch) (its partial copies are in \(final)). It is not "
+            + "corrupted, but it cannot read the blocks it had not copied yet: it pauses at such a read. Keep what you need "
+            + "from it, then remove it (`virsh destroy \(name); virsh undefine \(name) --nvram`, and the two folders) and run "
+            + "the instant restore again"
     }
 
     /// Stops the NBD server and closes the point (once).

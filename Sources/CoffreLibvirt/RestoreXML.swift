@@ -99,6 +99,23 @@ enum RestoreXML {
                       shared: rewrite.shared.intersection(originalPaths), moved: rewrite.moved)
     }
 
+    /// `current` (libvirt's definition of a restored domain) with the error policies of the
+    /// original's disks `disks` put back: an instant restore's overlays paused the guest on a
+    /// read error; its own disks behave as the original's did.
+    static func withErrorPolicies(of original: String, on current: String, disks: [String]) throws -> String {
+        func disk(_ root: XMLElement?, _ target: String) -> XMLElement? {
+            root?.child("devices")?.elements(forName: "disk").first { $0.child("target")?["dev"] == target }
+        }
+        let originalRoot = try XMLDocument(xmlString: original, options: []).rootElement()
+        let document = try XMLDocument(xmlString: current, options: [.nodePreserveWhitespace])
+        for target in disks {
+            guard let driver = disk(document.rootElement(), target)?.child("driver") else { continue }
+            let before = disk(originalRoot, target)?.child("driver")
+            for policy in ["error_policy", "rerror_policy"] { driver[policy] = before?[policy] }
+        }
+        return document.xmlString
+    }
+
     /// Every absolute path named by the definition's configuration (attributes and texts that
     /// start with `/`), leaving out free text: `<metadata>`, `<description>`, `<title>`.
     static func hostPaths(in element: XMLElement) -> Set<String> {
@@ -194,13 +211,17 @@ private struct Rewrite {
                 continue
             }
             let device = disk["device"] ?? "disk"
-            let source = disk.child("source").map { RestoreXML.hostPaths(in: $0) } ?? []
-            if source.isEmpty || device == "cdrom" || disk.child("readonly") != nil || disk.child("shareable") != nil {
+            // An empty drive, read-only media, or a disk made to be shared: kept. Any other
+            // source (a file, a block device, an RBD or iSCSI volume, a pool volume) would be
+            // written by two VMs: left out.
+            guard let source = disk.child("source"), device != "cdrom", disk.child("readonly") == nil,
+                  disk.child("shareable") == nil else {
                 shared.formUnion(RestoreXML.hostPaths(in: disk))
-            } else {
-                disk.detach()
-                notes.append("the \(device) \(target) (\(source.sorted().joined(separator: ", "))) is not in the point and is writable: left out")
+                continue
             }
+            disk.detach()
+            let named = (source.attributes ?? []).compactMap { $0.stringValue }.joined(separator: " ")
+            notes.append("the \(disk["type"] ?? "file") \(device) \(target) (\(named)) is not in the point and is writable: left out")
         }
         guard pending.isEmpty else {
             throw RestoreXML.unusable("it has no disk \(pending.sorted().joined(separator: ", "))")
@@ -402,17 +423,20 @@ private struct Rewrite {
 
     // MARK: Isolation
 
-    /// A boot verification's VM reaches nothing of the original's world: no network, no disk
-    /// but its own (read-only media aside), no shared folder or memory, no host device or host
-    /// service; its serial ports become ptys. It keeps (or gets) a guest agent channel.
+    /// A boot verification's VM reaches nothing of the original's world: no network, no vsock,
+    /// no disk but its own (read-only media aside), no shared folder or memory, no host device or
+    /// host service; its serial ports become ptys. It keeps (or gets) a guest agent channel.
     mutating func isolate(_ devices: XMLElement) {
         var cut: [String] = []
         for element in devices.childElements {
             switch element.name ?? "" {
-            case "interface", "filesystem", "shmem", "hostdev", "redirdev", "smartcard":
+            case "interface", "filesystem", "shmem", "hostdev", "redirdev", "smartcard", "vsock":
                 element.detach()
                 cut.append(element.name ?? "")
-            case "disk" where !ownDisks.contains(element) && element["device"] != "cdrom" && element.child("readonly") == nil:
+            case "rng" where element.child("backend")?["model"] == "egd":
+                element.detach()
+                cut.append("rng from a host daemon")
+            case "disk" where !ownDisks.contains(where: { $0 === element }) && element["device"] != "cdrom" && element.child("readonly") == nil:
                 element.detach()
                 cut.append("disk \(element.child("target")?["dev"] ?? "?")")
             case "serial", "console", "parallel", "channel":

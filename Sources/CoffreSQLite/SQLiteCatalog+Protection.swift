@@ -1,4 +1,5 @@
 public import CoffreCore
+public import Foundation
 internal import GRDB
 
 extension SQLiteCatalog {
@@ -91,6 +92,12 @@ extension SQLiteCatalog {
                     db, sql: "SELECT verification FROM recovery_points WHERE id = ?", arguments: [point.id])
                 _ = try row.updateIfPresent(db)
             }
+        }
+    }
+
+    public func recordVerificationSlot(_ slot: Date, item id: String) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE protected_items SET lastVerificationSlot = ? WHERE id = ?", arguments: [slot.stored, id])
         }
     }
 

@@ -208,6 +208,10 @@ public final class MemoryCatalog: Catalog {
         }
     }
 
+    public func recordVerificationSlot(_ slot: Date, item id: String) async throws {
+        state.withLock { $0.items[id]?.lastVerificationSlot = slot }
+    }
+
     public func recordVerification(_ verification: PointVerification, point id: String) async throws {
         state.withLock { $0.points[id]?.verification = verification }
     }

@@ -14,7 +14,7 @@ enum JobOutput {
         let told = Mutex(false)
         let final = try await plane.wait(for: job.id) { current in
             // An instant restore's VM runs long before the job ends: say so as soon as it does.
-            if !json, let after = current.details["runningAfterSeconds"], let vm = current.details["restoredVM"],
+            if !json, let after = current.details["runningAfterSeconds"], let vm = current.details["instantVM"],
                current.status == .inProgress, told.withLock({ told in defer { told = true }; return !told }) {
                 bar.interrupt("\(vm) is running (\(after) s after the start); its disks are being copied")
             }

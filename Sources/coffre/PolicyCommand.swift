@@ -5,9 +5,8 @@ import Foundation
 
 struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy", abstract: "Backup policies: schedule and retention.",
+        commandName: "policy", abstract: "Backup policies: schedule, retention and scheduled verification.",
         subcommands: [Create.self, List.self, Show.self, Set.self])
-    // Policies: schedule, retention and the optional scheduled verification (`--verify-…`).
 
     /// Schedule and retention options shared by create and set.
     struct Definition: ParsableArguments {
@@ -21,9 +20,9 @@ struct PolicyCommand: AsyncParsableCommand {
         @Option(help: "Keep the first point of each year N years.") var keepYears: Int?
         @Option(help: "Verify the newest point of each VM every day at HH:MM.") var verifyDaily: String?
         @Option(help: "Verify on these days (e.g. sun) at --verify-at HH:MM.") var verifyWeekly: String?
-        @Option(help: "Time of a weekly verification, HH:MM.") var verifyAt: String?
+        @Option(help: "Time of a weekly verification, HH:MM (alone: moves the current verification's time).") var verifyAt: String?
         @Option(help: "Checks of scheduled verifications: data, boot, or data,boot (default data).") var verifyChecks: String?
-        @Option(help: "Boot check: a shell command run in the guest; success is exit status 0.") var verifyBootCommand: String?
+        @Option(help: "Boot check: a shell command run in the guest; success is exit status 0 ('' clears it).") var verifyBootCommand: String?
         @Option(help: "Boot check: seconds to wait for the guest (default 300).") var verifyBootTimeout: Int?
         @Flag(help: "Verify nothing on a schedule (policy set: stop verifying).") var noVerify = false
 
@@ -53,24 +52,32 @@ struct PolicyCommand: AsyncParsableCommand {
                 return nil
             }
             guard changes else { return current }
-            let schedule: Schedule
+            var schedule: Schedule
             switch (verifyDaily, verifyWeekly) {
-            case (let time?, nil): schedule = .daily(at: try TimeOfDay(parsing: time), timeZone: timeZone)
+            case (let time?, nil):
+                guard verifyAt == nil else { throw CoffreError.invalidSchedule("--verify-daily takes its time itself: --verify-daily HH:MM") }
+                schedule = .daily(at: try TimeOfDay(parsing: time), timeZone: timeZone)
             case (nil, let days?):
-                guard let verifyAt else { throw CoffreError.invalidSchedule("--verify-weekly needs --verify-at HH:MM") }
+                guard let at = verifyAt ?? current.flatMap({ $0.schedule.frequency == .weekly ? $0.schedule.time.description : nil }) else {
+                    throw CoffreError.invalidSchedule("--verify-weekly needs --verify-at HH:MM")
+                }
                 schedule = .weekly(on: try days.split(separator: ",").map { try Weekday(parsing: String($0)) },
-                                   at: try TimeOfDay(parsing: verifyAt), timeZone: timeZone)
+                                   at: try TimeOfDay(parsing: at), timeZone: timeZone)
             case (nil, nil):
                 guard let current else {
                     throw CoffreError.invalidSchedule("give --verify-daily HH:MM or --verify-weekly DAYS --verify-at HH:MM")
                 }
                 schedule = current.schedule
+                schedule.timeZone = timeZone
+                // --verify-at alone moves the current schedule's time.
+                if let verifyAt { schedule.time = try TimeOfDay(parsing: verifyAt) }
             default: throw CoffreError.invalidSchedule("give either --verify-daily or --verify-weekly, not both")
             }
             let checks = try verifyChecks.map { try $0.split(separator: ",").map { try VerificationCheck(parsing: String($0)) } }
+            // An empty --verify-boot-command clears the command.
+            let command = verifyBootCommand.map { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? current?.bootCommand
             return VerificationPolicy(
-                schedule: schedule, checks: checks ?? current?.checks ?? [.data],
-                bootCommand: verifyBootCommand ?? current?.bootCommand,
+                schedule: schedule, checks: checks ?? current?.checks ?? [.data], bootCommand: command,
                 bootTimeoutSeconds: verifyBootTimeout ?? current?.bootTimeoutSeconds ?? VerificationPolicy.defaultBootTimeoutSeconds)
         }
 

@@ -134,8 +134,8 @@ struct RestoreCommand: AsyncParsableCommand {
               coffre restore web01 --point rp-… --replace-disks --yes     (the VM must be stopped)
             --instant (libvirt fabric): the new VM starts within seconds on the point's disks, served by
             this process (or the server) over NBD, while they are copied to local disks; it then switches
-            to them. Keep this command (or the server) running until the job ends; Ctrl-C cancels and
-            removes the VM. docs/libvirt.md has the details.
+            to them. Keep this command (or the server) running until the job ends; here, Ctrl-C cancels
+            the job and removes the VM. docs/libvirt.md has the details.
             """)
     @OptionGroup var options: ConnectOptions
     @Argument(help: "The VM, as name or cloudService/name.") var vm: String
@@ -170,6 +170,11 @@ struct RestoreCommand: AsyncParsableCommand {
             }
             let plane = try await options.connect()
             let job = try await plane.restore(vm, point: point, to: destinations[0])
+            // In this process, an instant restore serves the point: Ctrl-C (or SIGTERM) cancels
+            // the job, which removes the VM, instead of killing the server under a running VM.
+            let signals = instant && plane is LocalControlPlane
+                ? SignalStop { _ in Task { _ = try? await plane.cancel(jobID: job.id) } } : nil
+            defer { signals?.cancel() }
             _ = try await JobOutput.wait(plane, job, progress: !noProgress, json: json)
         }
     }

@@ -39,6 +39,11 @@ final class TestFabric: Fabric {
         var sinceSeen: [ChangeBase?] = []
         /// How often the engine read the fabric's region: once per `Engine.start()`, which records it.
         var regionReads = 0
+        /// Instant restores: whether the fabric runs points; the copy waits while `holdCopy`;
+        /// `failCopy` makes it fail as a copy whose point cannot be read.
+        var runsPoints = false
+        var holdCopy = false
+        var failCopy = false
     }
 
     let state = Mutex(State())
@@ -135,6 +140,57 @@ final class TestFabric: Fabric {
 
     func makeRestoreTarget(_ request: RestoreRequest) async throws -> any RestoreTarget {
         try await inner.makeRestoreTarget(request)
+    }
+
+    var runsPoints: Bool { self.get(\.runsPoints) }
+
+    func makeInstantRestore(_ request: InstantRestoreRequest) async throws -> any InstantRestore {
+        guard runsPoints else { throw CoffreError(.restoreNotSupported, "no instant restore here") }
+        log("instant \(request.name) \(request.purpose)")
+        return FakeInstantRestore(fabric: self, request: request)
+    }
+}
+
+/// An instant restore that opens the point, logs each call in the fabric's events, and copies
+/// nothing: what the engine does around a fabric's instant restore, without a hypervisor.
+struct FakeInstantRestore: InstantRestore {
+    let fabric: TestFabric
+    let request: InstantRestoreRequest
+
+    func start() async throws -> String {
+        let disks = try await request.openDisks()
+        disks.close()
+        fabric.log("start")
+        return "uuid-\(request.name)"
+    }
+
+    func copy(progress: @escaping @Sendable (Int64, Int64) -> Void) async throws {
+        fabric.log("copy")
+        progress(0, 100)
+        while fabric.get(\.holdCopy) {
+            try Task.checkCancellation()
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        if fabric.get(\.failCopy) { throw CoffreError(.instantRestoreFailed, "the copy of vda stopped") }
+        progress(100, 100)
+    }
+
+    func finish() async throws -> RestoredVM {
+        fabric.log("finish")
+        return RestoredVM(key: VMKey(cloudService: request.original.cloudService, name: request.name),
+                          files: request.original.disks.map { "/restored/\(request.name)/\($0.name).qcow2" })
+    }
+
+    func checkGuest(command: String?, timeout: Duration) async throws -> String {
+        fabric.log("checkGuest")
+        return "the guest agent answered"
+    }
+
+    func abort() async { fabric.log("abort") }
+
+    func detach() async -> String {
+        fabric.log("detach")
+        return "The VM \(request.name) is running on the point"
     }
 }
 

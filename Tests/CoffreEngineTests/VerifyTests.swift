@@ -60,9 +60,11 @@ import Testing
         let h = try await Harness()
         try await h.protectedVM("web01")
         let point = try await h.backup("web01")
-        let job = try await h.finish(try await h.engine.verify("web01", point: point.id, .init(checks: [.boot])))
-        #expect(job.status == .failed && job.error?.code == .restoreNotSupported, "\(String(describing: job.error))")
-        #expect(try await h.catalog.point(id: point.id)?.verification == nil, "an infrastructure failure says nothing of the point")
+        // The local fabric cannot run a point: refused before any job starts.
+        await expectCode(.restoreNotSupported) {
+            _ = try await h.engine.verify("web01", point: point.id, .init(checks: [.data, .boot]))
+        }
+        #expect(try await h.engine.jobs(JobFilter(type: .verify)).isEmpty)
         await expectCode(.invalidArgument) {
             _ = try await h.engine.verify("web01", point: nil, .init(checks: []))
         }
@@ -98,6 +100,23 @@ import Testing
         #expect(try await h.engine.runDueVerifications().isEmpty, "one job per slot")
         h.clock.advance(by: 86_400)
         #expect(try await h.engine.runDueVerifications().count == 1)
+    }
+
+    @Test func aScheduledBootCheckOnAFabricThatCannotRunPointsChecksTheDataAndSaysWhyNotTheBoot() async throws {
+        let h = try await Harness()
+        let verification = VerificationPolicy(schedule: .daily(at: TimeOfDay(hour: 9, minute: 0)), checks: [.data, .boot])
+        let policy = Policy(name: "booted", schedule: .daily(at: TimeOfDay(hour: 22, minute: 0)), retention: Retention(days: 7),
+                            verification: verification)
+        let key = try h.addVM("web01")
+        try h.write(key, at: 0, pattern(40_000, seed: 24))
+        try await h.protect(["web01"], policy: policy)
+        let point = try await h.backup("web01")
+        h.clock.advance(by: 3600 + 60)
+        let job = try await h.succeed(try #require(try await h.engine.runDueVerifications().first))
+        #expect(job.steps.first { $0.name == "Boot check" }?.status == .skipped)
+        let recorded = try #require(try await h.catalog.point(id: point.id)?.verification)
+        #expect(recorded.succeeded && recorded.checks == [.data])
+        #expect(try await h.catalog.item(for: key)?.lastVerificationSlot != nil)
     }
 }
 

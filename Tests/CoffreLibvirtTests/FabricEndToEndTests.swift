@@ -83,12 +83,14 @@ struct FabricEndToEndTests {
             }
         }
 
-        /// `xml` with its serial ports and consoles replaced by one pty serial port logging to `log`.
+        /// `xml` with its serial ports and consoles replaced by one pty serial port logging to `log`,
+        /// and a network interface (user-mode: nothing to set up on the host), as real VMs have.
         static func withLoggedConsole(_ xml: String, log: String) throws -> String {
             let document = try XMLDocument(xmlString: xml)
             let devices = try #require(document.rootElement()?.elements(forName: "devices").first)
             for device in devices.elements(forName: "serial") + devices.elements(forName: "console") { device.detach() }
             devices.addChild(try XMLElement(xmlString: "<serial type='pty'><log file='\(log)' append='on'/><target port='0'/></serial>"))
+            devices.addChild(try XMLElement(xmlString: "<interface type='user'><model type='virtio'/></interface>"))
             return document.xmlString
         }
 

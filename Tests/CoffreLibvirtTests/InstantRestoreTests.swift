@@ -53,6 +53,10 @@ struct InstantRestoreTests {
             #expect(!xml.contains("nbd") && !xml.contains("overlay"), "\(xml)")
         }
         #expect(try await copy.describe().disks.map(\.source) == ["\(final)/vda.qcow2", "\(final)/vdb.qcow2"])
+        // The MACs it runs with are the ones it boots with next time.
+        let macs = { (xml: String) in xml.matches(of: /mac address='([0-9a-f:]+)'/).map { String($0.1) } }
+        let live = macs(try await copy.xml()), persistent = macs(try await copy.xml(inactive: true))
+        #expect(!live.isEmpty && live == persistent, "\(live) \(persistent)")
         #expect(Self.instantScratch(s).isEmpty, "the overlays and the NBD socket are gone")
         #expect(String(try await copy.guestShell("sha256sum /dev/vda").output.prefix(64)) == hash)
         #expect(try await copy.guestShell("cat /mnt/marker").output == "instant\n")
@@ -136,7 +140,7 @@ struct InstantRestoreTests {
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path + "/.build/debug/coffre"
 
-    @Test("the process serving the point is killed mid-copy: the VM pauses at its next read of the point, and the job says what is left")
+    @Test("the command serving the point: Ctrl-C cancels and removes the VM; kill -9 mid-copy leaves the VM, paused at its next read of the point, and the job says so")
     func servingProcessKilled() async throws {
         let s = try await Setup(vmName: "coffre-instkill", agent: false)
         defer { Task { await s.tearDown() } }
@@ -151,21 +155,35 @@ struct InstantRestoreTests {
                                 "restoreDirectory": s.folder + "/restored", "instantCopyMiBPerSecond": 1]],
         ]
         try JSONSerialization.data(withJSONObject: settings).write(to: URL(fileURLWithPath: s.folder + "/coffre.json"))
-        let name = "coffre-instkill-copy"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.coffre)
-        process.arguments = ["restore", key.description, "--point", point.id, "--as-new-vm", name, "--instant", "--no-progress",
-                             "--data", s.folder]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        var domain: LibvirtDomain?
-        for _ in 0..<300 where domain == nil {
-            try await Task.sleep(for: .milliseconds(200))
-            if let found = try await s.connection.domain(named: name), (try? await found.guestPing()) != nil { domain = found }
+        /// `coffre restore --instant` as a child process, and its VM once the guest agent answers.
+        func instantRestore(_ name: String) async throws -> (Process, LibvirtDomain) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.coffre)
+            process.arguments = ["restore", key.description, "--point", point.id, "--as-new-vm", name, "--instant", "--no-progress",
+                                 "--data", s.folder]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            for _ in 0..<300 {
+                try await Task.sleep(for: .milliseconds(200))
+                if let found = try await s.connection.domain(named: name), (try? await found.guestPing()) != nil { return (process, found) }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            throw TestFailure("the instant restore's VM \(name) never answered")
         }
-        let copy = try #require(domain, "the instant restore's VM never answered")
+
+        // Ctrl-C of the command serving the point cancels the job: no VM, no file.
+        let (interrupted, _) = try await instantRestore("coffre-instkill-int")
+        kill(interrupted.processIdentifier, SIGINT)
+        interrupted.waitUntilExit()
+        #expect(interrupted.terminationReason == .exit && interrupted.terminationStatus != 0)
+        #expect(try await s.connection.domain(named: "coffre-instkill-int") == nil)
+        #expect(!FileManager.default.fileExists(atPath: s.folder + "/restored/coffre-instkill-int") && Self.instantScratch(s).isEmpty)
+
+        // kill -9 instead: the VM stays, without its server.
+        let name = "coffre-instkill-copy"
+        let (process, copy) = try await instantRestore(name)
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
 

@@ -131,6 +131,18 @@ import Testing
       <target dev='vdd' bus='virtio'/>
       <shareable/>
     </disk>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source protocol='rbd' name='pool/odd-data'>
+        <host name='ceph-mon' port='6789'/>
+      </source>
+      <target dev='vde' bus='virtio'/>
+    </disk>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source pool='default' volume='odd-logs'/>
+      <target dev='vdf' bus='virtio'/>
+    </disk>
     <interface type='ethernet'>
       <mac address='52:54:00:aa:bb:cc'/>
       <target dev='tap-odd' managed='no'/>
@@ -303,11 +315,55 @@ import Testing
         #expect(devices.elements(forName: "memory").isEmpty)
         let cid = try #require(devices.elements(forName: "vsock").first?.elements(forName: "cid").first)
         #expect(cid.attribute(forName: "auto")?.stringValue == "yes" && cid.attribute(forName: "address") == nil)
-        for said in ["vdc", "0x03", "tap-odd", "pipe", "4555", "virtiofsd", "/dev/input/event2", "CID 7", "nvdimm.img", "qemu:commandline"] {
+        for said in ["vdc", "vde", "pool/odd-data", "vdf", "odd-logs", "0x03", "tap-odd", "pipe", "4555", "virtiofsd",
+                     "/dev/input/event2", "CID 7", "nvdimm.img", "qemu:commandline"] {
             #expect(result.notes.contains { $0.contains(said) }, "no note says \(said): \(result.notes)")
         }
         #expect(!result.notes.contains { $0.contains("named as in the original") }, "\(result.notes)")
         try Self.validate(result.xml)
+    }
+
+    @Test("isolated for a boot check: no network, no vsock, no other disk, folder, memory or host service; an agent channel")
+    func isolated() throws {
+        let options = RestoreXML.Options(nbdSocket: "/s/nbd.sock", isolated: true)
+        let result = try RestoreXML.newDomain(from: Self.odd, name: "coffre-verify-1", files: ["vda": "/s/vda.overlay.qcow2"],
+                                              directory: "/s", format: "qcow2", options: options)
+        let devices = try #require(try Self.root(result.xml).elements(forName: "devices").first)
+        for gone in ["interface", "filesystem", "shmem", "hostdev", "vsock", "memory"] {
+            #expect(devices.elements(forName: gone).isEmpty, "\(gone) left in an isolated VM")
+        }
+        #expect(devices.elements(forName: "disk").count == 1, "only the point's own disk")
+        let channels = devices.elements(forName: "channel").compactMap { $0.elements(forName: "target").first?.attribute(forName: "name")?.stringValue }
+        #expect(channels == ["org.qemu.guest_agent.0"], "the monitoring channel to a host service is gone: \(channels)")
+        // Its disk is the overlay on the NBD export, and pauses the guest on a read error.
+        let disk = try #require(devices.elements(forName: "disk").first)
+        let driver = try #require(disk.elements(forName: "driver").first)
+        #expect(driver.attribute(forName: "rerror_policy")?.stringValue == "stop" && driver.attribute(forName: "error_policy")?.stringValue == "stop")
+        let backing = try #require(disk.elements(forName: "backingStore").first?.elements(forName: "source").first)
+        #expect(backing.attribute(forName: "protocol")?.stringValue == "nbd" && backing.attribute(forName: "name")?.stringValue == "vda")
+        #expect(backing.elements(forName: "host").first?.attribute(forName: "socket")?.stringValue == "/s/nbd.sock")
+        try Self.validate(result.xml)
+
+        // The web server has no agent channel of its own to lose, but one is added when missing.
+        let bare = Self.web.replacingOccurrences(of: "org.qemu.guest_agent.0", with: "org.example.other")
+        let added = try RestoreXML.newDomain(from: bare, name: "coffre-verify-2", files: ["vda": "/s/a", "vdb": "/s/b"],
+                                             directory: "/s", format: "qcow2", options: options)
+        #expect(added.xml.contains("org.qemu.guest_agent.0") && added.notes.contains { $0.contains("guest agent channel was added") })
+        try Self.validate(added.xml)
+    }
+
+    @Test("after an instant restore's switch, the disks get the original's error policies back, the rest kept")
+    func errorPoliciesPutBack() throws {
+        let original = Self.web.replacingOccurrences(of: "<driver name='qemu' type='qcow2' discard='unmap'/>",
+                                                     with: "<driver name='qemu' type='qcow2' discard='unmap' error_policy='report'/>")
+        let running = try RestoreXML.newDomain(from: original, name: "web-copy", files: ["vda": "/r/vda.qcow2", "vdb": "/r/vdb.qcow2"],
+                                               directory: "/r", format: "qcow2", options: .init(nbdSocket: "/s/nbd.sock"))
+        let back = try RestoreXML.withErrorPolicies(of: original, on: running.xml, disks: ["vda", "vdb"])
+        let drivers = try Self.root(back).elements(forName: "devices")[0].elements(forName: "disk").prefix(2)
+            .map { $0.elements(forName: "driver")[0] }
+        #expect(drivers[0].attribute(forName: "error_policy")?.stringValue == "report" && drivers[0].attribute(forName: "rerror_policy") == nil)
+        #expect(drivers[1].attribute(forName: "error_policy") == nil && drivers[1].attribute(forName: "rerror_policy") == nil)
+        #expect(drivers[0].attribute(forName: "discard")?.stringValue == "unmap")
     }
 
     @Test("a path in an element Coffre does not rewrite is named in a note")

@@ -64,6 +64,38 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func verificationsAreRecordedWithoutTouchingAnythingElse(_ backend: Backend) async throws {
+        try await backend.withCatalog { catalog throws in
+            var policy = Sample.policy("gold")
+            policy.verification = VerificationPolicy(schedule: .weekly(on: [.sunday], at: TimeOfDay(hour: 4, minute: 0)),
+                                                     checks: [.data, .boot], bootCommand: "test -f /ok", bootTimeoutSeconds: 120)
+            try await catalog.insertPolicy(policy)
+            #expect(try await catalog.policy(named: "gold") == policy)
+
+            let web = Sample.item("item-web", vm: Sample.key("web"))
+            try await catalog.commitPoint(Sample.point("p1", of: web, takenAt: Sample.at(1)), item: web)
+            // The item changed since the scheduler read it: recording its slot keeps the change.
+            try await catalog.saveItem(Sample.item("item-web", vm: Sample.key("web"), state: .stopped))
+            try await catalog.recordVerificationSlot(Sample.at(5), item: "item-web")
+            let item = try #require(try await catalog.item(id: "item-web"))
+            #expect(item.state == .stopped && item.lastVerificationSlot == Sample.at(5))
+            try await catalog.recordVerificationSlot(Sample.at(6), item: "gone")
+
+            let verification = PointVerification(at: Sample.at(7), checks: [.data], succeeded: false, job: "job-v",
+                                                 detail: "2 disks", error: ErrorInfo(code: .dataVerificationFailed, message: "damaged"))
+            try await catalog.recordVerification(verification, point: "p1")
+            #expect(try await catalog.point(id: "p1")?.verification == verification)
+            // A copy of the point read before the verification does not erase it.
+            var stale = Sample.point("p1", of: web, takenAt: Sample.at(1))
+            stale.expiresAt = Sample.at(100)
+            try await catalog.updatePoints([stale])
+            let point = try #require(try await catalog.point(id: "p1"))
+            #expect(point.expiresAt == Sample.at(100) && point.verification == verification)
+            try await catalog.recordVerification(verification, point: "gone")
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func deleteItemRemovesItAndItsPointsOnly(_ backend: Backend) async throws {
         try await backend.withCatalog { catalog throws in
             let web = Sample.item("item-web", vm: Sample.key("web")), db = Sample.item("item-db", vm: Sample.key("db"))

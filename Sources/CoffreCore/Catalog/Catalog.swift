@@ -46,6 +46,9 @@ public protocol Catalog: Sendable {
     func saveItem(_ item: ProtectedItem) async throws
     /// Removes an item and every point record of it.
     func deleteItem(id: String) async throws
+    /// Records the last verification slot of an item, changing nothing else of it (nothing when
+    /// the item is gone).
+    func recordVerificationSlot(_ slot: Date, item id: String) async throws
 
     // MARK: Jobs
 

@@ -28,13 +28,16 @@ public protocol Fabric: Sendable {
     func removeSnapshot(of key: VMKey, id: String) async throws
     /// A place to restore a point's disks into, committed or aborted by the caller (X1).
     func makeRestoreTarget(_ request: RestoreRequest) async throws -> any RestoreTarget
+    /// Whether `makeInstantRestore` can run a VM from a point (instant restore, boot checks).
+    var runsPoints: Bool { get }
     /// A VM run from a point's disks, served by the vault (instant restore, boot checks).
     /// The default refuses with `RestoreNotSupported`.
     func makeInstantRestore(_ request: InstantRestoreRequest) async throws -> any InstantRestore
-    /// Cleans up after an instant restore whose process was killed (job `job`, VM `name`): a
-    /// verification's VM is removed; a restore's VM is kept (its users' writes are in it) and
-    /// described. Returns what is left, in words for the job's record; nil when nothing.
-    func recoverInstantRestore(job: String, name: String, purpose: InstantRestoreRequest.Purpose) async -> String?
+    /// Cleans up after an instant restore whose process was killed (job `job`, VM `name`, of
+    /// fabric id `id` when `start()` had returned it): a verification's VM is removed; a
+    /// restore's VM is kept (its users' writes are in it) and described. A VM that is not the
+    /// job's is never touched. Returns what is left, in words for the job's record; nil when nothing.
+    func recoverInstantRestore(job: String, name: String, id: String?, purpose: InstantRestoreRequest.Purpose) async -> String?
 }
 
 /// A point-in-time view of a VM's disks, alive until `delete()`.

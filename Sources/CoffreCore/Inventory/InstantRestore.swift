@@ -43,7 +43,9 @@ public struct InstantRestoreRequest: Sendable {
 public protocol InstantRestore: Sendable {
     /// Serves the point's disks to the fabric, defines the VM on them (its writes go to local
     /// overlays) and starts it.
-    func start() async throws
+    /// - Returns: the fabric's id of the VM (libvirt: its UUID), recorded on the job so that a
+    ///   later recovery touches this VM only.
+    func start() async throws -> String
     /// Copies the disks to the VM's own files while it runs. `progress` gets the bytes copied
     /// and the total; returns once every copy has caught up with the running disks.
     /// **Cancellation**: returns `Cancelled` soon after the task is cancelled.
@@ -56,14 +58,21 @@ public protocol InstantRestore: Sendable {
     func checkGuest(command: String?, timeout: Duration) async throws -> String
     /// Removes the VM, its overlays and copies; stops serving. The fabric is as before.
     func abort() async
+    /// Stops serving the point but keeps the started VM and its overlays (the process is going
+    /// away, and the VM may hold its users' writes). Returns what is left and what to do, in words.
+    func detach() async -> String
 }
 
 extension Fabric {
+    public var runsPoints: Bool { false }
+
     /// Fabrics that cannot run a VM from a point refuse (`RestoreNotSupported`).
     public func makeInstantRestore(_ request: InstantRestoreRequest) async throws -> any InstantRestore {
         throw CoffreError(.restoreNotSupported, "The fabric \(name) cannot run a VM from a recovery point",
                           workaround: "Restore the point as a new VM or to a folder instead")
     }
 
-    public func recoverInstantRestore(job: String, name: String, purpose: InstantRestoreRequest.Purpose) async -> String? { nil }
+    public func recoverInstantRestore(job: String, name: String, id: String?, purpose: InstantRestoreRequest.Purpose) async -> String? {
+        nil
+    }
 }
