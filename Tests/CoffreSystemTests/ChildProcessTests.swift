@@ -77,6 +77,33 @@ struct ChildProcessTests {
         }
     }
 
+    @Test func aProgramBusyForAMomentStartsAndOneStillBeingWrittenSaysWhy() throws {
+        // ETXTBSY while the script is open for writing (as in a child another thread forks
+        // between its fork and its exec): the spawn tries again for a moment.
+        let path = NSTemporaryDirectory() + "coffre-busy-\(UUID().uuidString).sh"
+        defer { unlink(path) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o700)
+        #expect(fd >= 0)
+        let script = Array("#!/bin/sh\necho ran\n".utf8)
+        #expect(write(fd, script, script.count) == script.count)
+        let closing = Thread { usleep(30_000); close(fd) }
+        closing.start()
+        let output = try ChildProcess(arguments: [path]).runBlocking()
+        #expect(output.termination == .exited(0) && String(decoding: output.stdout, as: UTF8.self) == "ran\n")
+
+        // Still open for writing after the retries: the error names the reason.
+        let held = open(path, O_WRONLY | O_CLOEXEC)
+        defer { close(held) }
+        do {
+            _ = try ChildProcess(arguments: [path]).runBlocking()
+            Issue.record("it started while its file was open for writing")
+        } catch .couldNotStart(let code) {
+            #expect(code == ETXTBSY)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
     @Test func cancellingTheTaskKillsTheChild() async throws {
         let marker = NSTemporaryDirectory() + "coffre-cancelled-\(UUID().uuidString)"
         let task = Task { try await Self.shell("sleep 30; touch \(marker)").run() }

@@ -73,8 +73,16 @@ package enum ProcessSpawn {
         }
         let call = searchPath ? posix_spawnp : posix_spawn
         var pid: pid_t = 0
-        let rc = cEnvironment.map { call(&pid, executable, &actions, &attributes, cArguments, $0) }
-            ?? call(&pid, executable, &actions, &attributes, cArguments, environ)
+        var rc: Int32 = 0
+        // ETXTBSY: the program is open for writing somewhere, often only in a child another
+        // thread is forking, between its fork and its exec (close-on-exec closes it there). It
+        // passes within milliseconds; a program really being written keeps failing.
+        for attempt in 0..<5 {
+            rc = cEnvironment.map { call(&pid, executable, &actions, &attributes, cArguments, $0) }
+                ?? call(&pid, executable, &actions, &attributes, cArguments, environ)
+            guard rc == ETXTBSY else { break }
+            usleep(UInt32(10_000 << attempt))
+        }
         guard rc == 0 else { throw Failure(code: rc) }
         return pid
     }
