@@ -102,8 +102,9 @@ struct FileRoutesTests {
             let efi = try await api.send(.get, base + "/download?path=/os.img/part2/EFI/BOOT/BOOTX64.EFI", as: .operator)
             #expect(Data(buffer: efi.body) == (try Data(contentsOf: URL(fileURLWithPath: source.vfat + "/EFI/BOOT/BOOTX64.EFI"))))
         }
-        // Unused, the point is unmounted and released.
-        let deadline = Date().addingTimeInterval(20)
+        // Unused, the point is unmounted and released (the reaper looks every 5 s; a loaded CI
+        // machine once took longer than 20 s to unmount the three file systems).
+        let deadline = Date().addingTimeInterval(60)
         while try !mounts(below: harness.folder + "/run").isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
         #expect(try mounts(below: harness.folder + "/run").isEmpty)
     }
