@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "CoffreStorage", targets: ["CoffreStorage"]),
         .library(name: "CoffreS3", targets: ["CoffreS3"]),
         .library(name: "CoffreSQLite", targets: ["CoffreSQLite"]),
+        .library(name: "CoffrePostgres", targets: ["CoffrePostgres"]),
         .library(name: "CoffreLocalFabric", targets: ["CoffreLocalFabric"]),
         .library(name: "CoffreExtension", targets: ["CoffreExtension"]),
         .library(name: "CoffreEngine", targets: ["CoffreEngine"]),
@@ -44,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -93,6 +95,15 @@ let package = Package(
             dependencies: ["CoffreCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "CoffrePostgres",
+            dependencies: [
+                "CoffreCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "CoffreLocalFabric", dependencies: ["CoffreCore", "CoffreSystem"], swiftSettings: swiftSettings),
         .target(name: "CoffreExtension", dependencies: ["CoffreCore", "CoffreSystem"], swiftSettings: swiftSettings),
         .target(
@@ -131,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "coffre",
             dependencies: [
-                "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffreLocalFabric", "CoffreEngine",
+                "CoffreCore", "CoffreSystem", "CoffreStorage", "CoffreSQLite", "CoffrePostgres", "CoffreLocalFabric", "CoffreEngine",
                 "CoffreServer", "CoffreS3", "CoffreMount", "CoffreNBD", .target(name: "CoffreLibvirt", condition: .when(traits: ["Libvirt"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -173,7 +184,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CoffreSQLiteTests",
-            dependencies: ["CoffreCore", "CoffreSQLite", "CoffreTesting"],
+            dependencies: [
+                "CoffreCore", "CoffreSQLite", "CoffrePostgres", "CoffreTesting",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

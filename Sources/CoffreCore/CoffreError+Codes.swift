@@ -92,6 +92,7 @@ extension CoffreError.Code {
     public static let catalogBusy = Self("CatalogBusy")
     public static let catalogFailed = Self("CatalogFailed")
     public static let catalogUnreadable = Self("CatalogUnreadable")
+    public static let catalogUnreachable = Self("CatalogUnreachable")
 
     // MARK: The engine
     public static let guestPrepareFailed = Self("GuestPrepareFailed")
@@ -197,7 +198,8 @@ extension CoffreError.Code {
         .restoreTargetExists, .vaultAlreadyExists, .vaultBusy, .vaultFormatUnsupported, .vaultNotFound, .vaultUpgradeRequired,
         .wrongEncryptionKey, .s3AccessDenied, .s3BucketNotFound, .s3ClockSkew, .s3ConditionalCreateUnsupported,
         .s3RequestFailed, .s3Unreachable, .s3WrongRegion, .fuseUnavailable, .mountFailed, .mountPointUnusable, .mountBusy,
-        .notMounted, .fileSystemNotMounted, .pathNotFound, .pathOutsidePoint, .fileReadFailed, .catalogBusy, .catalogFailed, .catalogUnreadable, .guestPrepareFailed,
+        .notMounted, .fileSystemNotMounted, .pathNotFound, .pathOutsidePoint, .fileReadFailed, .catalogBusy, .catalogFailed, .catalogUnreadable,
+        .catalogUnreachable, .guestPrepareFailed,
         .guestReleaseFailed, .internalError, .fabricUnreachable, .guestAgentTimeout, .guestAgentUnavailable,
         .invalidArgument, .invalidVMDefinition, .restoreIncomplete, .vmAlreadyExists, .agentBusy, .agentStateDamaged,
         .freezeFailed, .guestAlreadyFrozen, .guestAlreadyPrepared, .incorrectJSONConfigFile,

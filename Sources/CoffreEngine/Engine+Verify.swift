@@ -1,5 +1,5 @@
 public import CoffreCore
-public import Foundation
+import Foundation
 
 extension Engine {
     /// How a Verify job checks a point: the checks, and for `boot` what to run in the guest

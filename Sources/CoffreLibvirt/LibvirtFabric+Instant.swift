@@ -19,7 +19,7 @@ extension LibvirtFabric {
         let originalXML = try await definitionForNewDomain(request.name, original: request.original,
                                                           kept: request.definition, connection)
         let final = configuration.restoreDirectory + "/" + request.name
-        if request.purpose == .restore, try await runOnThread({ _ in FileIO.hasEntry(final) }) {
+        if request.purpose == .restore, await runOnThread({ _ in FileIO.hasEntry(final) }) {
             throw CoffreError.restoreTargetExists(final)
         }
         return LibvirtInstantRestore(
@@ -273,7 +273,7 @@ final class LibvirtInstantRestore: InstantRestore {
             let said = String((result.errorOutput.isEmpty ? result.output : result.errorOutput).suffix(300))
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             throw CoffreError(.bootVerificationFailed,
-                              "the check command `\(command)` exited with status \(result.exitCode)" + (said.isEmpty ? "" : ": \(said)"))
+                              "the check command `\(command)` exited with status \(result.exitCode.map { String($0) } ?? "unknown")" + (said.isEmpty ? "" : ": \(said)"))
         }
         return "the guest agent answered and `\(command)` succeeded"
     }

@@ -1,6 +1,6 @@
 public import CoffreCore
 import CoffreSystem
-public import Foundation
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif

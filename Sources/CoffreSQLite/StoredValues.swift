@@ -14,33 +14,6 @@ extension Date {
     }
 }
 
-/// A column value this version of Coffre cannot read back: an unknown enum case, broken JSON.
-struct UnreadableValue: Error, CustomStringConvertible {
-    var column: String
-    var value: String
-
-    var description: String { "column \(column) holds '\(value.prefix(200))', which this version of Coffre cannot read" }
-}
-
-/// Nested lists and dictionaries kept as JSON text in one column.
-enum JSONColumn {
-    static func encode(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        // Dates inside JSON keep Date's own Double, as the date columns do.
-        encoder.dateEncodingStrategy = .deferredToDate
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ text: String, column: String) throws -> T {
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(text.utf8))
-        } catch {
-            throw UnreadableValue(column: column, value: text)
-        }
-    }
-}
-
 /// An enum stored by its raw value.
 func decodeRaw<T: RawRepresentable<String>>(_ raw: String, column: String) throws -> T {
     guard let value = T(rawValue: raw) else { throw UnreadableValue(column: column, value: raw) }

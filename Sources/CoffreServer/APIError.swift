@@ -107,7 +107,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .instantRestoreFailed, .bootVerificationFailed,
         ]),
         // 503: try again later.
-        (.serviceUnavailable, [.catalogBusy, .cancelled]),
+        (.serviceUnavailable, [.catalogBusy, .catalogUnreachable, .cancelled]),
         // 504: something the server waited for took too long.
         (.gatewayTimeout, [
             .guestAgentTimeout, .extensionInstallTimeout, .snapshotTimeout, .backupCopyTimeout, .nbdTimeout,

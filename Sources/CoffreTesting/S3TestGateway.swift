@@ -11,17 +11,7 @@ public enum S3TestGateway {
     /// The harness's folder (`$COFFRE_S3_DIR/env` holds the variables).
     public static let folder = environment["COFFRE_S3_DIR"] ?? "/tmp/coffre-s3"
 
-    static let variables: [String: String] = {
-        var values: [String: String] = [:]
-        if let text = try? String(contentsOfFile: folder + "/env", encoding: .utf8) {
-            for line in text.split(separator: "\n") {
-                let words = line.replacingOccurrences(of: "export ", with: "").split(separator: "=", maxSplits: 1)
-                if words.count == 2 { values[String(words[0])] = String(words[1]) }
-            }
-        }
-        for (name, value) in environment where name.hasPrefix("COFFRE_S3_") { values[name] = value }
-        return values
-    }()
+    static let variables = harnessVariables(folder: folder, prefix: "COFFRE_S3_")
 
     public static var endpoint: String { variables["COFFRE_S3_ENDPOINT"] ?? "http://127.0.0.1:7480" }
     /// The harness's second gateway on the same cluster, which outage tests stop and start.
@@ -44,4 +34,18 @@ public enum S3TestGateway {
     public static func newPrefix(_ label: String) -> String {
         "\(label)-\(UUID().uuidString.prefix(8).lowercased())"
     }
+}
+
+/// The variables a harness script wrote to `folder/env` (`export NAME=VALUE` lines), overridden
+/// by the process's own variables that start with `prefix`.
+func harnessVariables(folder: String, prefix: String) -> [String: String] {
+    var values: [String: String] = [:]
+    if let text = try? String(contentsOfFile: folder + "/env", encoding: .utf8) {
+        for line in text.split(separator: "\n") {
+            let words = line.replacingOccurrences(of: "export ", with: "").split(separator: "=", maxSplits: 1)
+            if words.count == 2 { values[String(words[0])] = String(words[1]) }
+        }
+    }
+    for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix(prefix) { values[name] = value }
+    return values
 }

@@ -6,7 +6,6 @@ import CoffreMount
 #if Libvirt
 import CoffreLibvirt
 #endif
-import CoffreSQLite
 import CoffreStorage
 import CoffreSystem
 import Foundation
@@ -26,6 +25,9 @@ struct AppConfiguration: Codable, Sendable {
     var fabrics: [LocalFabricEntry] = [LocalFabricEntry(name: "local", path: "fabric")]
     /// Where the vault keeps its bytes; nil: the folder `vault` of the data folder.
     var vault: VaultBackend?
+    /// The catalog: a SQLite file (relative to the data folder) or a postgres:// URL; nil:
+    /// `catalog.sqlite` of the data folder.
+    var catalog: String?
     /// libvirt hosts (a coffre built with `--traits Libvirt`), see docs/libvirt.md.
     var libvirtFabrics: [LibvirtFabricEntry] = []
 
@@ -70,6 +72,7 @@ struct AppConfiguration: Codable, Sendable {
         fabrics = try c.decodeIfPresent([LocalFabricEntry].self, forKey: .fabrics) ?? d.fabrics
         libvirtFabrics = try c.decodeIfPresent([LibvirtFabricEntry].self, forKey: .libvirtFabrics) ?? d.libvirtFabrics
         vault = try c.decodeIfPresent(VaultBackend.self, forKey: .vault)
+        catalog = try c.decodeIfPresent(String.self, forKey: .catalog)
     }
 
     static let fileName = "coffre.json"
@@ -79,6 +82,11 @@ struct AppConfiguration: Codable, Sendable {
 struct AppOptions: ParsableArguments {
     @Option(name: .long, help: "The data folder: settings, catalog, vault and local fabric (default $COFFRE_DATA or ./coffre-data).")
     var data: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "The catalog: a SQLite file (default catalog.sqlite of the data folder) or postgres://USER@HOST:PORT/DB, shared by several nodes (default $COFFRE_CATALOG, then coffre.json's \"catalog\").",
+        valueName: "path|url"))
+    var catalog: String?
 
     var dataPath: String {
         let path = data ?? ProcessInfo.processInfo.environment["COFFRE_DATA"] ?? "coffre-data"
@@ -93,7 +101,8 @@ struct AppOptions: ParsableArguments {
         let backend = (settings.vault ?? .local(path: "vault")).resolved(against: root)
         let vault = try backend.openVault(encryptionKeyFile: ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"],
                                           creating: true)
-        let catalog = try SQLiteCatalog(path: root + "/catalog.sqlite")
+        let catalogLocation = catalog ?? ProcessInfo.processInfo.environment["COFFRE_CATALOG"] ?? settings.catalog
+        let catalog = try await CatalogBackend(catalogLocation ?? CatalogBackend.defaultFile, root: root).open()
         var fabrics: [any Fabric] = try settings.fabrics.map { entry in
             let path = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -1,3 +1,4 @@
+import CoffreTesting
 import Foundation
 import Testing
 
@@ -47,10 +48,10 @@ struct ControlPlaneTests {
     }
 
     /// A 96 MiB VM `big`, registered and protected by a nightly policy, on the morning of 2026-11-23.
-    func protectBigVM(_ coffre: Coffre, data: URL, seed: UInt64) throws -> [String: String] {
+    func protectBigVM(_ coffre: Coffre, data: URL, seed: UInt64, catalogEnv: [String: String] = [:]) throws -> [String: String] {
         var rng = SplitMix64(seed: seed)
         _ = try makeVM(data, name: "big", size: 96 * MiB, content: rng.bytes(96 * MiB))
-        let morning = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T08:00:00Z"]
+        let morning = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T08:00:00Z"].merging(catalogEnv) { $1 }
         try coffre.ok(["discover"], env: morning)
         try coffre.ok(["register", "big"], env: morning)
         try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "7"], env: morning)
@@ -92,15 +93,15 @@ struct ControlPlaneTests {
                 sourceLocation: sourceLocation)
     }
 
-    @Test("discover → register → protect → backup → restore, from the command line")
-    func flow() throws {
+    @Test("discover → register → protect → backup → restore, from the command line", arguments: CatalogKind.available)
+    func flow(_ catalog: CatalogKind) throws {
         let coffre = try Coffre()
-        try withTempDir { tmp in
+        try withTempDir { tmp in try catalog.withCatalog { catalogEnv in
             let data = tmp.appendingPathComponent("data")
             var rng = SplitMix64(seed: 42)
             let content = rng.bytes(3 * MiB)
             let disk = try makeVM(data, name: "web01", size: 8 * MiB, content: content)
-            let env = ["COFFRE_DATA": data.path]
+            let env = ["COFFRE_DATA": data.path].merging(catalogEnv) { $1 }
             let discovery = try coffre.ok(["discover"], env: env)
             #expect(discovery.stdout.contains("Discovery") && discovery.stdout.contains("Succeeded"))
             let listing = try coffre.ok(["vm", "list", "--unregistered"], env: env)
@@ -142,15 +143,18 @@ struct ControlPlaneTests {
             let missing = try coffre.run(["job", "cancel", "job-nope"], env: env)
             expectOneLineError(missing, "JobNotFound")
             #expect(missing.stderr.contains("[JobNotFound]"))
-        }
+            #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent("catalog.sqlite").path) == (catalog == .sqlite),
+                    "the catalog is where it was asked to be")
+        } }
     }
 
-    @Test("kill -9 during a backup: on restart the job is failed, no point shows, the item is free")
-    func restartAfterKill() throws {
+    @Test("kill -9 during a backup: on restart the job is failed, no point shows, the item is free",
+          arguments: CatalogKind.available)
+    func restartAfterKill(_ catalog: CatalogKind) throws {
         let coffre = try Coffre()
-        try withTempDir { tmp in
+        try withTempDir { tmp in try catalog.withCatalog { catalogEnv in
             let data = tmp.appendingPathComponent("data")
-            let morning = try protectBigVM(coffre, data: data, seed: 7)
+            let morning = try protectBigVM(coffre, data: data, seed: 7, catalogEnv: catalogEnv)
             // Start a backup in the background and kill it while it copies data.
             let (process, job) = try startUntilTransfer(coffre, ["backup", "big", "--no-progress"], env: morning)
             kill(process.processIdentifier, SIGKILL)
@@ -163,12 +167,12 @@ struct ControlPlaneTests {
             try expectNothingLeft(coffre, data: data, env: morning)
 
             // The item is not stuck busy: the scheduled backup of the evening runs and succeeds.
-            let evening = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T22:05:00Z"]
+            let evening = ["COFFRE_DATA": data.path, "COFFRE_NOW": "2026-11-23T22:05:00Z"].merging(catalogEnv) { $1 }
             let pass = try coffre.ok(["scheduler", "--once"], env: evening, timeout: 300)
             #expect(pass.stdout.contains("Backup prod/big Succeeded"))
             let rows = try decodeJSON(Points.self, try coffre.ok(["points", "big", "--json"], env: evening).stdout).points
             #expect(rows.map(\.point.type) == ["scheduled"])
-        }
+        } }
     }
 
     @Test("SIGTERM stops the scheduler cleanly: its running backup ends Cancelled and leaves no point")
@@ -188,5 +192,32 @@ struct ControlPlaneTests {
             #expect(after.status == "Cancelled")
             try expectNothingLeft(coffre, data: data, env: evening)
         }
+    }
+}
+
+/// The catalogs the command-line tests run on: the embedded SQLite file, and a database of the
+/// PostgreSQL of scripts/pg-harness (given as `COFFRE_CATALOG`) when it is up, always in CI.
+enum CatalogKind: String, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    static var available: [CatalogKind] { PostgresTestServer.live ? [.sqlite, .postgres] : [.sqlite] }
+
+    var testDescription: String { rawValue }
+
+    /// Runs `body` with the environment that selects this catalog; a PostgreSQL database is
+    /// made for it and dropped afterwards.
+    func withCatalog(_ body: ([String: String]) throws -> Void) throws {
+        guard self == .postgres else { return try body([:]) }
+        let name = PostgresTestServer.newDatabaseName("cli")
+        try psql("CREATE DATABASE \(name)")
+        defer { try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+        try body(["COFFRE_CATALOG": PostgresTestServer.url(database: name)])
+    }
+
+    private func psql(_ sql: String) throws {
+        let result = try runProcess(URL(fileURLWithPath: "/usr/lib/postgresql/15/bin/psql"),
+                                    ["-X", "-q", "-v", "ON_ERROR_STOP=1", PostgresTestServer.url, "-c", sql])
+        guard result.status == 0 else { throw HarnessError("psql failed: \(result.stderr)") }
     }
 }

@@ -1,13 +1,18 @@
 import CoffreCore
+import CoffrePostgres
 import CoffreSQLite
 import CoffreTesting
 import Foundation
 import Testing
 
-/// The catalogs the conformance tests run against.
+/// The catalogs the conformance tests run against: PostgreSQL when scripts/pg-harness is up
+/// (always in CI, where a server that is down fails the tests).
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case memory
     case sqlite
+    case postgres
+
+    static var allCases: [Backend] { PostgresTestServer.live ? [.memory, .sqlite, .postgres] : [.memory, .sqlite] }
 
     var testDescription: String { rawValue }
 
@@ -24,6 +29,17 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
                 let catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
                 try await body(catalog)
                 try catalog.close()
+            }
+        case .postgres:
+            try await withTemporaryDatabase { url in
+                let catalog = try await PostgresCatalog.open(url: url)
+                do {
+                    try await body(catalog)
+                } catch {
+                    catalog.close()
+                    throw error
+                }
+                catalog.close()
             }
         }
     }

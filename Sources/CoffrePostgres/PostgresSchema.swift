@@ -1,0 +1,126 @@
+import CoffreCore
+internal import Logging
+internal import PostgresNIO
+
+/// The catalog's tables in PostgreSQL, built by numbered migrations.
+///
+/// **A migration that has shipped is never edited**: a change is a new migration at the end.
+/// Dates are `double precision` seconds since 2001-01-01 UTC (`Date`'s own value, exact both
+/// ways; `to_timestamp(x + 978307200)` reads one); `doc` columns hold the record as JSON text.
+/// Names are compared and ordered byte by byte (`COLLATE "C"`), as the other catalogs do,
+/// whatever the database's locale.
+enum PostgresSchema {
+    struct Migration {
+        var version: Int
+        var name: String
+        var statements: [PostgresQuery]
+    }
+
+    static let migrations: [Migration] = [
+        Migration(version: 1, name: "catalog", statements: [
+            """
+            CREATE TABLE fabrics (
+                name text COLLATE "C" PRIMARY KEY,
+                doc text NOT NULL)
+            """,
+            """
+            CREATE TABLE vms (
+                cloud_service text COLLATE "C" NOT NULL,
+                name text COLLATE "C" NOT NULL,
+                fabric text COLLATE "C" NOT NULL,
+                presence text NOT NULL,
+                doc text NOT NULL,
+                PRIMARY KEY (cloud_service, name))
+            """,
+            "CREATE INDEX vms_fabric ON vms (fabric, presence)",
+            """
+            CREATE TABLE policies (
+                name text COLLATE "C" PRIMARY KEY,
+                doc text NOT NULL)
+            """,
+            """
+            CREATE TABLE protected_items (
+                id text COLLATE "C" PRIMARY KEY,
+                vm_cloud_service text COLLATE "C" NOT NULL,
+                vm_name text COLLATE "C" NOT NULL,
+                doc text NOT NULL,
+                CONSTRAINT protected_items_vm UNIQUE (vm_cloud_service, vm_name))
+            """,
+            """
+            CREATE TABLE jobs (
+                id text COLLATE "C" PRIMARY KEY,
+                type text NOT NULL,
+                status text NOT NULL,
+                vm_cloud_service text COLLATE "C",
+                vm_name text COLLATE "C",
+                started_at double precision NOT NULL,
+                lock text COLLATE "C",
+                cancel_requested boolean NOT NULL,
+                doc text NOT NULL)
+            """,
+            "CREATE INDEX jobs_status_started_at ON jobs (status, started_at)",
+            "CREATE INDEX jobs_vm ON jobs (vm_cloud_service, vm_name, started_at)",
+            "CREATE INDEX jobs_started_at ON jobs (started_at DESC, id DESC)",
+            // At most one in-progress job per lock (one operation per item, B6), across nodes.
+            "CREATE UNIQUE INDEX jobs_lock ON jobs (lock) WHERE status = 'InProgress' AND lock IS NOT NULL",
+            """
+            CREATE TABLE recovery_points (
+                id text COLLATE "C" PRIMARY KEY,
+                item text COLLATE "C" NOT NULL REFERENCES protected_items (id) ON DELETE CASCADE,
+                taken_at double precision NOT NULL,
+                definition text,
+                verification text,
+                doc text NOT NULL)
+            """,
+            "CREATE INDEX recovery_points_item_taken_at ON recovery_points (item, taken_at, id)",
+        ]),
+    ]
+
+    /// Applies the migrations the database lacks, each in its own transaction. The table of
+    /// applied migrations is locked first, so that nodes starting at once wait for each other
+    /// instead of applying one twice (a table lock holds behind a transaction-mode pooler,
+    /// where an advisory lock of one connection would not).
+    /// - Throws: `VaultFormatUnsupported` when a newer Coffre applied migrations this one does
+    ///   not know.
+    static func migrate(_ catalog: PostgresCatalog) async throws {
+        let location = catalog.location
+        let logger = catalog.logger
+        let create: @Sendable (PostgresConnection) async throws -> Void = { connection in
+            try await connection.rows("""
+                CREATE TABLE IF NOT EXISTS coffre_migrations (
+                    version integer PRIMARY KEY,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+        }
+        do {
+            try await catalog.withConnection(create)
+        } catch let error as CoffreError where error.code == .catalogFailed {
+            // Two nodes creating the table at once: IF NOT EXISTS does not cover the loser
+            // (a duplicate key of pg_type); the second attempt finds the table.
+            try await catalog.withConnection(create)
+        }
+        for migration in migrations {
+            try await catalog.transaction { connection in
+                try await connection.rows("LOCK TABLE coffre_migrations IN EXCLUSIVE MODE", logger: logger)
+                let applied = try await connection.rows("SELECT version FROM coffre_migrations", logger: logger)
+                    .map { try $0.decode(Int.self) }
+                if let newest = applied.max(), newest > migrations.last!.version {
+                    throw CoffreError.vaultFormatUnsupported(
+                        "the catalog \(location) was migrated by a newer version of Coffre (migration \(newest))")
+                }
+                guard !applied.contains(migration.version) else { return }
+                for statement in migration.statements { try await connection.rows(statement, logger: logger) }
+                try await connection.rows(
+                    "INSERT INTO coffre_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+            }
+        }
+    }
+}
+
+extension PostgresCatalog {
+    func migrate() async throws {
+        try await PostgresSchema.migrate(self)
+    }
+}

@@ -1,0 +1,32 @@
+import CoffreCore
+import CoffrePostgres
+import CoffreSQLite
+
+/// Where the catalog lives, as `--catalog`, `$COFFRE_CATALOG` or coffre.json's "catalog" name
+/// it: a SQLite file (the embedded default, `catalog.sqlite` of the data folder; a relative
+/// path is taken from the data folder) or a PostgreSQL database that several nodes share
+/// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`).
+enum CatalogBackend: Equatable {
+    case sqlite(path: String)
+    case postgres(url: String)
+
+    static let defaultFile = "catalog.sqlite"
+
+    init(_ text: String, root: String) {
+        if PostgresURL.isPostgres(text) {
+            self = .postgres(url: text)
+        } else {
+            self = .sqlite(path: text.hasPrefix("/") ? text : root + "/" + text)
+        }
+    }
+
+    /// The one place a catalog is chosen: opens it and brings its tables up to date.
+    func open() async throws -> any Catalog {
+        switch self {
+        case .sqlite(let path):
+            return try SQLiteCatalog(path: path)
+        case .postgres(let url):
+            return try await PostgresCatalog.open(url: url)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import CoffreCore
+import CoffrePostgres
+import CoffreTesting
+import Foundation
+import Testing
+
+/// What only the PostgreSQL catalog has: a server shared by several nodes, migrations applied
+/// once whoever starts first, a server that cannot be reached, URLs. On the real server of
+/// scripts/pg-harness.
+@Suite(.enabled(if: PostgresTestServer.live, "needs scripts/pg-harness up"))
+struct PostgresCatalogTests {
+    @Test func dataSurvivesCloseAndReopenAndIsSharedByTwoNodes() async throws {
+        try await withTemporaryDatabase { url in
+            let item = Sample.item("item-web", vm: Sample.key("web"))
+            var point = Sample.point("p1", of: item, takenAt: Sample.at(1.5))
+            point.definition = "<domain><name>web</name></domain>"
+            let job = Sample.job("job-1")
+            let first = try await PostgresCatalog.open(url: url)
+            let second = try await PostgresCatalog.open(url: url)
+            defer { second.close() }
+            try await first.commitPoint(point, item: item)
+            _ = try await first.insertJob(job, lock: "cs1/web")
+            first.close()
+
+            #expect(try await second.points(item: item.id) == [point], "the definition is kept too")
+            #expect(try await second.insertJob(Sample.job("job-2"), lock: "cs1/web") == job,
+                    "a lock taken by one node holds for the other")
+            #expect(try await second.requestCancel(jobID: job.id)?.cancelRequested == true)
+
+            let third = try await PostgresCatalog.open(url: url)
+            defer { third.close() }
+            #expect(try await third.job(id: job.id)?.cancelRequested == true, "a cancel asked on one node is seen on another (B7)")
+        }
+    }
+
+    @Test func nodesStartingTogetherApplyEachMigrationOnce() async throws {
+        try await withTemporaryDatabase { url in
+            let catalogs = try await withThrowingTaskGroup(of: PostgresCatalog.self) { group in
+                for _ in 0..<6 { group.addTask { try await PostgresCatalog.open(url: url) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            defer { catalogs.forEach { $0.close() } }
+            #expect(catalogs.count == 6)
+            let versions = try await migrationVersions(url)
+            #expect(versions == [1], "each migration once: \(versions)")
+            try await catalogs[0].insertPolicy(Sample.policy("gold"))
+            #expect(try await catalogs[5].policies() == [Sample.policy("gold")])
+        }
+    }
+
+    @Test func aDatabaseMigratedByANewerCoffreIsRefused() async throws {
+        try await withTemporaryDatabase { url in
+            try await PostgresCatalog.open(url: url).close()
+            try await administer("INSERT INTO coffre_migrations (version, name) VALUES (999, 'from the future')", database: url)
+            let error = await #expect(throws: CoffreError.self) { try await PostgresCatalog.open(url: url) }
+            #expect(error?.code == .vaultFormatUnsupported)
+            #expect(error?.message.contains("newer version of Coffre") == true)
+        }
+    }
+
+    @Test func concurrentJobsOfOneLockFromManyNodesInsertOnce() async throws {
+        try await withTemporaryDatabase { url in
+            var nodes: [PostgresCatalog] = []
+            for _ in 0..<4 { nodes.append(try await PostgresCatalog.open(url: url)) }
+            defer { nodes.forEach { $0.close() } }
+            let holders = try await withThrowingTaskGroup(of: Job?.self) { group in
+                for i in 0..<40 {
+                    let node = nodes[i % nodes.count]
+                    group.addTask { try await node.insertJob(Sample.job("job-\(i)"), lock: "cs1/web") }
+                }
+                return try await group.reduce(into: [Job?]()) { $0.append($1) }
+            }
+            let inserted = holders.filter { $0 == nil }.count
+            #expect(inserted == 1, "exactly one node starts the operation (B6)")
+            let winner = try await nodes[0].jobs(JobFilter(status: .inProgress))
+            #expect(winner.count == 1)
+            #expect(Set(holders.compactMap { $0?.id }) == Set(winner.map(\.id)), "every loser is told who holds the lock")
+        }
+    }
+
+    @Test func everyValueIsBoundNeverSplicedIntoSQL() async throws {
+        try await withTemporaryDatabase { url in
+            let catalog = try await PostgresCatalog.open(url: url)
+            defer { catalog.close() }
+            let hostile = "web'); DROP TABLE jobs; --"
+            let item = Sample.item("item-\(hostile)", vm: Sample.key(hostile, in: "cs'1"))
+            try await catalog.commitPoint(Sample.point("p-\(hostile)", of: item, takenAt: Sample.at(2)), item: item)
+            _ = try await catalog.insertJob(Sample.job("job-\(hostile)", vm: item.vm), lock: hostile)
+            #expect(try await catalog.item(for: item.vm) == item)
+            #expect(try await catalog.jobs(JobFilter(vm: item.vm)).map(\.id) == ["job-\(hostile)"])
+            #expect(try await catalog.points(item: item.id).map(\.id) == ["p-\(hostile)"])
+        }
+    }
+
+    @Test func aServerThatDoesNotAnswerIsCatalogUnreachable() async throws {
+        // A loopback port nobody listens on (tcpmux: privileged, never served here).
+        let port = 1
+        let error = await #expect(throws: CoffreError.self) {
+            try await PostgresCatalog.open(url: "postgres://coffre@127.0.0.1:\(port)/coffre",
+                                           configuration: .init(timeout: .seconds(3)))
+        }
+        #expect(error?.code == .catalogUnreachable)
+        #expect(error?.message.contains("postgres://coffre@127.0.0.1:\(port)/coffre") == true)
+        #expect(error?.workaround?.contains("pg_isready") == true)
+    }
+
+    @Test func anUnknownDatabaseOrRoleIsCatalogUnreachable() async throws {
+        let unknownDatabase = PostgresTestServer.url(database: "no_such_database")
+        let error = await #expect(throws: CoffreError.self) {
+            try await PostgresCatalog.open(url: unknownDatabase, configuration: .init(timeout: .seconds(10)))
+        }
+        #expect(error?.code == .catalogUnreachable)
+        #expect(error?.message.contains("no_such_database") == true)
+    }
+
+    @Test func urlsAreCheckedAndPasswordsNeverShown() throws {
+        let url = try PostgresURL("postgresql://node:s3cret@db.example:6432/vault?sslmode=require")
+        #expect(url.user == "node" && url.password == "s3cret" && url.host == "db.example" && url.port == 6432)
+        #expect(url.database == "vault" && url.requiresTLS)
+        #expect(url.description == "postgres://node@db.example:6432/vault?sslmode=require")
+        #expect(try PostgresURL("postgres://u@h/d", environment: ["PGPASSWORD": "pw"]).password == "pw")
+        #expect(try PostgresURL("postgres://u@h/d").port == 5432)
+        for bad in ["postgres://h/d", "postgres://u@/d", "postgres://u@h", "postgres://u@h/d?sslmode=prefer",
+                    "postgres://u@h/d?application_name=x", "mysql://u@h/d", "postgres://u:hunter2@h"] {
+            let error = #expect(throws: CoffreError.self, "\(bad)") { try PostgresURL(bad) }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains("hunter2") == false, "no password in messages")
+        }
+    }
+}
+
+/// The migrations applied to the database at `url`.
+private func migrationVersions(_ url: String) async throws -> [Int] {
+    try await administerQuery("SELECT version::text FROM coffre_migrations ORDER BY version", database: url)
+        .map { Int($0)! }
+}
