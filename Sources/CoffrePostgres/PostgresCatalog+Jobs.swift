@@ -4,19 +4,12 @@ internal import PostgresNIO
 
 extension PostgresCatalog {
     public func insertJob(_ job: Job, lock: String?) async throws -> Job? {
-        let doc = try JSONColumn.encode(job)
         // The partial unique index on in-progress locks decides between two nodes: the loser's
         // insert does nothing, and it reads the winner. A holder that ended in between is
         // no holder: the insert is tried again.
         for _ in 0..<10 {
             let outcome: Job?? = try await withConnection { [logger] connection in
-                let inserted = try await connection.rows("""
-                    INSERT INTO jobs (id, type, status, vm_cloud_service, vm_name, started_at, lock, cancel_requested, doc)
-                    VALUES (\(job.id), \(job.type.rawValue), \(job.status.rawValue), \(job.vm?.cloudService), \(job.vm?.name),
-                            \(job.startedAt.timeIntervalSinceReferenceDate), \(lock), \(job.cancelRequested), \(doc))
-                    ON CONFLICT DO NOTHING RETURNING 1
-                    """, logger: logger).count
-                if inserted == 1 { return .some(nil) }
+                if try await Self.insert(job, lock: lock, connection) { return .some(nil) }
                 guard let lock else {
                     throw CoffreError.catalogFailed(self.location, detail: "a job with id \(job.id) exists already")
                 }
@@ -31,6 +24,17 @@ extension PostgresCatalog {
             if let outcome { return outcome }
         }
         throw CoffreError.catalogBusy(location, seconds: 0)
+    }
+
+    /// False when the id is taken or another in-progress job holds `lock`.
+    static func insert(_ job: Job, lock: String?, _ connection: PostgresConnection) async throws -> Bool {
+        let doc = try JSONColumn.encode(job)
+        return try await connection.rows("""
+            INSERT INTO jobs (id, type, status, vm_cloud_service, vm_name, started_at, lock, cancel_requested, doc)
+            VALUES (\(job.id), \(job.type.rawValue), \(job.status.rawValue), \(job.vm?.cloudService), \(job.vm?.name),
+                    \(job.startedAt.timeIntervalSinceReferenceDate), \(lock), \(job.cancelRequested), \(doc))
+            ON CONFLICT DO NOTHING RETURNING 1
+            """, logger: connection.logger).count == 1
     }
 
     public func updateJob(_ job: Job) async throws {

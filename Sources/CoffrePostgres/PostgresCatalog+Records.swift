@@ -11,13 +11,15 @@ extension PostgresCatalog {
     // MARK: Fabrics
 
     public func recordFabric(_ fabric: FabricRecord) async throws {
+        try await withConnection { connection in try await Self.write(fabric, connection) }
+    }
+
+    static func write(_ fabric: FabricRecord, _ connection: PostgresConnection) async throws {
         let doc = try JSONColumn.encode(fabric)
-        try await withConnection { [logger] connection in
-            try await connection.rows("""
-                INSERT INTO fabrics (name, doc) VALUES (\(fabric.name), \(doc))
-                ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc
-                """, logger: logger)
-        }
+        try await connection.rows("""
+            INSERT INTO fabrics (name, doc) VALUES (\(fabric.name), \(doc))
+            ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc
+            """, logger: connection.logger)
     }
 
     public func fabrics() async throws -> [FabricRecord] {
@@ -86,7 +88,7 @@ extension PostgresCatalog {
         guard updated == 1 else { throw CoffreError.vmNotFound(record.key.description) }
     }
 
-    private static func upsert(_ record: VMRecord, _ connection: PostgresConnection) async throws {
+    static func upsert(_ record: VMRecord, _ connection: PostgresConnection) async throws {
         let doc = try JSONColumn.encode(record)
         try await connection.rows("""
             INSERT INTO vms (cloud_service, name, fabric, presence, doc)
@@ -99,13 +101,16 @@ extension PostgresCatalog {
     // MARK: Policies
 
     public func insertPolicy(_ policy: Policy) async throws {
+        let inserted = try await withConnection { connection in try await Self.insert(policy, connection) }
+        guard inserted else { throw CoffreError.policyAlreadyExists(policy.name) }
+    }
+
+    /// False when the name is taken.
+    static func insert(_ policy: Policy, _ connection: PostgresConnection) async throws -> Bool {
         let doc = try JSONColumn.encode(policy)
-        let inserted = try await withConnection { [logger] connection in
-            try await connection.rows(
-                "INSERT INTO policies (name, doc) VALUES (\(policy.name), \(doc)) ON CONFLICT DO NOTHING RETURNING 1",
-                logger: logger).count
-        }
-        guard inserted == 1 else { throw CoffreError.policyAlreadyExists(policy.name) }
+        return try await connection.rows(
+            "INSERT INTO policies (name, doc) VALUES (\(policy.name), \(doc)) ON CONFLICT DO NOTHING RETURNING 1",
+            logger: connection.logger).count == 1
     }
 
     public func updatePolicy(_ policy: Policy) async throws {
@@ -180,7 +185,7 @@ extension PostgresCatalog {
     /// Inserts or updates `item` by id (an update, never a delete and insert, which would
     /// cascade to its points).
     /// - Throws: `AlreadyProtected` when another item holds the VM.
-    private static func save(_ item: ProtectedItem, _ connection: PostgresConnection) async throws {
+    static func save(_ item: ProtectedItem, _ connection: PostgresConnection) async throws {
         let doc = try JSONColumn.encode(item)
         let holders: [ProtectedItem] = try await connection.documents("""
             SELECT doc FROM protected_items
@@ -213,19 +218,23 @@ extension PostgresCatalog {
     // MARK: Recovery points
 
     public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem) async throws {
-        let doc = try JSONColumn.encode(point)
-        let verification = try point.verification.map(JSONColumn.encode)
         try await savingItem(item) { try await self.transaction { connection in
             try await Self.save(item, connection)
-            try await connection.rows("""
-                INSERT INTO recovery_points (id, item, taken_at, definition, verification, doc)
-                VALUES (\(point.id), \(point.item), \(point.takenAt.timeIntervalSinceReferenceDate), \(point.definition),
-                        \(verification), \(doc))
-                ON CONFLICT (id) DO UPDATE
-                SET item = EXCLUDED.item, taken_at = EXCLUDED.taken_at, definition = EXCLUDED.definition,
-                    verification = EXCLUDED.verification, doc = EXCLUDED.doc
-                """, logger: connection.logger)
+            try await Self.write(point, connection)
         } }
+    }
+
+    static func write(_ point: RecoveryPointRecord, _ connection: PostgresConnection) async throws {
+        let doc = try JSONColumn.encode(point)
+        let verification = try point.verification.map(JSONColumn.encode)
+        try await connection.rows("""
+            INSERT INTO recovery_points (id, item, taken_at, definition, verification, doc)
+            VALUES (\(point.id), \(point.item), \(point.takenAt.timeIntervalSinceReferenceDate), \(point.definition),
+                    \(verification), \(doc))
+            ON CONFLICT (id) DO UPDATE
+            SET item = EXCLUDED.item, taken_at = EXCLUDED.taken_at, definition = EXCLUDED.definition,
+                verification = EXCLUDED.verification, doc = EXCLUDED.doc
+            """, logger: connection.logger)
     }
 
     public func points(item: String) async throws -> [RecoveryPointRecord] {

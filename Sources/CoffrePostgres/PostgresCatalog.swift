@@ -1,6 +1,8 @@
 public import CoffreCore
 import Foundation
 internal import Logging
+internal import NIOCore
+internal import NIOSSL
 internal import PostgresNIO
 
 /// The catalog in a PostgreSQL database, which several Coffre nodes share.
@@ -59,7 +61,9 @@ public final class PostgresCatalog: Catalog {
     ///   cannot be reached or refuses the login, `VaultFormatUnsupported` when a newer Coffre
     ///   migrated the database.
     public static func open(url: String, configuration: Configuration = Configuration()) async throws -> PostgresCatalog {
-        let catalog = PostgresCatalog(url: try PostgresURL(url), configuration: configuration)
+        let url = try PostgresURL(url)
+        try await probe(url, configuration: configuration)
+        let catalog = PostgresCatalog(url: url, configuration: configuration)
         do {
             try await catalog.migrate()
         } catch {
@@ -67,6 +71,24 @@ public final class PostgresCatalog: Catalog {
             throw error
         }
         return catalog
+    }
+
+    /// Connects once, alone: the pool retries a refused login or a missing database until the
+    /// timeout and then only says it waited, where this gives the server's own words at once.
+    private static func probe(_ url: PostgresURL, configuration: Configuration) async throws {
+        var logger = Logger(label: "coffre.catalog.postgres")
+        logger.logLevel = .critical
+        do {
+            let tls: PostgresConnection.Configuration.TLS = url.requiresTLS
+                ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
+            var options = PostgresConnection.Configuration(
+                host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
+            options.options.connectTimeout = TimeAmount.nanoseconds(Int64(configuration.timeout.seconds * 1e9))
+            let connection = try await PostgresConnection.connect(configuration: options, id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            throw coffreError(error, location: url.description)
+        }
     }
 
     /// Closes every connection; any later call fails.

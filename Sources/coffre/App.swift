@@ -101,8 +101,7 @@ struct AppOptions: ParsableArguments {
         let backend = (settings.vault ?? .local(path: "vault")).resolved(against: root)
         let vault = try backend.openVault(encryptionKeyFile: ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"],
                                           creating: true)
-        let catalogLocation = catalog ?? ProcessInfo.processInfo.environment["COFFRE_CATALOG"] ?? settings.catalog
-        let catalog = try await CatalogBackend(catalogLocation ?? CatalogBackend.defaultFile, root: root).open()
+        let catalog = try await catalogBackend(settings: settings).open()
         var fabrics: [any Fabric] = try settings.fabrics.map { entry in
             let path = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -149,14 +148,29 @@ struct AppOptions: ParsableArguments {
         #endif
     }
 
+    /// The catalog this installation uses: `--catalog`, else `$COFFRE_CATALOG`, else coffre.json's
+    /// "catalog", else `catalog.sqlite` of the data folder.
+    func catalogBackend(settings: AppConfiguration) -> CatalogBackend {
+        let location = catalog ?? ProcessInfo.processInfo.environment["COFFRE_CATALOG"] ?? settings.catalog
+        return CatalogBackend(location ?? CatalogBackend.defaultFile, root: dataPath)
+    }
+
+    /// coffre.json of the data folder, written with the defaults when missing.
     private func loadConfiguration(_ root: String) throws -> AppConfiguration {
         let path = root + "/" + AppConfiguration.fileName
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard FileManager.default.fileExists(atPath: path) else {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(AppConfiguration()).write(to: URL(fileURLWithPath: path), options: .atomic)
             return AppConfiguration()
         }
+        return try readConfiguration(root)
+    }
+
+    /// coffre.json of the data folder, or the defaults when there is none (nothing is written).
+    func readConfiguration(_ root: String) throws -> AppConfiguration {
+        let path = root + "/" + AppConfiguration.fileName
+        guard let data = FileManager.default.contents(atPath: path) else { return AppConfiguration() }
         do {
             return try JSONDecoder().decode(AppConfiguration.self, from: data)
         } catch {

@@ -148,6 +148,59 @@ struct ControlPlaneTests {
         } }
     }
 
+    @Test("catalog migrate: a populated SQLite catalog moves into PostgreSQL; the same commands answer the same there",
+          .enabled(if: PostgresTestServer.live, "needs scripts/pg-harness up"))
+    func migrateToPostgres() throws {
+        let coffre = try Coffre()
+        try withTempDir { tmp in try CatalogKind.postgres.withCatalog { postgres in
+            let data = tmp.appendingPathComponent("data")
+            var rng = SplitMix64(seed: 11)
+            let disk = try makeVM(data, name: "web01", size: 8 * MiB, content: rng.bytes(2 * MiB))
+            _ = try makeVM(data, name: "db01", size: 4 * MiB, content: rng.bytes(MiB))
+            let sqlite = ["COFFRE_DATA": data.path]
+            try coffre.ok(["discover"], env: sqlite)
+            try coffre.ok(["register", "web01", "db01"], env: sqlite)
+            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "30"], env: sqlite)
+            try coffre.ok(["protect", "web01", "db01", "--policy", "nightly"], env: sqlite)
+            let first = try decodeJSON(JobInfo.self, try coffre.ok(["backup", "web01", "--json"], env: sqlite).stdout)
+            _ = try coffre.ok(["backup", "web01", "--json"], env: sqlite)
+            _ = try coffre.ok(["backup", "db01", "--json"], env: sqlite)
+            let before = try coffre.ok(["points", "web01", "--json"], env: sqlite).stdout
+            let jobsBefore = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--json"], env: sqlite).stdout)
+
+            let url = try #require(postgres["COFFRE_CATALOG"])
+            let migrated = try coffre.ok(["catalog", "migrate", "--to", url, "--json"], env: sqlite)
+            let report = try #require(try jsonObject(migrated.stdout) as? [String: Any])
+            let copied = try #require(report["copied"] as? [String: Int])
+            #expect(copied["VMs"] == 2 && copied["policies"] == 1 && copied["protected items"] == 2)
+            #expect(copied["recovery points"] == 3 && copied["jobs"] == jobsBefore.count)
+            #expect(try coffre.ok(["points", "web01", "--json"], env: sqlite).stdout == before, "the source is left as it was")
+            #expect(try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--json"], env: sqlite).stdout).map(\.id) == jobsBefore.map(\.id))
+
+            // The same commands on PostgreSQL: same points, same jobs, a restore of a migrated point.
+            let onPostgres = sqlite.merging(postgres) { $1 }
+            #expect(try coffre.ok(["points", "web01", "--json"], env: onPostgres).stdout == before)
+            let jobsAfter = try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--json"], env: onPostgres).stdout)
+            #expect(jobsAfter.map(\.id) == jobsBefore.map(\.id) && jobsAfter.map(\.status) == jobsBefore.map(\.status))
+            let point = try #require(first.details["point"])
+            let target = tmp.appendingPathComponent("restored")
+            try coffre.ok(["restore", "web01", "--point", point, "--to", target.path], env: onPostgres)
+            #expect(try readFile(target.appendingPathComponent("os.img")) == readFile(disk))
+            let backup = try decodeJSON(JobInfo.self, try coffre.ok(["backup", "db01", "--json"], env: onPostgres).stdout)
+            #expect(backup.status == "Succeeded")
+
+            // Into a database that is not empty: refused, nothing copied.
+            let again = try coffre.run(["catalog", "migrate", "--to", url], env: sqlite)
+            expectOneLineError(again, "CatalogNotEmpty")
+            #expect(try decodeJSON([JobInfo].self, try coffre.ok(["jobs", "--json"], env: onPostgres).stdout).count == jobsAfter.count + 2,
+                    "the jobs so far and the restore and backup run on PostgreSQL, nothing more")
+            // Not a PostgreSQL URL; no catalog to migrate.
+            expectOneLineError(try coffre.run(["catalog", "migrate", "--to", "/tmp/x.sqlite"], env: sqlite), "InvalidArgument")
+            expectOneLineError(try coffre.run(["catalog", "migrate", "--to", url], env: ["COFFRE_DATA": tmp.appendingPathComponent("none").path]),
+                               "CatalogUnreadable")
+        } }
+    }
+
     @Test("kill -9 during a backup: on restart the job is failed, no point shows, the item is free",
           arguments: CatalogKind.available)
     func restartAfterKill(_ catalog: CatalogKind) throws {

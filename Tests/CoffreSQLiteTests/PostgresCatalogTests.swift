@@ -1,5 +1,6 @@
 import CoffreCore
 import CoffrePostgres
+import CoffreSQLite
 import CoffreTesting
 import Foundation
 import Testing
@@ -111,6 +112,62 @@ struct PostgresCatalogTests {
         }
         #expect(error?.code == .catalogUnreachable)
         #expect(error?.message.contains("no_such_database") == true)
+        #expect(error?.message.contains("does not exist") == true, "the server's own words: \(error?.message ?? "")")
+        let unknownRole = PostgresTestServer.url.replacingOccurrences(of: "//coffre@", with: "//nobody@")
+        let refused = await #expect(throws: CoffreError.self) {
+            try await PostgresCatalog.open(url: unknownRole, configuration: .init(timeout: .seconds(10)))
+        }
+        #expect(refused?.code == .catalogUnreachable)
+        #expect(refused?.message.contains("nobody") == true)
+    }
+
+    @Test func aSQLiteCatalogIsImportedWholeIntoAnEmptyDatabaseOnly() async throws {
+        try await withTemporaryFolder { folder in try await withTemporaryDatabase { url in
+            // A SQLite catalog with a record of every kind, every field set.
+            let source = try SQLiteCatalog(path: folder + "/catalog.sqlite")
+            try await source.recordFabric(FabricRecord(name: "f1", kind: "local", region: "eu-west", address: "/srv"))
+            _ = try await source.applyDiscovery(fabric: "f1", vms: [Sample.vm("web"), Sample.vm("db"), Sample.vm("old")], at: Sample.t0)
+            _ = try await source.applyDiscovery(fabric: "f1", vms: [Sample.vm("web"), Sample.vm("db")], at: Sample.at(60))
+            var policy = Sample.policy("gold")
+            policy.verification = VerificationPolicy(schedule: .weekly(on: [.sunday], at: TimeOfDay(hour: 4, minute: 0)),
+                                                     checks: [.data], bootCommand: nil, bootTimeoutSeconds: 120)
+            try await source.insertPolicy(policy)
+            try await source.insertPolicy(Sample.policy("silver", days: 7))
+            let web = Sample.item("item-web", vm: Sample.key("web"))
+            let db = Sample.item("item-db", vm: Sample.key("db"), policy: "silver", state: .stopped)
+            var p1 = Sample.point("p1", of: web, takenAt: Sample.at(1))
+            p1.definition = "<domain/>"
+            try await source.commitPoint(p1, item: web)
+            try await source.commitPoint(Sample.point("p2", of: web, takenAt: Sample.at(2)), item: web)
+            try await source.commitPoint(Sample.point("p3", of: db, takenAt: Sample.at(3)), item: db)
+            try await source.recordVerification(
+                PointVerification(at: Sample.at(7), checks: [.data], succeeded: true, job: "job-v", detail: "1 disk", error: nil),
+                point: "p2")
+            for (i, status) in [JobStatus.succeeded, .failed, .cancelled].enumerated() {
+                var job = Sample.job("job-\(i)", startedAt: Sample.at(Double(i)))
+                _ = try await source.insertJob(job, lock: "cs1/web")
+                job.status = status
+                job.cancelRequested = status == .cancelled
+                try await source.updateJob(job)
+            }
+            let snapshot = try await source.snapshot()
+            try source.close()
+            #expect(snapshot.counts.map(\.count) == [1, 3, 2, 2, 3, 3])
+
+            let target = try await PostgresCatalog.open(url: url)
+            defer { target.close() }
+            try await target.importSnapshot(snapshot)
+            let copy = try await target.snapshot()
+            #expect(copy == snapshot, "differs in \(snapshot.differences(from: copy))")
+            #expect(try await target.point(id: "p1")?.definition == "<domain/>")
+            #expect(try await target.insertJob(Sample.job("job-new"), lock: "cs1/web") == nil, "ended jobs hold no lock")
+
+            // A second import into the now non-empty database is refused and writes nothing.
+            let again = await #expect(throws: CoffreError.self) { try await target.importSnapshot(snapshot) }
+            #expect(again?.code == .catalogNotEmpty)
+            #expect(again?.message.contains("3 VMs") == true)
+            #expect(try await target.snapshot().counts.map(\.count) == [1, 3, 2, 2, 3, 4])
+        } }
     }
 
     @Test func urlsAreCheckedAndPasswordsNeverShown() throws {
