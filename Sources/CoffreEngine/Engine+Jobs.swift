@@ -114,11 +114,11 @@ extension Engine {
         for job in jobs { _ = await job.task.value }
     }
 
-    /// Marks jobs whose owner process is gone as failed (`JobInterrupted`) and removes what
+    /// Marks jobs whose owner process or node is gone as failed (`JobInterrupted`) and removes what
     /// they left: a backup's snapshot and any point it stored but never committed, a
     /// registration's `registering` state. Nothing of an interrupted job stays visible.
     public func recoverInterruptedJobs() async throws {
-        for job in try await catalog.jobs(JobFilter(status: .inProgress)) where !isOwnerAlive(job.owner) {
+        for job in try await catalog.jobs(JobFilter(status: .inProgress)) where await !ownerIsAlive(job.owner) {
             logger.warning("job \(job.id) was interrupted; cleaning up")
             let left = try await cleanUpInterrupted(job)
             var failed = job

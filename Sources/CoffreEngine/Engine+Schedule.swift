@@ -15,6 +15,8 @@ extension Engine {
         var policies: [String: Policy] = [:]
         for policy in try await catalog.policies() { policies[policy.name] = policy }
         for var item in try await catalog.items() where item.state == .protected {
+            // The lease may lapse during a long pass: a node that no longer leads starts nothing.
+            guard await mayLead() else { break }
             guard let policy = policies[item.policy],
                   let slot = policy.schedule.latestSlot(atOrBefore: now),
                   slot > (item.lastScheduledSlot ?? item.protectedAt)
@@ -97,17 +99,38 @@ extension Engine: Service {
     /// (they end as Cancelled, leaving nothing visible).
     public func run() async throws {
         try await start()
+        // With other nodes: heartbeats and the leader lease, on their own beat (a long tick
+        // must not let the lease lapse).
+        let heartbeats = coordinator.map { _ in
+            Task {
+                while !Task.isCancelled {
+                    await self.beat()
+                    try? await Task.sleep(for: self.configuration.heartbeatInterval)
+                }
+            }
+        }
+        if heartbeats != nil { await beat() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             await tick()
             let interval = configuration.tickInterval
             _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
+        heartbeats?.cancel()
+        await resign()
         await cancelAllAndWait()
     }
 
-    /// One pass of the scheduler (backups, then verifications) and of retention; errors are
-    /// logged, never fatal.
+    /// One pass of the scheduler (backups, then verifications) and of retention, on the
+    /// leader only (the one node, without a coordinator); errors are logged, never fatal.
     public func tick() async {
+        guard await mayLead(fenced: true) else { return }
+        if coordinator != nil {
+            do {
+                try await recoverInterruptedJobs()
+            } catch {
+                logger.error("recovery of interrupted jobs: \(error)")
+            }
+        }
         do {
             try await runDueBackups()
         } catch {

@@ -32,6 +32,15 @@ public final class Engine: Sendable {
         public var monitorInterval: Duration = .milliseconds(500)
         /// How often `run()` looks for due backups and expired points.
         public var tickInterval: Duration = .seconds(30)
+        /// With a coordinator: how long the leader lease and a node's heartbeat last. Another
+        /// node takes over within about this plus `heartbeatInterval` when the leader dies.
+        public var leaderLease: Duration = .seconds(15)
+        /// With a coordinator: how often a node heartbeats and claims or renews the lease.
+        public var heartbeatInterval: Duration = .seconds(5)
+        /// Nodes silent for longer are no longer listed.
+        public var nodeForgetAfter: Duration = .seconds(24 * 3600)
+        /// This build's version, as nodes announce it.
+        public var version = "unknown"
 
         public init(region: String) {
             self.region = region
@@ -48,6 +57,12 @@ public final class Engine: Sendable {
     /// This engine instance's name as a job owner.
     public let owner: String
     let isOwnerAlive: @Sendable (String) -> Bool
+    /// The other nodes sharing the catalog, and the leader lease (nil: this engine is alone
+    /// and leads).
+    public let coordinator: (any NodeCoordinator)?
+    let leader = Mutex(LeaderState())
+    let nodeAddress = Mutex("")
+    let startedAt: Date
     let logger: Logger
     let running = Mutex<[String: RunningJob]>([:])
     /// The one run of `start()`: the CLI starts the engine it assembles, and `run()` (under
@@ -59,13 +74,18 @@ public final class Engine: Sendable {
     ///     for a process).
     ///   - isOwnerAlive: whether the instance named by a job's owner still runs; jobs of dead
     ///     owners are marked interrupted by `recoverInterruptedJobs()` (`ProcessIdentity.isAlive`).
+    ///   - coordinator: how this engine meets the other nodes of its catalog (PostgreSQL's);
+    ///     nil when it is the only one.
     public init(
         configuration: Configuration, catalog: any Catalog, store: any PointStore, fabrics: [any Fabric],
         clock: any TimeSource = SystemTimeSource(), owner: String,
         isOwnerAlive: @escaping @Sendable (String) -> Bool,
         fileBrowser: (any PointFileBrowser)? = nil,
+        coordinator: (any NodeCoordinator)? = nil,
         logger: Logger = Logger(label: "coffre.engine")
     ) {
+        self.coordinator = coordinator
+        self.startedAt = clock.now()
         self.fileBrowser = fileBrowser
         self.configuration = configuration
         self.catalog = catalog

@@ -205,6 +205,7 @@ extension PostgresConnection {
 }
 
 extension Duration {
+    /// In seconds, with its fraction.
     var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18

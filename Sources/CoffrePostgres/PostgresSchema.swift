@@ -74,6 +74,26 @@ enum PostgresSchema {
             """,
             "CREATE INDEX recovery_points_item_taken_at ON recovery_points (item, taken_at, id)",
         ]),
+        Migration(version: 2, name: "nodes and leader", statements: [
+            // Times here are the database's (now()), never a node's.
+            """
+            CREATE TABLE nodes (
+                id text COLLATE "C" PRIMARY KEY,
+                address text NOT NULL,
+                version text NOT NULL,
+                started_at timestamptz NOT NULL,
+                heartbeat_at timestamptz NOT NULL,
+                running_jobs integer NOT NULL)
+            """,
+            // One row: the leader lease. `term` grows each time the lease changes hands.
+            """
+            CREATE TABLE leader (
+                id integer PRIMARY KEY CHECK (id = 1),
+                node text COLLATE "C" NOT NULL,
+                term bigint NOT NULL,
+                expires_at timestamptz NOT NULL)
+            """,
+        ]),
     ]
 
     /// Applies the migrations the database lacks, each in its own transaction. The table of

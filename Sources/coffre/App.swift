@@ -21,6 +21,9 @@ struct AppConfiguration: Codable, Sendable {
     var installTimeoutSeconds = 120
     var snapshotTimeoutSeconds = 600
     var copyTimeoutSeconds = 24 * 3600
+    /// Nodes sharing a PostgreSQL catalog: the leader lease and how often nodes heartbeat.
+    var leaderLeaseSeconds = 15
+    var heartbeatSeconds = 5
     /// Local fabrics: name and folder (relative to the data folder or absolute).
     var fabrics: [LocalFabricEntry] = [LocalFabricEntry(name: "local", path: "fabric")]
     /// Where the vault keeps its bytes; nil: the folder `vault` of the data folder.
@@ -69,6 +72,8 @@ struct AppConfiguration: Codable, Sendable {
         installTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .installTimeoutSeconds) ?? d.installTimeoutSeconds
         snapshotTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .snapshotTimeoutSeconds) ?? d.snapshotTimeoutSeconds
         copyTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .copyTimeoutSeconds) ?? d.copyTimeoutSeconds
+        leaderLeaseSeconds = try c.decodeIfPresent(Int.self, forKey: .leaderLeaseSeconds) ?? d.leaderLeaseSeconds
+        heartbeatSeconds = try c.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? d.heartbeatSeconds
         fabrics = try c.decodeIfPresent([LocalFabricEntry].self, forKey: .fabrics) ?? d.fabrics
         libvirtFabrics = try c.decodeIfPresent([LibvirtFabricEntry].self, forKey: .libvirtFabrics) ?? d.libvirtFabrics
         vault = try c.decodeIfPresent(VaultBackend.self, forKey: .vault)
@@ -119,9 +124,18 @@ struct AppOptions: ParsableArguments {
         configuration.installTimeout = .seconds(settings.installTimeoutSeconds)
         configuration.snapshotTimeout = .seconds(settings.snapshotTimeoutSeconds)
         configuration.copyTimeout = .seconds(settings.copyTimeoutSeconds)
+        configuration.version = coffreVersion
+        guard settings.heartbeatSeconds >= 1, settings.leaderLeaseSeconds >= 2 * settings.heartbeatSeconds else {
+            throw CoffreError(.invalidConfiguration,
+                              "coffre.json: leaderLeaseSeconds (\(settings.leaderLeaseSeconds)) must be at least twice heartbeatSeconds (\(settings.heartbeatSeconds)), which must be at least 1",
+                              workaround: "Remove both to get the defaults (15 and 5)")
+        }
+        configuration.leaderLease = .seconds(settings.leaderLeaseSeconds)
+        configuration.heartbeatInterval = .seconds(settings.heartbeatSeconds)
         let engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: fabrics,
                             clock: Self.clock(), owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive,
-                            fileBrowser: PointFileService(runDirectory: Self.runDirectory()))
+                            fileBrowser: PointFileService(runDirectory: Self.runDirectory()),
+                            coordinator: catalog as? any NodeCoordinator)
         try await engine.start()
         return engine
     }

@@ -14,6 +14,7 @@ protocol ControlPlane: Sendable {
     func register(_ vms: [String]) async throws -> BulkResponse
     func protect(_ vms: [String], policy: String, change: Bool) async throws -> BulkResponse
     func dashboard() async throws -> Dashboard
+    func nodes() async throws -> [NodeStatus]
 
     func createPolicy(_ policy: Policy) async throws
     func updatePolicy(_ policy: Policy) async throws
@@ -48,6 +49,7 @@ struct LocalControlPlane: ControlPlane {
         BulkResponse(await engine.protect(vms, policy: policy, change: change))
     }
     func dashboard() async throws -> Dashboard { try await engine.dashboard() }
+    func nodes() async throws -> [NodeStatus] { try await engine.nodes() }
 
     func createPolicy(_ policy: Policy) async throws { try await engine.createPolicy(policy) }
     func updatePolicy(_ policy: Policy) async throws { try await engine.updatePolicy(policy) }

@@ -106,6 +106,27 @@ struct DashboardCommand: AsyncParsableCommand {
     }
 }
 
+struct NodesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nodes",
+        abstract: "The coffre serve nodes sharing the catalog: which one leads, which are alive.",
+        discussion: "On the embedded SQLite catalog, this installation alone. See docs/control-plane.md.")
+    @OptionGroup var options: ConnectOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let nodes = try await options.connect().nodes()
+            if json { return try printJSON(nodes) }
+            for node in nodes {
+                let role = node.leader ? "leader" : (node.alive ? "alive" : "silent")
+                let address = node.address.isEmpty ? "-" : node.address
+                print("\(node.id)  \(address)  \(role)  \(node.runningJobs) running  heartbeat \(Engine.instant(node.lastHeartbeat))  \(node.version)")
+            }
+        }
+    }
+}
+
 struct SchedulerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler",
@@ -118,18 +139,34 @@ struct SchedulerCommand: AsyncParsableCommand {
         try await reportingErrors {
             let engine = try await app.makeEngine()
             guard once else { return try await runUntilStopped(engine) }
-            let jobs = try await engine.runDueBackups()
-            var failed = false
-            for job in jobs {
-                let final = try await engine.wait(for: job.id)
-                print(JobOutput.line(final))
-                failed = failed || final.status != .succeeded
+            // Nodes sharing a PostgreSQL catalog: the pass is the leader's work.
+            guard await engine.claimLeadership() else {
+                print("another node leads the scheduler (coffre nodes): nothing done here")
+                return
             }
-            let removed = try await engine.runRetention()
-            try await engine.expireOrphans()
-            print("retention: \(removed.count) points removed")
-            if failed { throw ExitCode(1) }
+            do {
+                try await pass(engine)
+            } catch {
+                await engine.resign()
+                throw error
+            }
+            await engine.resign()
         }
+    }
+
+    /// Starts due backups, waits for them, applies retention; exit code 1 when a backup failed.
+    private func pass(_ engine: Engine) async throws {
+        let jobs = try await engine.runDueBackups()
+        var failed = false
+        for job in jobs {
+            let final = try await engine.wait(for: job.id)
+            print(JobOutput.line(final))
+            failed = failed || final.status != .succeeded
+        }
+        let removed = try await engine.runRetention()
+        try await engine.expireOrphans()
+        print("retention: \(removed.count) points removed")
+        if failed { throw ExitCode(1) }
     }
 
     /// Runs the engine's loop until SIGTERM or SIGINT; running jobs are then cancelled and

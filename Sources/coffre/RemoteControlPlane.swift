@@ -35,6 +35,7 @@ struct RemoteControlPlane: ControlPlane {
         try await bulk("/protection", ProtectionBody(vms: vms, policy: policy, change: change))
     }
     func dashboard() async throws -> Dashboard { try await call(.GET, "/dashboard") }
+    func nodes() async throws -> [NodeStatus] { try await call(.GET, "/nodes") }
 
     func createPolicy(_ policy: Policy) async throws { let _: Policy = try await call(.POST, "/policies", body: policy) }
     func updatePolicy(_ policy: Policy) async throws {

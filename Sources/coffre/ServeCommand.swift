@@ -46,7 +46,10 @@ struct ServeCommand: AsyncParsableCommand {
             let configuration = ServerConfiguration(
                 host: host, port: port, logger: logger, restoreRoot: dataPath + "/restores",
                 metricsRegistry: registry,
-                onServerRunning: { [host] port in say("Coffre listens on http://\(host):\(port)/ (data \(dataPath))") })
+                onServerRunning: { [host] port in
+                    engine.announce(address: "\(host):\(port)")
+                    say("Coffre listens on http://\(host):\(port)/ (data \(dataPath))")
+                })
             let group = makeServiceGroup(engine: engine, tokens: tokens, configuration: configuration)
             do {
                 try await group.run()

@@ -12,11 +12,15 @@ final class ServerProcess {
     let data: URL
     private let output = DataBox()
 
-    /// Starts the server on `data` and waits for its "listens on" line.
-    init(_ coffre: Coffre, data: URL) throws {
+    /// Starts the server on `data` (with `environment` added to the test's) and waits for its
+    /// "listens on" line.
+    init(_ coffre: Coffre, data: URL, environment: [String: String] = [:]) throws {
         self.data = data
         process.executableURL = coffre.binary
         process.arguments = ["serve", "--data", data.path, "--port", "0"]
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

@@ -43,7 +43,7 @@ struct PostgresCatalogTests {
             defer { catalogs.forEach { $0.close() } }
             #expect(catalogs.count == 6)
             let versions = try await migrationVersions(url)
-            #expect(versions == [1], "each migration once: \(versions)")
+            #expect(!versions.isEmpty && versions == Array(1...versions.count), "every migration, once: \(versions)")
             try await catalogs[0].insertPolicy(Sample.policy("gold"))
             #expect(try await catalogs[5].policies() == [Sample.policy("gold")])
         }
@@ -168,6 +168,61 @@ struct PostgresCatalogTests {
             #expect(again?.message.contains("3 VMs") == true)
             #expect(try await target.snapshot().counts.map(\.count) == [1, 3, 2, 2, 3, 4])
         } }
+    }
+
+    @Test func oneLeaderAtATimeWithATermThatGrowsAtEachChangeOfHands() async throws {
+        try await withTemporaryDatabase { url in
+            let a = try await PostgresCatalog.open(url: url)
+            let b = try await PostgresCatalog.open(url: url)
+            defer { a.close(); b.close() }
+            let lease = Duration.seconds(2)
+            let first = try #require(try await a.lead(node: "a", lease: lease))
+            #expect(first.term == 1 && first.remaining > .seconds(1.5) && first.remaining <= lease)
+            #expect(try await b.lead(node: "b", lease: lease) == nil, "the lease is a's")
+            #expect(try await a.lead(node: "a", lease: lease)?.term == 1, "a renewal keeps the term")
+            #expect(try await b.holdsLeadership(node: "a", term: 1))
+            #expect(try await a.holdsLeadership(node: "b", term: 1) == false)
+
+            // a stops renewing: once the lease lapses on the database's clock, b takes over.
+            try await Task.sleep(for: .seconds(2.2))
+            #expect(try await a.holdsLeadership(node: "a", term: 1) == false, "a lapsed lease is nobody's")
+            let second = try #require(try await b.lead(node: "b", lease: lease))
+            #expect(second.term == 2)
+            #expect(try await a.lead(node: "a", lease: lease) == nil, "a, back, does not take it back")
+            #expect(try await a.holdsLeadership(node: "a", term: 1) == false, "the old term is fenced off")
+
+            // A graceful stop gives it up at once, and only under one's own term.
+            try await a.resign(node: "b", term: 1)
+            #expect(try await a.lead(node: "a", lease: lease) == nil, "a stale resignation changes nothing")
+            try await b.resign(node: "b", term: 2)
+            #expect(try await a.lead(node: "a", lease: lease)?.term == 3)
+        }
+    }
+
+    @Test func nodesAreListedAliveWhileTheyHeartbeatAndOneIsLeader() async throws {
+        try await withTemporaryDatabase { url in
+            let catalog = try await PostgresCatalog.open(url: url)
+            defer { catalog.close() }
+            let lease = Duration.seconds(2)
+            #expect(try await catalog.isAlive(node: "n1", lease: lease) == nil, "never heard of")
+            try await catalog.heartbeat(NodeAnnouncement(id: "n1", address: "127.0.0.1:8081", version: "1.0"), runningJobs: 2)
+            try await catalog.heartbeat(NodeAnnouncement(id: "n2", address: "127.0.0.1:8082", version: "1.0"), runningJobs: 0)
+            _ = try await catalog.lead(node: "n2", lease: lease)
+            var nodes = try await catalog.nodes(lease: lease, forgetAfter: .seconds(60))
+            #expect(nodes.map(\.id) == ["n1", "n2"])
+            #expect(nodes.map(\.alive) == [true, true] && nodes.map(\.leader) == [false, true])
+            #expect(nodes.map(\.runningJobs) == [2, 0] && nodes[0].address == "127.0.0.1:8081")
+            #expect(abs(nodes[0].lastHeartbeat.timeIntervalSinceNow) < 60)
+
+            try await Task.sleep(for: .seconds(2.2))
+            try await catalog.heartbeat(NodeAnnouncement(id: "n1", address: "127.0.0.1:8081", version: "1.0"), runningJobs: 1)
+            nodes = try await catalog.nodes(lease: lease, forgetAfter: .seconds(60))
+            #expect(nodes.map(\.alive) == [true, false], "n2 went silent")
+            #expect(nodes.map(\.leader) == [false, false], "its lease lapsed too")
+            #expect(try await catalog.isAlive(node: "n2", lease: lease) == false)
+            #expect(try await catalog.isAlive(node: "n1", lease: lease) == true)
+            #expect(try await catalog.nodes(lease: lease, forgetAfter: .seconds(1)).map(\.id) == ["n1"], "n2 forgotten")
+        }
     }
 
     @Test func urlsAreCheckedAndPasswordsNeverShown() throws {

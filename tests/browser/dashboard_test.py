@@ -373,6 +373,14 @@ class Flow:
         self.tab("jobs", "job-table")
         self.screenshot("jobs")
 
+        print("the nodes page: this server alone, alive and leader")
+        self.tab("nodes", "node-table")
+        rows = self.finds("#node-table tbody tr[data-node]")
+        self.expect(len(rows) == 1, f"one node should be listed on the embedded catalog, got {len(rows)}")
+        self.expect(rows[0].get_attribute("data-leader") == "true" and rows[0].get_attribute("data-alive") == "true",
+                    f"the node should be alive and the leader: {rows[0].text}")
+        self.screenshot("nodes")
+
         self.collect_console()
         if self.console_errors:
             raise Failure("JavaScript console errors:\n  " + "\n  ".join(self.console_errors))

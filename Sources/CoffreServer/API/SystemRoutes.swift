@@ -3,7 +3,7 @@ import CoffreEngine
 import Foundation
 import Hummingbird
 
-// MARK: Health, metrics, the OpenAPI document, dashboard counts, tokens
+// MARK: Health, metrics, the OpenAPI document, dashboard counts, nodes, tokens
 
 extension APIRoutes {
     static var system: [APIRoute] {
@@ -20,6 +20,9 @@ extension APIRoutes {
             },
             APIRoute(.get, prefix + "/dashboard", .reader) { _, _, s in
                 try Reply.json(try await s.engine.dashboard())
+            },
+            APIRoute(.get, prefix + "/nodes", .reader) { _, _, s in
+                try Reply.json(try await s.engine.nodes())
             },
             APIRoute(.get, prefix + "/tokens", .admin) { _, _, s in
                 try Reply.json(s.tokens.all.map { TokenView(name: $0.name, role: $0.role, createdAt: $0.createdAt) })

@@ -3,7 +3,7 @@ import CoffreEngine
 import Foundation
 import Hummingbird
 
-// The Protected items and Policies tabs, recovery points and restore.
+// The Protected items, Policies and Nodes tabs, recovery points and restore.
 extension DashboardController {
     func protected(_ context: CoffreContext) async throws -> Response {
         struct Row {
@@ -58,6 +58,29 @@ extension DashboardController {
     func backupNow(_ form: DashboardForm) async throws -> Response {
         let job = try await engine.backupNow(try form.require("vm", "The VM"))
         return DashboardPages.redirect(DashboardFormat.jobHref(job.id))
+    }
+
+    // MARK: Nodes
+
+    /// The nodes sharing the catalog (one, on SQLite): who leads, who is alive, what they run.
+    func nodes(_ context: CoffreContext) async throws -> Response {
+        struct Row {
+            var id: String
+            var address: String
+            var version: String
+            var heartbeat: String
+            var state: String
+            var alive: Bool
+            var leader: Bool
+            var runningJobs: Int
+        }
+        struct Body { var nodes: [Row] }
+        let rows = try await engine.nodes().map { node in
+            Row(id: node.id, address: node.address.isEmpty ? "—" : node.address, version: node.version,
+                heartbeat: DashboardFormat.instant(node.lastHeartbeat),
+                state: node.alive ? "alive" : "silent", alive: node.alive, leader: node.leader, runningJobs: node.runningJobs)
+        }
+        return pages.page("nodes", title: "Nodes", tab: .nodes, role: context.role, body: Body(nodes: rows))
     }
 
     // MARK: Policies

@@ -8,7 +8,7 @@ import Mustache
 struct DashboardPages: Sendable {
     /// The portal's tabs, in order.
     enum Tab: String, CaseIterable {
-        case overview, vms, protected, jobs, policies
+        case overview, vms, protected, jobs, policies, nodes
 
         var label: String {
             switch self {
@@ -17,6 +17,7 @@ struct DashboardPages: Sendable {
             case .protected: "Protected items"
             case .jobs: "Jobs"
             case .policies: "Policies"
+            case .nodes: "Nodes"
             }
         }
 

@@ -68,6 +68,9 @@ enum DashboardRoutes {
                 try await dashboard.backupNow(try await DashboardForm.read(request))
             }
         }
+        router.get("/nodes") { request, context in
+            await dashboard.guarded(request, context, tab: .nodes) { try await dashboard.nodes(context) }
+        }
         router.get("/policies") { request, context in
             await dashboard.guarded(request, context, tab: .policies) { try await dashboard.policies(context) }
         }

@@ -7,7 +7,7 @@
 enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "login": login, "error": error, "overview": overview, "vms": vms,
-        "protected": protected, "policies": policies, "jobs": jobs, "job": job, "points": points, "files": files,
+        "protected": protected, "policies": policies, "nodes": nodes, "jobs": jobs, "job": job, "points": points, "files": files,
         "started": started, "jobRows": jobRows, "errorBox": errorBox,
     ]
 
@@ -168,6 +168,18 @@ enum DashboardTemplates {
         {{/hasPolicies}}{{^hasPolicies}}<p>No policy yet: <a href="/policies">create one</a> first.</p>{{/hasPolicies}}{{/protectable}}
         {{^protectable}}<p class="hint">Every registered VM is protected. <a href="/vms">Register more VMs</a>.</p>{{/protectable}}
         {{/canOperate}}
+        {{/body}}{{/content}}{{/layout}}
+        """
+
+    static let nodes = """
+        {{<layout}}{{$content}}{{#body}}
+        <p>Every <code>coffre serve</code> sharing this catalog. The leader runs the scheduler, retention and the recovery of interrupted jobs; another node takes over when its lease lapses.</p>
+        <table class="grid" id="node-table">
+          <thead><tr><th>Node</th><th>Address</th><th>Version</th><th>Last heartbeat</th><th>State</th><th>Running jobs</th><th>Leader</th></tr></thead>
+          <tbody>
+          {{#nodes}}<tr data-node="{{id}}" data-alive="{{alive}}" data-leader="{{leader}}"><td>{{id}}</td><td>{{address}}</td><td>{{version}}</td><td>{{heartbeat}}</td><td class="status-{{state}}">{{state}}</td><td>{{runningJobs}}</td><td>{{#leader}}<strong>leader</strong>{{/leader}}</td></tr>{{/nodes}}
+          </tbody>
+        </table>
         {{/body}}{{/content}}{{/layout}}
         """
 

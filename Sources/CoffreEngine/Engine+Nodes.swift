@@ -1,0 +1,138 @@
+public import CoffreCore
+import Foundation
+import Synchronization
+
+/// What this engine knows of its own leadership: the term the database granted, and until
+/// when — on this process's monotonic clock, counted from before the request was sent, less a
+/// margin — it may act as leader without asking again.
+struct LeaderState: Sendable {
+    var term: Int64?
+    var validUntil: ContinuousClock.Instant?
+    /// The last heartbeat the database took, on the monotonic clock.
+    var lastHeartbeat: ContinuousClock.Instant?
+
+    func isValid(at now: ContinuousClock.Instant) -> Bool {
+        guard term != nil, let validUntil else { return false }
+        return now < validUntil
+    }
+}
+
+extension Engine {
+    /// Whether this engine may do the leader's work now: the scheduler, retention and
+    /// collection, verification schedules, recovery of jobs of dead nodes. Without a
+    /// coordinator it is the only node and always leads. With one, the lease must still run
+    /// by this process's clock, and the database must still say the term is this node's
+    /// (`fenced`: a leader presumed dead and replaced never acts under its old term).
+    func mayLead(fenced: Bool = false) async -> Bool {
+        guard let coordinator else { return true }
+        let state = leader.withLock { $0 }
+        guard state.isValid(at: .now), let term = state.term else { return false }
+        guard fenced else { return true }
+        do {
+            return try await coordinator.holdsLeadership(node: owner, term: term)
+        } catch {
+            logger.warning("leader check failed: \(error)")
+            return false
+        }
+    }
+
+    /// The leader's term, when this engine leads (nil without a coordinator).
+    public var leaderTerm: Int64? { leader.withLock { $0.isValid(at: .now) ? $0.term : nil } }
+
+    /// Where this node's API listens, for the others and `GET /nodes` (set by `coffre serve`
+    /// once it is bound).
+    public func announce(address: String) {
+        nodeAddress.withLock { $0 = address }
+    }
+
+    /// One heartbeat and one claim or renewal of the leader lease. When the database cannot
+    /// be reached for longer than the lease, this node stops its running jobs itself: by then
+    /// another node may have taken them for dead.
+    func beat() async {
+        guard let coordinator else { return }
+        let sent = ContinuousClock.now
+        let announcement = NodeAnnouncement(id: owner, address: nodeAddress.withLock { $0 }, version: configuration.version)
+        do {
+            try await coordinator.heartbeat(announcement, runningJobs: runningJobIDs.count)
+            let granted = try await coordinator.lead(node: owner, lease: configuration.leaderLease)
+            let previous = leader.withLock { state -> Int64? in
+                let previous = state.isValid(at: sent) ? state.term : nil
+                state.lastHeartbeat = sent
+                state.term = granted?.term
+                // A margin for the request's way back and the clocks' rates.
+                state.validUntil = granted.map { sent + $0.remaining - configuration.heartbeatInterval / 2 }
+                return previous
+            }
+            if let granted, granted.term != previous {
+                logger.notice("this node leads (term \(granted.term))")
+            } else if granted == nil, previous != nil {
+                logger.notice("this node no longer leads")
+            }
+        } catch {
+            let silent = leader.withLock { state -> Duration? in
+                if !state.isValid(at: .now) { state.term = nil }
+                return state.lastHeartbeat.map { .now - $0 }
+            }
+            logger.warning("heartbeat failed: \(error)")
+            if let silent, silent > configuration.leaderLease - configuration.heartbeatInterval, !runningJobIDs.isEmpty {
+                logger.error("no heartbeat for \(silent): stopping this node's jobs before others take them for dead")
+                await cancelAllAndWait()
+            }
+        }
+    }
+
+    /// Claims the leader lease for one pass of leader's work outside `run()` (`coffre scheduler
+    /// --once`): true when this engine leads (always, without a coordinator). Release it with
+    /// `resign()` after the pass.
+    public func claimLeadership() async -> Bool {
+        guard let coordinator else { return true }
+        let sent = ContinuousClock.now
+        do {
+            let granted = try await coordinator.lead(node: owner, lease: configuration.leaderLease)
+            leader.withLock { state in
+                state.term = granted?.term
+                state.validUntil = granted.map { sent + $0.remaining - configuration.heartbeatInterval / 2 }
+            }
+            return granted != nil
+        } catch {
+            logger.warning("leader lease: \(error)")
+            return false
+        }
+    }
+
+    /// Gives the leader lease up at once (graceful stop), so another node takes over without
+    /// waiting for it to lapse.
+    public func resign() async {
+        guard let coordinator, let term = leader.withLock({ state -> Int64? in
+            defer { state.term = nil }
+            return state.term
+        }) else { return }
+        try? await coordinator.resign(node: owner, term: term)
+    }
+
+    /// The nodes sharing the catalog: the live ones and those heard of in the last
+    /// `nodeForgetAfter`, exactly one of them the leader while one holds the lease. Without a
+    /// coordinator, this engine alone.
+    public func nodes() async throws -> [NodeStatus] {
+        guard let coordinator else {
+            let now = clock.now()
+            return [NodeStatus(id: owner, address: nodeAddress.withLock { $0 }, version: configuration.version,
+                               startedAt: startedAt, lastHeartbeat: now, alive: true, leader: true,
+                               runningJobs: runningJobIDs.count)]
+        }
+        return try await coordinator.nodes(lease: configuration.leaderLease, forgetAfter: configuration.nodeForgetAfter)
+    }
+
+    /// Whether the engine that owns a job still runs: a process of this host is asked by its
+    /// pid; a node of another host by its heartbeat. An owner of another host that never
+    /// heartbeated (a command-line process) is assumed alive.
+    func ownerIsAlive(_ owner: String) async -> Bool {
+        guard isOwnerAlive(owner) else { return false }
+        guard let coordinator, owner != self.owner else { return true }
+        do {
+            return try await coordinator.isAlive(node: owner, lease: configuration.leaderLease) ?? true
+        } catch {
+            return true
+        }
+    }
+}

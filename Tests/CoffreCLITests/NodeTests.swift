@@ -1,0 +1,106 @@
+import CoffreTesting
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Several `coffre serve` nodes on one PostgreSQL catalog: who they are and who leads.
+@Suite("Nodes sharing a catalog", .serialized)
+struct NodeTests {
+    struct Node: Decodable {
+        var id: String
+        var address: String
+        var version: String
+        var alive: Bool
+        var leader: Bool
+        var runningJobs: Int
+        var pid: Int32? { id.split(separator: ":").dropFirst().first.flatMap { Int32($0) } }
+    }
+
+    /// `GET /api/v1/nodes` of `server`, as its first admin.
+    func nodes(_ server: ServerProcess) throws -> [Node] {
+        let token = try String(contentsOf: server.data.appendingPathComponent("admin-token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"),
+                                    ["-sf", "-m", "5", "-H", "Authorization: Bearer \(token)", server.url + "/api/v1/nodes"])
+        guard result.status == 0 else { throw HarnessError("GET /api/v1/nodes failed: \(result)") }
+        return try decodeJSON([Node].self, result.stdout)
+    }
+
+    /// Polls `server`'s node list until `condition` holds; the list and the seconds it took.
+    func waitForNodes(_ server: ServerProcess, within seconds: Double, _ condition: ([Node]) -> Bool) throws -> ([Node], Double) {
+        let start = Date()
+        var last: [Node] = []
+        while Date().timeIntervalSince(start) < seconds {
+            last = (try? nodes(server)) ?? []
+            if condition(last) { return (last, Date().timeIntervalSince(start)) }
+            usleep(100_000)
+        }
+        throw HarnessError("the nodes did not get there within \(seconds) s: \(last)")
+    }
+
+    @Test("on the embedded SQLite catalog, the one node leads")
+    func aloneOnSQLite() throws {
+        let coffre = try Coffre()
+        try withTempDir { tmp in
+            let server = try ServerProcess(coffre, data: tmp.appendingPathComponent("data"))
+            defer { _ = server.stop() }
+            let listed = try nodes(server)
+            #expect(listed.count == 1)
+            #expect(listed.first?.leader == true && listed.first?.alive == true)
+            #expect(listed.first?.pid == server.process.processIdentifier)
+            #expect(server.url.hasSuffix(listed.first?.address.split(separator: ":").last.map(String.init) ?? "?"))
+        }
+    }
+
+    @Test("three nodes on PostgreSQL: exactly one leads; kill -9 the leader and another leads within the lease; a graceful stop hands over at once",
+          .enabled(if: PostgresTestServer.live, "needs scripts/pg-harness up"))
+    func leaderElection() throws {
+        let coffre = try Coffre()
+        try withTempDir { tmp in try CatalogKind.postgres.withCatalog { catalog in
+            let data = tmp.appendingPathComponent("data")
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+            // A short lease for the test: 3 s, a heartbeat every second.
+            try Data(#"{"leaderLeaseSeconds": 3, "heartbeatSeconds": 1}"#.utf8).write(to: data.appendingPathComponent("coffre.json"))
+            var servers: [ServerProcess] = []
+            defer { for server in servers { _ = server.stop() } }
+            for _ in 0..<3 { servers.append(try ServerProcess(coffre, data: data, environment: catalog)) }
+
+            let (all, _) = try waitForNodes(servers[0], within: 15) { nodes in
+                nodes.filter(\.alive).count == 3 && nodes.filter(\.leader).count == 1
+            }
+            #expect(Set(all.compactMap(\.pid)) == Set(servers.map(\.process.processIdentifier)), "every node is listed")
+            // Every node sees the same: one leader, the same one.
+            for server in servers {
+                #expect(try nodes(server).filter(\.leader).map(\.id) == all.filter(\.leader).map(\.id))
+            }
+
+            // kill -9 the leader: another leads within the lease (3 s) and a heartbeat (1 s).
+            let leader = try #require(all.first { $0.leader })
+            let victim = try #require(servers.firstIndex { $0.process.processIdentifier == leader.pid })
+            kill(servers[victim].process.processIdentifier, SIGKILL)
+            servers[victim].process.waitUntilExit()
+            let survivors = servers.indices.filter { $0 != victim }.map { servers[$0] }
+            let (after, seconds) = try waitForNodes(survivors[0], within: 15) { nodes in
+                nodes.contains { $0.leader && $0.id != leader.id }
+            }
+            print("leader killed: another node led after \(String(format: "%.1f", seconds)) s")
+            #expect(seconds < 3 + 1 + 1.5, "took \(seconds) s")
+            #expect(after.filter(\.leader).count == 1)
+            #expect(after.first { $0.id == leader.id }?.alive == false, "the dead node is listed, not alive")
+
+            // SIGTERM the new leader: it resigns, and the last node leads without waiting for the lease.
+            let second = try #require(after.first { $0.leader })
+            let stopping = try #require(survivors.first { $0.process.processIdentifier == second.pid })
+            let last = try #require(survivors.first { $0.process.processIdentifier != second.pid })
+            #expect(stopping.stop() == 0)
+            let (_, handover) = try waitForNodes(last, within: 15) { nodes in
+                nodes.contains { $0.leader && $0.pid == last.process.processIdentifier }
+            }
+            print("leader stopped: the last node led after \(String(format: "%.1f", handover)) s")
+            #expect(handover < 1 + 1.5, "a resignation is taken at the next heartbeat, not after the lease: \(handover) s")
+        } }
+    }
+}
