@@ -159,9 +159,10 @@ public final class PostgresCatalog: Catalog {
             let message = error.serverInfo?[.message]
             let state = error.serverInfo?[.sqlState] ?? ""
             switch error.code {
-            case .server where state.hasPrefix("28") || state == "3D000":
-                // invalid_authorization_specification, invalid_password, unknown database
-                return CoffreError.catalogUnreachable(location, detail: message ?? "\(error.code)")
+            case .server where state.hasPrefix("28") || state == "3D000" || state.hasPrefix("08") || state.hasPrefix("57P"):
+                // A refused login (28…), an unknown database, a connection exception (08…), or
+                // a server shutting down or starting (57P01–57P03): retry once it is back.
+                return CoffreError.catalogUnreachable(location, detail: "\(message ?? "server error") (SQLSTATE \(state))")
             case .server:
                 return CoffreError.catalogFailed(location, detail: "\(message ?? "server error") (SQLSTATE \(state))")
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .sslUnsupported,
