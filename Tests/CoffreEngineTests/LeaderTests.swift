@@ -12,6 +12,9 @@ import Testing
     func node(_ id: String, _ h: Harness, _ coordinator: MemoryCoordinator) -> Engine {
         var configuration = Engine.Configuration(region: Harness.region)
         configuration.monitorInterval = .milliseconds(20)
+        // A lease that outlasts any slowness of the machine: these tests let it lapse by moving
+        // the coordinator's clock, never by waiting.
+        configuration.leaderLease = .seconds(3600)
         return Engine(configuration: configuration, catalog: h.catalog, store: VaultPointStore(h.vault), fabrics: h.fabrics,
                       clock: h.clock, owner: id, isOwnerAlive: { _ in true }, coordinator: coordinator)
     }
@@ -68,7 +71,8 @@ import Testing
         await b.tick()
         #expect(try await h.catalog.job(id: job.id)?.status == .inProgress, "node-a's heartbeat is fresh: its job runs")
 
-        h.clock.advance(by: 60)
+        // node-a falls silent for longer than the lease (an hour here) on the database's clock.
+        h.clock.advance(by: 3600 + 60)
         try await coordinator.heartbeat(NodeAnnouncement(id: "node-b", address: "b:1", version: "t"), runningJobs: 0)
         #expect(await b.claimLeadership())
         await b.tick()
