@@ -15,6 +15,16 @@ struct LeaderState: Sendable {
         guard term != nil, let validUntil else { return false }
         return now < validUntil
     }
+
+    /// Records what the database granted (nil: another node leads) to a request sent at
+    /// `sent`, trusting it `margin` less long than granted (the answer's way back, the clocks'
+    /// rates). Returns the term held before, if it still ran then.
+    mutating func grant(_ granted: Leadership?, sentAt sent: ContinuousClock.Instant, margin: Duration) -> Int64? {
+        let previous = isValid(at: sent) ? term : nil
+        term = granted?.term
+        validUntil = granted.map { sent + $0.remaining - margin }
+        return previous
+    }
 }
 
 extension Engine {
@@ -56,12 +66,8 @@ extension Engine {
             try await coordinator.heartbeat(announcement, runningJobs: runningJobIDs.count)
             let granted = try await coordinator.lead(node: owner, lease: configuration.leaderLease)
             let previous = leader.withLock { state -> Int64? in
-                let previous = state.isValid(at: sent) ? state.term : nil
                 state.lastHeartbeat = sent
-                state.term = granted?.term
-                // A margin for the request's way back and the clocks' rates.
-                state.validUntil = granted.map { sent + $0.remaining - configuration.heartbeatInterval / 2 }
-                return previous
+                return state.grant(granted, sentAt: sent, margin: leaseMargin)
             }
             if let granted, granted.term != previous {
                 logger.notice("this node leads (term \(granted.term))")
@@ -81,6 +87,9 @@ extension Engine {
         }
     }
 
+    /// How much sooner than granted this node stops trusting its lease: half a heartbeat.
+    private var leaseMargin: Duration { configuration.heartbeatInterval / 2 }
+
     /// Claims the leader lease for one pass of leader's work outside `run()` (`coffre scheduler
     /// --once`): true when this engine leads (always, without a coordinator). Release it with
     /// `resign()` after the pass.
@@ -89,10 +98,7 @@ extension Engine {
         let sent = ContinuousClock.now
         do {
             let granted = try await coordinator.lead(node: owner, lease: configuration.leaderLease)
-            leader.withLock { state in
-                state.term = granted?.term
-                state.validUntil = granted.map { sent + $0.remaining - configuration.heartbeatInterval / 2 }
-            }
+            _ = leader.withLock { $0.grant(granted, sentAt: sent, margin: leaseMargin) }
             return granted != nil
         } catch {
             logger.warning("leader lease: \(error)")

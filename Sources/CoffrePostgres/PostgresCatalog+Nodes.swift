@@ -21,11 +21,11 @@ extension PostgresCatalog: NodeCoordinator {
             let rows = try await connection.rows("""
                 SELECT n.id, n.address, n.version,
                        extract(epoch FROM n.started_at)::float8, extract(epoch FROM n.heartbeat_at)::float8,
-                       n.heartbeat_at > now() - make_interval(secs => \(lease.seconds)),
+                       n.heartbeat_at > now() - make_interval(secs => \(lease.inSeconds)),
                        coalesce(l.node = n.id AND l.expires_at > now(), false),
                        n.running_jobs
                 FROM nodes n LEFT JOIN leader l ON l.id = 1
-                WHERE n.heartbeat_at > now() - make_interval(secs => \(forgetAfter.seconds))
+                WHERE n.heartbeat_at > now() - make_interval(secs => \(forgetAfter.inSeconds))
                 ORDER BY n.id
                 """, logger: connection.logger)
             return try rows.map { row in
@@ -45,7 +45,7 @@ extension PostgresCatalog: NodeCoordinator {
         try await withConnection { connection in
             let rows = try await connection.rows("""
                 INSERT INTO leader AS l (id, node, term, expires_at)
-                VALUES (1, \(node), 1, now() + make_interval(secs => \(lease.seconds)))
+                VALUES (1, \(node), 1, now() + make_interval(secs => \(lease.inSeconds)))
                 ON CONFLICT (id) DO UPDATE SET
                     term = CASE WHEN l.node = EXCLUDED.node AND l.expires_at > now() THEN l.term ELSE l.term + 1 END,
                     node = EXCLUDED.node,
@@ -78,7 +78,7 @@ extension PostgresCatalog: NodeCoordinator {
     public func isAlive(node: String, lease: Duration) async throws -> Bool? {
         try await withConnection { connection in
             let rows = try await connection.rows(
-                "SELECT heartbeat_at > now() - make_interval(secs => \(lease.seconds)) FROM nodes WHERE id = \(node)",
+                "SELECT heartbeat_at > now() - make_interval(secs => \(lease.inSeconds)) FROM nodes WHERE id = \(node)",
                 logger: connection.logger)
             return try rows.first.map { try $0.decode(Bool.self) }
         }

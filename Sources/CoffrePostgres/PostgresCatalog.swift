@@ -48,9 +48,7 @@ public final class PostgresCatalog: Catalog {
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
             tls: url.requiresTLS ? .require(.makeClientConfiguration()) : .disable)
         clientConfiguration.options = options
-        var logger = Logger(label: "coffre.catalog.postgres")
-        logger.logLevel = .critical
-        self.logger = logger
+        logger = Self.quietLogger
         client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         runner = Task { [client] in await client.run() }
     }
@@ -76,19 +74,24 @@ public final class PostgresCatalog: Catalog {
     /// Connects once, alone: the pool retries a refused login or a missing database until the
     /// timeout and then only says it waited, where this gives the server's own words at once.
     private static func probe(_ url: PostgresURL, configuration: Configuration) async throws {
-        var logger = Logger(label: "coffre.catalog.postgres")
-        logger.logLevel = .critical
         do {
             let tls: PostgresConnection.Configuration.TLS = url.requiresTLS
                 ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
             var options = PostgresConnection.Configuration(
                 host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
-            options.options.connectTimeout = TimeAmount.nanoseconds(Int64(configuration.timeout.seconds * 1e9))
-            let connection = try await PostgresConnection.connect(configuration: options, id: 0, logger: logger)
+            options.options.connectTimeout = TimeAmount.nanoseconds(Int64(configuration.timeout.inSeconds * 1e9))
+            let connection = try await PostgresConnection.connect(configuration: options, id: 0, logger: quietLogger)
             try await connection.close()
         } catch {
             throw coffreError(error, location: url.description)
         }
+    }
+
+    /// postgres-nio's own logs stay quiet: failures reach the user as catalog errors.
+    private static var quietLogger: Logger {
+        var logger = Logger(label: "coffre.catalog.postgres")
+        logger.logLevel = .critical
+        return logger
     }
 
     /// Closes every connection; any later call fails.
@@ -129,7 +132,7 @@ public final class PostgresCatalog: Catalog {
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let value = first else {
-                    throw CoffreError.catalogUnreachable(location, seconds: timeout.seconds,
+                    throw CoffreError.catalogUnreachable(location, seconds: timeout.inSeconds,
                                                          detail: "no connection or no answer in time")
                 }
                 return value
@@ -202,13 +205,5 @@ extension PostgresConnection {
     func document<T: Decodable>(_ query: PostgresQuery, column: String, logger: Logger) async throws -> T? {
         let all: [T] = try await documents(query, column: column, logger: logger)
         return all.first
-    }
-}
-
-extension Duration {
-    /// In seconds, with its fraction.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -1,5 +1,5 @@
 public import CoffreCore
-public import Foundation
+import Foundation
 import Synchronization
 
 /// `NodeCoordinator` in memory for unit tests, with its own clock standing for the database's:
@@ -29,14 +29,14 @@ public final class MemoryCoordinator: NodeCoordinator {
         let now = clock.now()
         return state.withLock { state in
             state.nodes.values
-                .filter { now.timeIntervalSince($0.heartbeat) < forgetAfter.timeInterval }
+                .filter { now.timeIntervalSince($0.heartbeat) < forgetAfter.inSeconds }
                 .sorted { $0.announcement.id < $1.announcement.id }
                 .map { node in
                     let leads = state.leader.map { $0.node == node.announcement.id && $0.expiresAt > now } ?? false
                     return NodeStatus(id: node.announcement.id, address: node.announcement.address,
                                       version: node.announcement.version, startedAt: node.startedAt,
                                       lastHeartbeat: node.heartbeat,
-                                      alive: now.timeIntervalSince(node.heartbeat) < lease.timeInterval,
+                                      alive: now.timeIntervalSince(node.heartbeat) < lease.inSeconds,
                                       leader: leads, runningJobs: node.running)
                 }
         }
@@ -56,7 +56,7 @@ public final class MemoryCoordinator: NodeCoordinator {
             default:
                 return nil
             }
-            state.leader = (node, term, now.addingTimeInterval(lease.timeInterval))
+            state.leader = (node, term, now.addingTimeInterval(lease.inSeconds))
             return Leadership(node: node, term: term, remaining: lease)
         }
     }
@@ -80,14 +80,7 @@ public final class MemoryCoordinator: NodeCoordinator {
     public func isAlive(node: String, lease: Duration) async throws -> Bool? {
         let now = clock.now()
         return state.withLock { state in
-            state.nodes[node].map { now.timeIntervalSince($0.heartbeat) < lease.timeInterval }
+            state.nodes[node].map { now.timeIntervalSince($0.heartbeat) < lease.inSeconds }
         }
-    }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }

@@ -264,13 +264,17 @@ enum CatalogKind: String, Sendable, CustomTestStringConvertible {
         guard self == .postgres else { return try body([:]) }
         let name = PostgresTestServer.newDatabaseName("cli")
         try psql("CREATE DATABASE \(name)")
-        defer { try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+        defer { _ = try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
         try body(["COFFRE_CATALOG": PostgresTestServer.url(database: name)])
     }
+}
 
-    private func psql(_ sql: String) throws {
-        let result = try runProcess(URL(fileURLWithPath: "/usr/lib/postgresql/15/bin/psql"),
-                                    ["-X", "-q", "-v", "ON_ERROR_STOP=1", PostgresTestServer.url, "-c", sql])
-        guard result.status == 0 else { throw HarnessError("psql failed: \(result.stderr)") }
-    }
+/// Runs `sql` (made of names the tests choose) with psql on the database of `url`, by default
+/// the test server's own, and returns what it printed: tuples only, unaligned.
+@discardableResult
+func psql(_ sql: String, database url: String = PostgresTestServer.url) throws -> String {
+    let result = try runProcess(URL(fileURLWithPath: "/usr/lib/postgresql/15/bin/psql"),
+                                ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+    guard result.status == 0 else { throw HarnessError("psql failed: \(result.stderr)") }
+    return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }

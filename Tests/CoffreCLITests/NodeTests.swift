@@ -100,10 +100,8 @@ struct NodeTests {
             // It resigned on its way out: the lease is over (or already another's) at once,
             // not only once it would have lapsed.
             let url = try #require(catalog["COFFRE_CATALOG"])
-            let resigned = try runProcess(URL(fileURLWithPath: "/usr/lib/postgresql/15/bin/psql"), [
-                "-X", "-A", "-t", url, "-c", "SELECT (node <> '\(second.id)' OR expires_at <= now())::text FROM leader",
-            ])
-            #expect(resigned.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "true", "\(resigned)")
+            let resigned = try psql("SELECT (node <> '\(second.id)' OR expires_at <= now())::text FROM leader", database: url)
+            #expect(resigned == "true", "\(resigned)")
             let (_, handover) = try waitForNodes(last, within: 60) { nodes in
                 nodes.contains { $0.leader && $0.pid == last.process.processIdentifier }
             }
