@@ -2,26 +2,45 @@ public import CoffreCore
 public import Foundation
 
 extension Engine {
-    /// Starts an on-demand backup ("backup now", B5): full if the VM has no point yet,
-    /// incremental otherwise, kept until `retainUntil` (default `onDemandRetentionDays`).
+    /// Queues an on-demand backup ("backup now", B5) and starts it here at once when this node
+    /// has a free place: full if the VM has no point yet, incremental otherwise, kept until
+    /// `retainUntil` (default `onDemandRetentionDays`; to the second).
+    /// - Returns: the job as recorded once this engine tried to claim it (InProgress or Queued).
     public func backupNow(_ name: String, retainUntil: Date? = nil) async throws -> Job {
-        let key = try await resolveVM(name).key
-        let item = try await backupableItem(key)
+        let record = try await resolveVM(name)
+        let key = record.key
+        _ = try await backupableItem(key)
         let now = clock.now()
         let until = retainUntil ?? Calendar(identifier: .gregorian).date(
             byAdding: .day, value: configuration.onDemandRetentionDays, to: now)!
         guard until > now else { throw CoffreError.invalidRetainUntil(Self.instant(until)) }
-        return try await launch(.backup, vm: key, lock: Self.itemLock(key),
-                                details: ["trigger": "on-demand", "retainUntil": Self.instant(until)]) { job in
-            try await self.runBackup(job, itemID: item.id, type: .onDemand, retainUntil: until)
-        }
+        let job = try await enqueue(.backup, vm: key, lock: Self.itemLock(key), details: [
+            "trigger": "on-demand", "retainUntil": Self.instant(until), "fabric": record.fabric,
+        ])
+        await claim(jobID: job.id)
+        if let local = running.withLock({ $0[job.id]?.context.snapshot }) { return local }
+        return try await catalog.job(id: job.id) ?? job
     }
 
-    /// Starts the Backup job of a schedule slot.
-    func startScheduledBackup(_ item: ProtectedItem, slot: Date) async throws -> Job {
-        try await launch(.backup, vm: item.vm, lock: Self.itemLock(item.vm),
-                         details: ["trigger": "scheduled", "slot": Self.instant(slot)]) { job in
-            try await self.runBackup(job, itemID: item.id, type: .scheduled, retainUntil: nil)
+    /// Queues the Backup job of a schedule slot.
+    func enqueueScheduledBackup(_ item: ProtectedItem, slot: Date) async throws -> Job {
+        let fabric = try await catalog.vm(item.vm)?.fabric
+        return try await enqueue(.backup, vm: item.vm, lock: Self.itemLock(item.vm), details: [
+            "trigger": "scheduled", "slot": Self.instant(slot), "fabric": fabric ?? "",
+        ])
+    }
+
+    /// Runs a claimed backup job as its record describes it. The item is checked again: its
+    /// protection may have stopped while the job waited.
+    func runQueuedBackup(_ job: JobContext) async throws {
+        let record = job.snapshot
+        guard let key = record.vm else { throw CoffreError(.internalError, "Backup job \(record.id) names no VM", workaround: "Report it with the job's id") }
+        let item = try await backupableItem(key)
+        if record.details["trigger"] == "on-demand" {
+            let until = record.details["retainUntil"].flatMap(Self.parseInstant)
+            try await runBackup(job, itemID: item.id, type: .onDemand, retainUntil: until)
+        } else {
+            try await runBackup(job, itemID: item.id, type: .scheduled, retainUntil: nil)
         }
     }
 
@@ -179,7 +198,8 @@ extension Engine {
                               blocksAdded: stored.blocksAdded, blocksChanged: stored.blocksChanged, seconds: stored.seconds),
             guest: guest.outcome, job: job.id, changes: changes, definition: definition)
         point.expiresAt = try await expiry(of: point, item: item, policy: policy)
-        try await catalog.commitPoint(point, item: item)
+        // Only while the job is still this node's: one another took for dead commits nothing.
+        try await catalog.commitPoint(point, item: item, job: job.snapshot)
         job.setDetail("point", point.id)
         job.setDetail("consistency", point.consistency.rawValue)
         if let reason = changes?.resyncReason { job.setDetail("resyncReason", reason) }

@@ -12,6 +12,8 @@ public struct Dashboard: Codable, Sendable, Equatable {
     public var jobsSucceeded: Int
     public var jobsFailed: Int
     public var jobsInProgress: Int
+    /// Waiting for a place on a node.
+    public var jobsQueued: Int
     public var jobsCancelled: Int
     /// Points whose latest verification passed, and failed (Verify jobs, any time).
     public var verificationsPassed: Int
@@ -41,7 +43,7 @@ extension Engine {
             stoppedProtection: summaries.filter { $0.item.state == .stopped }.count,
             softDeleted: summaries.filter { $0.item.state == .softDeleted }.count,
             jobsSucceeded: count(.succeeded), jobsFailed: count(.failed),
-            jobsInProgress: count(.inProgress), jobsCancelled: count(.cancelled),
+            jobsInProgress: count(.inProgress), jobsQueued: count(.queued), jobsCancelled: count(.cancelled),
             verificationsPassed: verifications.filter { $0 }.count, verificationsFailed: verifications.filter { !$0 }.count)
     }
 

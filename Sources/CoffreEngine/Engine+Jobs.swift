@@ -4,16 +4,31 @@ import Synchronization
 
 /// A job this engine instance runs.
 struct RunningJob: Sendable {
+    let type: JobType
     let task: Task<Job, Never>
     let context: JobContext
 }
 
+/// This engine's claims of queued jobs: one at a time; a request made during one runs it again.
+struct ClaimState: Sendable {
+    var active = false
+    var again = false
+    /// Set at shutdown: nothing more is claimed.
+    var stopped = false
+    /// This engine runs the queue (`run()`): it claims again whenever one of its backups ends.
+    /// A command-line process claims only what it queued and waits for.
+    var runner = false
+    /// Jobs being inserted as in progress by `launch`, not yet registered as running.
+    var starting: Set<String> = []
+}
+
 extension Engine {
-    /// Creates a job and runs `body` for it in the background.
+    /// Creates a job and runs `body` for it in the background, on this engine.
     ///
-    /// The job is inserted only if no in-progress job holds `lock` (one operation per item, B6;
-    /// one discovery at a time, D2) — otherwise the matching seed error is thrown and nothing
-    /// is recorded. `body` records steps through its `JobContext`; its error becomes the job's.
+    /// The job is inserted only if no queued or in-progress job holds `lock` (one operation
+    /// per item, B6; one discovery at a time, D2) — otherwise the matching seed error is
+    /// thrown and nothing is recorded. `body` records steps through its `JobContext`; its
+    /// error becomes the job's.
     /// - Returns: the job as first recorded.
     @discardableResult
     func launch(
@@ -22,16 +37,115 @@ extension Engine {
     ) async throws -> Job {
         let job = Job(id: Job.makeID(at: clock.now()), type: type, vm: vm, startedAt: clock.now(),
                       owner: owner, details: details)
+        // Until it is registered as running, recovery must not take it for a lost one of ours.
+        claims.withLock { _ = $0.starting.insert(job.id) }
+        defer { claims.withLock { _ = $0.starting.remove(job.id) } }
+        try await record(job, lock: lock)
+        start(job, body)
+        return job
+    }
+
+    /// Records a queued job, for whichever node's runner claims it first (`runQueuedJobs`).
+    /// The queued job holds `lock` as a running one does.
+    func enqueue(_ type: JobType, vm: VMKey, lock: String, details: [String: String]) async throws -> Job {
+        let job = Job(id: Job.makeID(at: clock.now()), type: type, status: .queued, vm: vm, startedAt: clock.now(),
+                      owner: owner, details: details)
+        try await record(job, lock: lock)
+        return job
+    }
+
+    private func record(_ job: Job, lock: String?) async throws {
         if let holder = try await catalog.insertJob(job, lock: lock) {
-            if let vm { throw CoffreError.anotherOperationInProgress(vm, job: holder.id) }
+            if let vm = job.vm { throw CoffreError.anotherOperationInProgress(vm, job: holder.id) }
             throw CoffreError.discoveryInProgress()
         }
+    }
+
+    private func start(_ job: Job, _ body: @escaping @Sendable (JobContext) async throws -> Void) {
         let context = JobContext(engine: self, job: job)
         // The lock makes the task's own removal wait until it is registered.
         running.withLock { jobs in
-            jobs[job.id] = RunningJob(task: Task { await self.execute(context, body) }, context: context)
+            jobs[job.id] = RunningJob(type: job.type, task: Task { await self.execute(context, body) }, context: context)
         }
-        return job
+    }
+
+    /// Claims queued jobs up to this node's free places (`maxConcurrentBackups`, and the
+    /// fabrics' `fabricBackupLimits` counted on every node) and runs them. `coffre serve`'s
+    /// runner calls it every `claimInterval` and whenever one of its jobs ends.
+    public func runQueuedJobs() async {
+        await claim(only: nil)
+    }
+
+    /// Claims one queued job for this engine if a place is free: how a command-line process
+    /// runs the job it queued without taking others' work it would not wait for.
+    /// - Returns: whether this engine runs the job now.
+    @discardableResult
+    func claim(jobID: String) async -> Bool {
+        await claim(only: jobID)
+        return running.withLock { $0[jobID] != nil }
+    }
+
+    /// Claims, of `jobs`, those still queued, as places allow (`coffre scheduler --once` runs
+    /// the backups it queued).
+    public func claim(_ jobs: [Job]) async {
+        for job in jobs { await claim(jobID: job.id) }
+    }
+
+    private func claim(only id: String?) async {
+        let first = claims.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            if state.active {
+                state.again = state.again || id == nil
+                return false
+            }
+            state.active = true
+            return true
+        }
+        guard first else { return }
+        var again = true
+        while again {
+            await claimOnce(only: id)
+            again = claims.withLock { state in
+                if state.again && !state.stopped {
+                    state.again = false
+                    return true
+                }
+                state.active = false
+                return false
+            }
+        }
+    }
+
+    private func claimOnce(only id: String?) async {
+        // A node whose heartbeats lapse is about to be taken for dead: it takes nothing new.
+        if coordinator != nil, let last = leader.withLock({ $0.lastHeartbeat }),
+           ContinuousClock.now - last > configuration.leaderLease - configuration.heartbeatInterval {
+            return
+        }
+        let busy = running.withLock { $0.values.count { $0.type == .backup } }
+        var limits = ClaimLimits(type: .backup, jobs: configuration.maxConcurrentBackups - busy,
+                                 perFabric: configuration.fabricBackupLimits)
+        limits.only = id
+        guard limits.jobs > 0 else { return }
+        do {
+            for job in try await catalog.claimJobs(owner: owner, limits: limits, at: clock.now()) {
+                logger.info("claimed job \(job.id) (\(job.type.rawValue) of \(job.vm?.description ?? "-"))")
+                start(job, work(of: job))
+            }
+        } catch {
+            logger.warning("claiming queued jobs failed: \(error)")
+        }
+    }
+
+    /// What a claimed job does, from its record (it may have been queued by another node).
+    private func work(of job: Job) -> @Sendable (JobContext) async throws -> Void {
+        switch job.type {
+        case .backup:
+            return { context in try await self.runQueuedBackup(context) }
+        default:
+            return { _ in throw CoffreError(.internalError, "A \(job.type.rawValue) job cannot be queued",
+                                            workaround: "Report it with the job's id") }
+        }
     }
 
     private func execute(_ context: JobContext, _ body: @escaping @Sendable (JobContext) async throws -> Void) async -> Job {
@@ -63,6 +177,8 @@ extension Engine {
         }
         let job = await context.finish(outcome)
         _ = running.withLock { $0.removeValue(forKey: job.id) }
+        // A place is free: the next queued job may start here.
+        if job.type == .backup && claims.withLock({ $0.runner && !$0.stopped }) { Task { await self.runQueuedJobs() } }
         return job
     }
 
@@ -70,6 +186,7 @@ extension Engine {
     /// they see the request within `monitorInterval`.
     @discardableResult
     public func cancel(jobID: String) async throws -> Job {
+        if let cancelled = try await catalog.cancelQueuedJob(id: jobID, at: clock.now()) { return cancelled }
         guard let job = try await catalog.requestCancel(jobID: jobID) else {
             guard let job = try await catalog.job(id: jobID) else { throw CoffreError.jobNotFound(jobID) }
             throw CoffreError.jobNotRunning(jobID, status: job.status.rawValue)
@@ -82,23 +199,26 @@ extension Engine {
         return job
     }
 
-    /// Waits until a job ends and returns its final record.
+    /// Waits until a job ends and returns its final record. A job still queued is claimed by
+    /// this engine when a place is free (a command-line process runs what it queued), unless
+    /// another node claims it first.
     /// - Parameter onUpdate: called about every 200 ms with the job's current record.
     public func wait(for id: String, onUpdate: (@Sendable (Job) -> Void)? = nil) async throws -> Job {
-        if let local = running.withLock({ $0[id] }) {
-            let poller = Task {
-                while !Task.isCancelled {
-                    onUpdate?(local.context.snapshot)
-                    try? await Task.sleep(for: .milliseconds(200))
-                }
-            }
-            let job = await local.task.value
-            poller.cancel()
-            return job
-        }
         while true {
+            if let local = running.withLock({ $0[id] }) {
+                let poller = Task {
+                    while !Task.isCancelled {
+                        onUpdate?(local.context.snapshot)
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+                let job = await local.task.value
+                poller.cancel()
+                return job
+            }
             guard let job = try await catalog.job(id: id) else { throw CoffreError.jobNotFound(id) }
             if job.status.isFinished { return job }
+            if job.status == .queued, await claim(jobID: id) { continue }
             onUpdate?(job)
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -107,35 +227,111 @@ extension Engine {
     /// Jobs this instance is running now.
     public var runningJobIDs: [String] { running.withLock { Array($0.keys) } }
 
-    /// Cancels every job this instance runs and waits for them to end (shutdown).
-    public func cancelAllAndWait() async {
-        let jobs = running.withLock { Array($0.values) }
-        for job in jobs { job.task.cancel() }
-        for job in jobs { _ = await job.task.value }
+    /// Cancels every job this instance runs and waits for them to end (shutdown); with
+    /// `stopClaiming`, this engine claims no queued job any more.
+    public func cancelAllAndWait(stopClaiming: Bool = false) async {
+        if stopClaiming { claims.withLock { $0.stopped = true } }
+        // Again while some remain: a claim that was under way may have started more.
+        while case let jobs = running.withLock({ Array($0.values) }), !jobs.isEmpty {
+            for job in jobs { job.task.cancel() }
+            for job in jobs { _ = await job.task.value }
+        }
     }
 
     /// Marks jobs whose owner process or node is gone as failed (`JobInterrupted`) and removes what
     /// they left: a backup's snapshot and any point it stored but never committed, a
     /// registration's `registering` state. Nothing of an interrupted job stays visible.
     public func recoverInterruptedJobs() async throws {
-        for job in try await catalog.jobs(JobFilter(status: .inProgress)) where await !ownerIsAlive(job.owner) {
-            logger.warning("job \(job.id) was interrupted; cleaning up")
-            let left = try await cleanUpInterrupted(job)
-            var failed = job
-            failed.status = .failed
-            failed.endedAt = clock.now()
-            var error = CoffreError.jobInterrupted(job.id)
-            if let left {
-                error.message += ". \(left)"
-                if job.type == .restore { error.workaround = "See what is left above and decide what to keep; then run the operation again" }
+        try await recover(try await catalog.jobs(JobFilter(status: .inProgress)))
+    }
+
+    /// Recovers this engine's own jobs that the catalog shows in progress but it no longer
+    /// runs: a job whose end could not be recorded while the database was away. Every node
+    /// does it at each heartbeat; the leader does it with the others' jobs.
+    func recoverOwnJobs() async throws {
+        try await recover(try await catalog.jobs(JobFilter(status: .inProgress)).filter { $0.owner == owner })
+    }
+
+    private func recover(_ jobs: [Job]) async throws {
+        let lost = lostOwnJobs(jobs.filter { $0.owner == owner })
+        for job in jobs {
+            if job.owner == owner {
+                guard lost.contains(job.id) else { continue }
+            } else if await ownerIsAlive(job.owner) {
+                continue
             }
-            failed.error = ErrorInfo(error)
-            for index in failed.steps.indices where failed.steps[index].status == .inProgress {
-                failed.steps[index].status = .failed
-                failed.steps[index].endedAt = failed.endedAt
+            do {
+                if let point = try await committedPoint(of: job) {
+                    // It died after committing, before recording its end: the backup is done.
+                    logger.warning("job \(job.id) committed \(point.id) before its owner stopped; recording it succeeded")
+                    try await catalog.updateJob(completed(job, point: point))
+                    _ = try await cleanUpInterrupted(job)
+                    continue
+                }
+                logger.warning("job \(job.id) was interrupted; cleaning up")
+                if job.type == .backup {
+                    // Ended first, cleaned after: from then on its owner can commit nothing
+                    // (commitPoint checks the job still runs), so what cleanup finds uncommitted
+                    // stays so (decision 0025).
+                    try await catalog.updateJob(interrupted(job, left: nil))
+                    _ = try await cleanUpInterrupted(job)
+                } else {
+                    try await catalog.updateJob(interrupted(job, left: try await cleanUpInterrupted(job)))
+                }
+            } catch let error as CoffreError where error.code == .jobLeaseLost {
+                logger.info("job \(job.id) ended meanwhile; nothing to recover")
             }
-            try await catalog.updateJob(failed)
         }
+    }
+
+    /// This engine's jobs the catalog shows in progress that it does not run, at this check and
+    /// the one before (a job just claimed or launched is registered within moments, never a
+    /// whole heartbeat later).
+    private func lostOwnJobs(_ mine: [Job]) -> Set<String> {
+        // A claim under way has jobs in progress in the catalog not yet running here: next time.
+        guard let starting = claims.withLock({ $0.active ? nil : $0.starting }) else { return [] }
+        let notRunning = Set(mine.map(\.id).filter { id in running.withLock { $0[id] == nil } && !starting.contains(id) })
+        return unaccounted.withLock { earlier in
+            defer { earlier = notRunning }
+            return notRunning.intersection(earlier)
+        }
+    }
+
+    /// The point a backup job committed, if it did.
+    private func committedPoint(of job: Job) async throws -> RecoveryPointRecord? {
+        guard job.type == .backup, let vm = job.vm, let item = try await catalog.item(for: vm) else { return nil }
+        return try await catalog.points(item: item.id).last { $0.job == job.id }
+    }
+
+    private func completed(_ job: Job, point: RecoveryPointRecord) -> Job {
+        var done = job
+        done.status = .succeeded
+        done.endedAt = clock.now()
+        done.details["point"] = point.id
+        done.details["consistency"] = point.consistency.rawValue
+        done.details["endRecordedBy"] = owner
+        for index in done.steps.indices where done.steps[index].status == .inProgress {
+            done.steps[index].status = .succeeded
+            done.steps[index].endedAt = done.endedAt
+        }
+        return done
+    }
+
+    private func interrupted(_ job: Job, left: String?) -> Job {
+        var failed = job
+        failed.status = .failed
+        failed.endedAt = clock.now()
+        var error = CoffreError.jobInterrupted(job.id)
+        if let left {
+            error.message += ". \(left)"
+            if job.type == .restore { error.workaround = "See what is left above and decide what to keep; then run the operation again" }
+        }
+        failed.error = ErrorInfo(error)
+        for index in failed.steps.indices where failed.steps[index].status == .inProgress {
+            failed.steps[index].status = .failed
+            failed.steps[index].endedAt = failed.endedAt
+        }
+        return failed
     }
 
     /// - Returns: what the job left that cleanup must not remove (an instant restore's VM), in words.
@@ -144,6 +340,13 @@ extension Engine {
         switch job.type {
         case .backup:
             if let record = try await catalog.vm(vm), let fabric = try? fabric(named: record.fabric) {
+                // A guest it prepared is released now (post-script, thaw), not when the agent's
+                // watchdog gives up: until then every backup of the VM would be refused
+                // (GuestAlreadyPrepared). A guest it never prepared refuses the release: harmless.
+                if job.steps.contains(where: { $0.name == "Prepare guest" }),
+                   let channel = try? await fabric.guestChannel(for: vm) {
+                    _ = try? await channel.release(job: job.id)
+                }
                 try? await fabric.removeSnapshot(of: vm, id: job.id)
             }
             if let item = try await catalog.item(for: vm) {
@@ -169,13 +372,30 @@ extension Engine {
         return nil
     }
 
-    /// Expires points the store holds for `item` that the catalog never committed: a backup
-    /// killed between writing its manifest and committing. Call only when no backup of the item runs.
+    /// Expires points the store holds for `item` that the catalog never committed and never
+    /// will: a backup killed between writing its manifest and committing.
+    ///
+    /// The order makes it safe with backups running on any node (decision 0025): the store is
+    /// listed first; then, if a job of the item is in progress, nothing is done; else every
+    /// listed point's job had ended, and a job commits only while in progress, so a listed
+    /// point the catalog read after that does not hold will never be committed.
     func expireUncommittedPoints(of item: ProtectedItem) async throws {
-        let committed = Set(try await catalog.points(item: item.id).map(\.id))
-        for point in try await store.storedPoints(item: item.id) where !committed.contains(point.id) {
-            logger.warning("expiring uncommitted point \(point.id) of \(item.vm)")
-            try await store.expirePoint(point.id)
+        try await expireUncommitted(try await store.storedPoints(item: item.id), of: [item])
+    }
+
+    /// Expires, of `stored` (listed from the store before this call), the points of `items`
+    /// the catalog has not committed, skipping items with a job in progress now.
+    func expireUncommitted(_ stored: [StoredPoint], of items: [ProtectedItem]) async throws {
+        guard !stored.isEmpty else { return }
+        let byItem = Dictionary(grouping: stored, by: \.item)
+        let busy = Set(try await catalog.jobs(JobFilter(status: .inProgress)).compactMap(\.vm))
+        for item in items where !busy.contains(item.vm) {
+            guard let points = byItem[item.id] else { continue }
+            let committed = Set(try await catalog.points(item: item.id).map(\.id))
+            for point in points where !committed.contains(point.id) {
+                logger.warning("expiring uncommitted point \(point.id) of \(item.vm)")
+                try await store.expirePoint(point.id)
+            }
         }
     }
 }
@@ -187,6 +407,8 @@ final class JobContext: Sendable {
 
     private struct State {
         var job: Job
+        /// The catalog no longer takes this job's record from this engine.
+        var leaseLost = false
     }
 
     init(engine: Engine, job: Job) {
@@ -251,10 +473,15 @@ final class JobContext: Sendable {
         if Task.isCancelled || snapshot.cancelRequested { throw CoffreError.cancelled() }
     }
 
-    /// Saves the record; a failed save is logged, never fatal to the job.
+    /// Saves the record; a failed save is logged, never fatal to the job — except a lost
+    /// lease: another node took this one for dead and ended the job, which must stop.
     func save() async {
         do {
             try await engine.catalog.updateJob(snapshot)
+        } catch let error as CoffreError where error.code == .jobLeaseLost {
+            engine.logger.error("\(error.message): stopping it")
+            state.withLock { $0.leaseLost = true }
+            engine.running.withLock { $0[id] }?.task.cancel()
         } catch {
             engine.logger.error("saving job \(id) failed: \(error)")
         }
@@ -295,10 +522,14 @@ final class JobContext: Sendable {
                 s.job.steps[index].endedAt = now
             }
         }
-        // A finished job must be recorded: retry a few times (the database may be busy).
-        for attempt in 0..<5 {
+        // A finished job must be recorded: retry a few times (the database may be busy). A job
+        // whose lease was lost keeps what its new owner recorded (JobInterrupted).
+        for attempt in 0..<5 where !state.withLock({ $0.leaseLost }) {
             do {
                 try await engine.catalog.updateJob(snapshot)
+                break
+            } catch let error as CoffreError where error.code == .jobLeaseLost {
+                engine.logger.error("\(error.message)")
                 break
             } catch {
                 engine.logger.error("recording the end of job \(id) failed (attempt \(attempt + 1)): \(error)")

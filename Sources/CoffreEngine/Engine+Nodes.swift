@@ -87,6 +87,18 @@ extension Engine {
         }
     }
 
+    /// One heartbeat (`beat`), then the recovery of this node's own jobs whose end the
+    /// database missed.
+    func beatAndRecover() async {
+        await beat()
+        guard coordinator != nil else { return }
+        do {
+            try await recoverOwnJobs()
+        } catch {
+            logger.warning("recovery of this node's jobs: \(error)")
+        }
+    }
+
     /// How much sooner than granted this node stops trusting its lease: half a heartbeat.
     private var leaseMargin: Duration { configuration.heartbeatInterval / 2 }
 

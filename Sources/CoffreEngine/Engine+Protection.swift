@@ -191,11 +191,20 @@ extension Engine {
 
     /// `2026-11-22 10:15:30 UTC`.
     public static func instant(_ date: Date) -> String {
+        instantFormatter().string(from: date)
+    }
+
+    /// The date `instant(_:)` wrote.
+    static func parseInstant(_ text: String) -> Date? {
+        instantFormatter().date(from: text)
+    }
+
+    private static func instantFormatter() -> DateFormatter {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return formatter.string(from: date)
+        return formatter
     }
 
     static func day(_ date: Date?) -> String {

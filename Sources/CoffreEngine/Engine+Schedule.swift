@@ -3,11 +3,12 @@ import Foundation
 public import ServiceLifecycle
 
 extension Engine {
-    /// Creates the Backup jobs that are due at `now` (P5): for each protected item, the latest
+    /// Queues the Backup jobs that are due at `now` (P5): for each protected item, the latest
     /// slot of its policy's schedule at or before `now`, if no job was made for it yet. Slots
     /// missed while the vault was down collapse into that one job. An item busy with another
-    /// operation is retried at the next tick.
-    /// - Returns: the jobs started.
+    /// operation is retried at the next tick. The nodes' runners claim them (`tick()` runs this
+    /// engine's at once).
+    /// - Returns: the jobs queued.
     @discardableResult
     public func runDueBackups() async throws -> [Job] {
         let now = clock.now()
@@ -22,7 +23,7 @@ extension Engine {
                   slot > (item.lastScheduledSlot ?? item.protectedAt)
             else { continue }
             do {
-                started.append(try await startScheduledBackup(item, slot: slot))
+                started.append(try await enqueueScheduledBackup(item, slot: slot))
                 item.lastScheduledSlot = slot
                 try await catalog.saveItem(item)
             } catch let error as CoffreError where error.code == .anotherOperationInProgress {
@@ -85,11 +86,10 @@ extension Engine {
 
     /// Points whose store data exists but the catalog never committed, of items with no
     /// running backup, are expired too: a crash between the two is cleaned up here.
+    /// The store is listed once, before anything else is read (decision 0025).
     public func expireOrphans() async throws {
-        let busy = Set(try await catalog.jobs(JobFilter(status: .inProgress)).compactMap(\.vm))
-        for item in try await catalog.items() where !busy.contains(item.vm) {
-            try await expireUncommittedPoints(of: item)
-        }
+        let stored = try await store.storedPoints(item: nil)
+        try await expireUncommitted(stored, of: try await catalog.items())
     }
 }
 
@@ -104,38 +104,46 @@ extension Engine: Service {
         let heartbeats = coordinator.map { _ in
             Task {
                 while !Task.isCancelled {
-                    await self.beat()
+                    await self.beatAndRecover()
                     try? await Task.sleep(for: self.configuration.heartbeatInterval)
                 }
             }
         }
         if heartbeats != nil { await beat() }
+        // The job runner: claims queued work whatever node queued it.
+        claims.withLock { $0.runner = true }
+        let runner = Task {
+            while !Task.isCancelled {
+                await self.runQueuedJobs()
+                try? await Task.sleep(for: self.configuration.claimInterval)
+            }
+        }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             await tick()
             let interval = configuration.tickInterval
             _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
+        runner.cancel()
         heartbeats?.cancel()
         await resign()
-        await cancelAllAndWait()
+        await cancelAllAndWait(stopClaiming: true)
     }
 
     /// One pass of the scheduler (backups, then verifications) and of retention, on the
     /// leader only (the one node, without a coordinator); errors are logged, never fatal.
     public func tick() async {
         guard await mayLead(fenced: true) else { return }
-        if coordinator != nil {
-            do {
-                try await recoverInterruptedJobs()
-            } catch {
-                logger.error("recovery of interrupted jobs: \(error)")
-            }
+        do {
+            try await recoverInterruptedJobs()
+        } catch {
+            logger.error("recovery of interrupted jobs: \(error)")
         }
         do {
             try await runDueBackups()
         } catch {
             logger.error("scheduler: \(error)")
         }
+        await runQueuedJobs()
         do {
             try await runDueVerifications()
         } catch {
@@ -143,9 +151,19 @@ extension Engine: Service {
         }
         do {
             try await runRetention()
-            try await expireOrphans()
         } catch {
             logger.error("retention: \(error)")
+        }
+        // Listing every point of the store is not for every tick: every tenth (5 min by default).
+        let sweep = orphanSweep.withLock { count in
+            defer { count = (count + 1) % 10 }
+            return count == 0
+        }
+        guard sweep else { return }
+        do {
+            try await expireOrphans()
+        } catch {
+            logger.error("expiring uncommitted points: \(error)")
         }
     }
 }

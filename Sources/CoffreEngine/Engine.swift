@@ -39,6 +39,13 @@ public final class Engine: Sendable {
         public var heartbeatInterval: Duration = .seconds(5)
         /// Nodes silent for longer are no longer listed.
         public var nodeForgetAfter: Duration = .seconds(24 * 3600)
+        /// Backups this node runs at once; more wait queued (coffre.json `maxConcurrentBackups`).
+        public var maxConcurrentBackups = 4
+        /// Backups a fabric runs at once on every node together, by fabric name; a fabric not
+        /// listed has no limit but the nodes' (coffre.json, a fabric's `maxConcurrentBackups`).
+        public var fabricBackupLimits: [String: Int] = [:]
+        /// How often `run()` looks for queued jobs to claim (and at once when one of its jobs ends).
+        public var claimInterval: Duration = .seconds(1)
         /// This build's version, as nodes announce it.
         public var version = "unknown"
 
@@ -65,6 +72,11 @@ public final class Engine: Sendable {
     let startedAt: Date
     let logger: Logger
     let running = Mutex<[String: RunningJob]>([:])
+    let claims = Mutex(ClaimState())
+    /// Own jobs the catalog showed in progress that this engine did not run, at the last check.
+    let unaccounted = Mutex<Set<String>>([])
+    /// Ticks since the last sweep for uncommitted points.
+    let orphanSweep = Mutex(0)
     /// The one run of `start()`: the CLI starts the engine it assembles, and `run()` (under
     /// `coffre serve`) starts it too.
     private let startup = Mutex<Task<Void, any Error>?>(nil)

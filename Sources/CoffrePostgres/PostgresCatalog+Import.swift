@@ -9,16 +9,16 @@ extension PostgresCatalog: CatalogImporting {
         let location = location
         try await transaction { connection in
             try await connection.rows(
-                "LOCK TABLE fabrics, vms, policies, protected_items, jobs, recovery_points IN EXCLUSIVE MODE",
+                "LOCK TABLE fabrics, vms, policies, protected_items, jobs, recovery_points, api_tokens IN EXCLUSIVE MODE",
                 logger: connection.logger)
             let held = try await connection.rows("""
                 SELECT (SELECT count(*) FROM fabrics), (SELECT count(*) FROM vms), (SELECT count(*) FROM policies),
                        (SELECT count(*) FROM protected_items), (SELECT count(*) FROM recovery_points),
-                       (SELECT count(*) FROM jobs)
+                       (SELECT count(*) FROM jobs), (SELECT count(*) FROM api_tokens)
                 """, logger: connection.logger)
-            let (fabrics, vms, policies, items, points, jobs) = try held[0].decode((Int, Int, Int, Int, Int, Int).self)
+            let (fabrics, vms, policies, items, points, jobs, tokens) = try held[0].decode((Int, Int, Int, Int, Int, Int, Int).self)
             let counts = [("fabrics", fabrics), ("VMs", vms), ("policies", policies), ("protected items", items),
-                          ("recovery points", points), ("jobs", jobs)]
+                          ("recovery points", points), ("jobs", jobs), ("API tokens", tokens)]
             guard counts.allSatisfy({ $0.1 == 0 }) else {
                 throw CoffreError.catalogNotEmpty(location, counts: counts.map { (kind: $0.0, count: $0.1) })
             }
@@ -29,6 +29,7 @@ extension PostgresCatalog: CatalogImporting {
             for point in snapshot.points { try await Self.write(point, connection) }
             // A job's lock matters only while it runs; the migration copies no running job.
             for job in snapshot.jobs { _ = try await Self.insert(job, lock: nil, connection) }
+            for token in snapshot.tokens { try await Self.insert(token, connection) }
         }
     }
 }

@@ -1,12 +1,13 @@
 public import CoffreCore
+public import Foundation
 internal import Logging
 internal import PostgresNIO
 
 extension PostgresCatalog {
     public func insertJob(_ job: Job, lock: String?) async throws -> Job? {
-        // The partial unique index on in-progress locks decides between two nodes: the loser's
-        // insert does nothing, and it reads the winner. A holder that ended in between is
-        // no holder: the insert is tried again.
+        // The partial unique index on the locks of queued and in-progress jobs decides between
+        // two nodes: the loser's insert does nothing, and it reads the winner. A holder that
+        // ended in between is no holder: the insert is tried again.
         for _ in 0..<10 {
             let outcome: Job?? = try await withConnection { [logger] connection in
                 if try await Self.insert(job, lock: lock, connection) { return .some(nil) }
@@ -14,7 +15,7 @@ extension PostgresCatalog {
                     throw CoffreError.catalogFailed(self.location, detail: "a job with id \(job.id) exists already")
                 }
                 let holders = try await Self.jobs(
-                    "SELECT doc, cancel_requested FROM jobs WHERE lock = \(lock) AND status = \(JobStatus.inProgress.rawValue)",
+                    "SELECT doc, cancel_requested FROM jobs WHERE lock = \(lock) AND status IN ('Queued', 'InProgress')",
                     connection, logger: logger)
                 if let holder = holders.first { return .some(holder) }
                 let sameID = try await connection.rows("SELECT 1 FROM jobs WHERE id = \(job.id)", logger: logger).count
@@ -30,26 +31,97 @@ extension PostgresCatalog {
     static func insert(_ job: Job, lock: String?, _ connection: PostgresConnection) async throws -> Bool {
         let doc = try JSONColumn.encode(job)
         return try await connection.rows("""
-            INSERT INTO jobs (id, type, status, vm_cloud_service, vm_name, started_at, lock, cancel_requested, doc)
+            INSERT INTO jobs (id, type, status, vm_cloud_service, vm_name, started_at, lock, cancel_requested, owner, fabric, doc)
             VALUES (\(job.id), \(job.type.rawValue), \(job.status.rawValue), \(job.vm?.cloudService), \(job.vm?.name),
-                    \(job.startedAt.timeIntervalSinceReferenceDate), \(lock), \(job.cancelRequested), \(doc))
+                    \(job.startedAt.timeIntervalSinceReferenceDate), \(lock), \(job.cancelRequested), \(job.owner),
+                    \(job.details["fabric"]), \(doc))
             ON CONFLICT DO NOTHING RETURNING 1
             """, logger: connection.logger).count == 1
     }
 
     public func updateJob(_ job: Job) async throws {
         let doc = try JSONColumn.encode(job)
-        // The lock stays what insertJob set; a cancel request already recorded stays.
-        let updated = try await withConnection { [logger] connection in
-            try await connection.rows("""
+        // Only a queued or running job still `job.owner`'s: a node another took for dead
+        // writes nothing more. The lock stays what insertJob set; a cancel request stays.
+        try await withConnection { [logger] connection in
+            let updated = try await connection.rows("""
                 UPDATE jobs SET type = \(job.type.rawValue), status = \(job.status.rawValue),
                     vm_cloud_service = \(job.vm?.cloudService), vm_name = \(job.vm?.name),
-                    started_at = \(job.startedAt.timeIntervalSinceReferenceDate),
+                    started_at = \(job.startedAt.timeIntervalSinceReferenceDate), fabric = \(job.details["fabric"]),
                     cancel_requested = cancel_requested OR \(job.cancelRequested), doc = \(doc)
-                WHERE id = \(job.id) RETURNING 1
+                WHERE id = \(job.id) AND status IN ('Queued', 'InProgress') AND owner = \(job.owner) RETURNING 1
                 """, logger: logger).count
+            if updated == 0 { try job.checkLease(stored: try await Self.lease(of: job.id, connection)) }
         }
-        guard updated == 1 else { throw CoffreError.jobNotFound(job.id) }
+    }
+
+    /// The stored status and owner of a job (nil: no such job); `lock` holds the row until the
+    /// transaction ends.
+    static func lease(of id: String, lock: Bool = false, _ connection: PostgresConnection) async throws -> (status: JobStatus, owner: String)? {
+        let query: PostgresQuery = lock
+            ? "SELECT status, owner FROM jobs WHERE id = \(id) FOR UPDATE"
+            : "SELECT status, owner FROM jobs WHERE id = \(id)"
+        guard let row = try await connection.rows(query, logger: connection.logger).first else { return nil }
+        let (status, owner) = try row.decode((String, String).self)
+        guard let known = JobStatus(rawValue: status) else {
+            throw CoffreError.catalogUnreadable("jobs.status", reason: "unknown job status '\(status)'")
+        }
+        return (known, owner)
+    }
+
+    public func cancelQueuedJob(id: String, at date: Date) async throws -> Job? {
+        try await transaction { [logger] connection in
+            guard let queued = try await Self.jobs(
+                "SELECT doc, cancel_requested FROM jobs WHERE id = \(id) AND status = 'Queued' FOR UPDATE", connection, logger: logger
+            ).first else { return nil }
+            let cancelled = queued.cancelledInQueue(at: date)
+            try await connection.rows("""
+                UPDATE jobs SET status = \(cancelled.status.rawValue), cancel_requested = true, doc = \(try JSONColumn.encode(cancelled))
+                WHERE id = \(id)
+                """, logger: logger)
+            return cancelled
+        }
+    }
+
+    public func claimJobs(owner: String, limits: ClaimLimits, at date: Date) async throws -> [Job] {
+        guard limits.jobs > 0 else { return [] }
+        // One short transaction. Queued rows another node is claiming are skipped, not waited
+        // for. The fabrics with a limit are locked (in name order: no deadlock) so that two
+        // nodes never both count the same free place; their counts are read after the lock.
+        return try await transaction { [logger] connection in
+            let queued = try await Self.jobs("""
+                SELECT doc, cancel_requested FROM jobs
+                WHERE status = 'Queued' AND type = \(limits.type.rawValue)
+                  AND (\(limits.only)::text IS NULL OR id = \(limits.only))
+                ORDER BY started_at, id LIMIT \(limits.jobs * 4 + 16)
+                FOR UPDATE SKIP LOCKED
+                """, connection, logger: logger)
+            guard !queued.isEmpty else { return [] }
+            let limited = Set(queued.compactMap { $0.details["fabric"] }).filter { limits.perFabric[$0] != nil }.sorted()
+            var running: [String: Int] = [:]
+            if !limited.isEmpty {
+                try await connection.rows(
+                    "SELECT name FROM fabrics WHERE name = ANY(\(limited)) ORDER BY name FOR UPDATE", logger: logger)
+                for row in try await connection.rows("""
+                    SELECT fabric, count(*) FROM jobs
+                    WHERE status = 'InProgress' AND type = \(limits.type.rawValue) AND fabric = ANY(\(limited))
+                    GROUP BY fabric
+                    """, logger: logger) {
+                    let (fabric, count) = try row.decode((String, Int).self)
+                    running[fabric] = count
+                }
+            }
+            var claimed: [Job] = []
+            for job in limits.select(queued, running: running) {
+                let record = ClaimLimits.claimed(job, owner: owner, at: date)
+                try await connection.rows("""
+                    UPDATE jobs SET status = 'InProgress', owner = \(owner), doc = \(try JSONColumn.encode(record))
+                    WHERE id = \(job.id)
+                    """, logger: logger)
+                claimed.append(record)
+            }
+            return claimed
+        }
     }
 
     public func job(id: String) async throws -> Job? {

@@ -217,8 +217,11 @@ extension PostgresCatalog {
 
     // MARK: Recovery points
 
-    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem) async throws {
+    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem, job: Job?) async throws {
         try await savingItem(item) { try await self.transaction { connection in
+            // The job's row stays locked to the end: recovery cannot mark it interrupted
+            // between this check and the commit.
+            if let job { try job.checkRunning(stored: try await Self.lease(of: job.id, lock: true, connection)) }
             try await Self.save(item, connection)
             try await Self.write(point, connection)
         } }

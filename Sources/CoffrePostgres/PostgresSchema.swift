@@ -94,6 +94,29 @@ enum PostgresSchema {
                 expires_at timestamptz NOT NULL)
             """,
         ]),
+        Migration(version: 3, name: "job queue", statements: [
+            // Who runs a job and on which fabric, as columns: the lease's check and the
+            // per-fabric count of a claim read them.
+            "ALTER TABLE jobs ADD COLUMN owner text COLLATE \"C\"",
+            "ALTER TABLE jobs ADD COLUMN fabric text COLLATE \"C\"",
+            "UPDATE jobs SET owner = doc::json->>'owner', fabric = doc::json->'details'->>'fabric'",
+            "ALTER TABLE jobs ALTER COLUMN owner SET NOT NULL",
+            // A queued job holds its item's lock as an in-progress one does (B6 across the queue).
+            "DROP INDEX jobs_lock",
+            "CREATE UNIQUE INDEX jobs_lock ON jobs (lock) WHERE status IN ('Queued', 'InProgress') AND lock IS NOT NULL",
+            "CREATE INDEX jobs_queue ON jobs (type, started_at, id) WHERE status = 'Queued'",
+            "CREATE INDEX jobs_running_fabric ON jobs (type, fabric) WHERE status = 'InProgress'",
+        ]),
+        Migration(version: 4, name: "api tokens", statements: [
+            // Only each token's SHA-256: every node accepts every token.
+            """
+            CREATE TABLE api_tokens (
+                hash text COLLATE "C" PRIMARY KEY,
+                name text NOT NULL,
+                role text NOT NULL,
+                created_at double precision NOT NULL)
+            """,
+        ]),
     ]
 
     /// Applies the migrations the database lacks, each in its own transaction. The table of

@@ -63,8 +63,9 @@ extension SQLiteCatalog {
 
     // MARK: Recovery points
 
-    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem) async throws {
+    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem, job: Job?) async throws {
         try await write { db in
+            if let job { try job.checkRunning(stored: try JobRow.fetchOne(db, key: job.id)?.lease) }
             try Self.save(item, db)
             try PointRow(point).save(db)
         }

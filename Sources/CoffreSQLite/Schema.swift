@@ -1,3 +1,4 @@
+import CoffreCore
 internal import GRDB
 
 /// The catalog's tables, built by numbered migrations.
@@ -23,6 +24,22 @@ enum Schema {
             try db.alter(table: "policies") { t in t.add(column: "verification", .jsonText) }
             try db.alter(table: "recovery_points") { t in t.add(column: "verification", .jsonText) }
             try db.alter(table: "protected_items") { t in t.add(column: "lastVerificationSlot", .double) }
+        }
+        migrator.registerMigration("v5-job-queue") { db in
+            // A queued job holds its item's lock as an in-progress one does (B6 across the queue).
+            try db.drop(index: "jobs_lock")
+            try db.create(index: "jobs_lock", on: "jobs", columns: ["lock"], unique: true,
+                          condition: [JobStatus.queued.rawValue, JobStatus.inProgress.rawValue].contains(Column("status"))
+                              && Column("lock") != nil)
+        }
+        migrator.registerMigration("v6-api-tokens") { db in
+            // API tokens in the catalog (only their SHA-256), not in a file of one node.
+            try db.create(table: "api_tokens") { t in
+                t.primaryKey("hash", .text)
+                t.column("name", .text).notNull()
+                t.column("role", .text).notNull()
+                t.column("createdAt", .double).notNull()
+            }
         }
         return migrator
     }

@@ -84,7 +84,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .vmAlreadyExists, .vmMustBeStopped, .vmNotRunning, .vmAgentNotFound, .vmAgentOutdated, .vaultBusy, .vaultUpgradeRequired,
             .vaultAlreadyExists, .originalDefinitionMissing, .invalidVMDefinition, .agentBusy, .guestAlreadyFrozen,
             .guestAlreadyPrepared, .notPrepared, .mountPointUnusable, .mountBusy, .notMounted, .fileSystemNotMounted,
-            .catalogNotEmpty,
+            .catalogNotEmpty, .jobLeaseLost,
         ]),
         // 500: this server failed (its storage, its catalog, its host tools).
         (.internalServerError, [

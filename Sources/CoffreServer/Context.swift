@@ -1,22 +1,6 @@
+public import CoffreCore
 import Foundation
 public import Hummingbird
-
-/// What a caller may do: readers look, operators run operations, admins also destroy data.
-public enum Role: String, Codable, Sendable, Comparable, CaseIterable {
-    case reader
-    case `operator`
-    case admin
-
-    private var rank: Int {
-        switch self {
-        case .reader: 0
-        case .operator: 1
-        case .admin: 2
-        }
-    }
-
-    public static func < (lhs: Role, rhs: Role) -> Bool { lhs.rank < rhs.rank }
-}
 
 /// The request context of every Coffre route: Hummingbird's storage plus the caller's role.
 public struct CoffreContext: RequestContext {

@@ -18,6 +18,7 @@ public final class MemoryCatalog: Catalog {
         var items: [String: ProtectedItem] = [:]
         var jobs: [String: StoredJob] = [:]
         var points: [String: RecoveryPointRecord] = [:]
+        var tokens: [APIToken] = []
 
         /// Inserts or replaces `item` by id, one item per VM.
         mutating func save(_ item: ProtectedItem) throws {
@@ -139,7 +140,7 @@ public final class MemoryCatalog: Catalog {
 
     public func insertJob(_ job: Job, lock: String?) async throws -> Job? {
         state.withLock { state in
-            if let lock, let holder = state.jobs.values.first(where: { $0.lock == lock && $0.job.status == .inProgress }) {
+            if let lock, let holder = state.jobs.values.first(where: { $0.lock == lock && $0.job.holdsLock }) {
                 return holder.job
             }
             state.jobs[job.id] = StoredJob(job: job, lock: lock)
@@ -149,10 +150,35 @@ public final class MemoryCatalog: Catalog {
 
     public func updateJob(_ job: Job) async throws {
         try state.withLock { state in
-            guard let stored = state.jobs[job.id] else { throw CoffreError.jobNotFound(job.id) }
+            let stored = state.jobs[job.id]
+            try job.checkLease(stored: stored.map { ($0.job.status, $0.job.owner) })
             var job = job
-            job.cancelRequested = job.cancelRequested || stored.job.cancelRequested
-            state.jobs[job.id] = StoredJob(job: job, lock: stored.lock)
+            job.cancelRequested = job.cancelRequested || stored!.job.cancelRequested
+            state.jobs[job.id] = StoredJob(job: job, lock: stored!.lock)
+        }
+    }
+
+    public func cancelQueuedJob(id: String, at date: Date) async throws -> Job? {
+        state.withLock { state in
+            guard let stored = state.jobs[id], stored.job.status == .queued else { return nil }
+            state.jobs[id]?.job = stored.job.cancelledInQueue(at: date)
+            return state.jobs[id]?.job
+        }
+    }
+
+    public func claimJobs(owner: String, limits: ClaimLimits, at date: Date) async throws -> [Job] {
+        state.withLock { state in
+            let queued = state.jobs.values.map(\.job).filter { $0.status == .queued }
+                .sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }
+            var running: [String: Int] = [:]
+            for job in state.jobs.values.map(\.job) where job.status == .inProgress && job.type == limits.type {
+                running[job.details["fabric"] ?? "", default: 0] += 1
+            }
+            return limits.select(queued, running: running).map { job in
+                let claimed = ClaimLimits.claimed(job, owner: owner, at: date)
+                state.jobs[job.id]?.job = claimed
+                return claimed
+            }
         }
     }
 
@@ -182,8 +208,9 @@ public final class MemoryCatalog: Catalog {
 
     // MARK: Recovery points
 
-    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem) async throws {
+    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem, job: Job?) async throws {
         try state.withLock { state in
+            try job?.checkRunning(stored: job.flatMap { state.jobs[$0.id] }.map { ($0.job.status, $0.job.owner) })
             try state.save(item)
             state.points[point.id] = point
         }
@@ -220,5 +247,27 @@ public final class MemoryCatalog: Catalog {
         state.withLock { state in
             for id in ids { state.points[id] = nil }
         }
+    }
+
+    // MARK: API tokens
+
+    @discardableResult
+    public func insertToken(_ token: APIToken, ifNoneExists: Bool) async throws -> Bool {
+        try state.withLock { state in
+            if ifNoneExists && !state.tokens.isEmpty { return false }
+            guard !state.tokens.contains(where: { $0.hash == token.hash }) else {
+                throw CoffreError.catalogFailed("memory", detail: "a token with this hash exists already")
+            }
+            state.tokens.append(token)
+            return true
+        }
+    }
+
+    public func tokens() async throws -> [APIToken] {
+        state.withLock { $0.tokens }.sorted { ($0.createdAt, $0.hash) < ($1.createdAt, $1.hash) }
+    }
+
+    public func token(hash: String) async throws -> APIToken? {
+        state.withLock { $0.tokens.first { $0.hash == hash } }
     }
 }

@@ -24,6 +24,10 @@ struct AppConfiguration: Codable, Sendable {
     /// Nodes sharing a PostgreSQL catalog: the leader lease and how often nodes heartbeat.
     var leaderLeaseSeconds = 15
     var heartbeatSeconds = 5
+    /// Backups this node runs at once; the rest wait queued for a free place on any node.
+    var maxConcurrentBackups = 4
+    /// How often the leader looks for due backups and expired points.
+    var tickSeconds = 30
     /// Local fabrics: name and folder (relative to the data folder or absolute).
     var fabrics: [LocalFabricEntry] = [LocalFabricEntry(name: "local", path: "fabric")]
     /// Where the vault keeps its bytes; nil: the folder `vault` of the data folder.
@@ -38,6 +42,8 @@ struct AppConfiguration: Codable, Sendable {
         var name: String
         var path: String
         var region: String?
+        /// Backups of this fabric at once, on every node together (none: no limit but the nodes').
+        var maxConcurrentBackups: Int?
     }
 
     struct LibvirtFabricEntry: Codable, Sendable {
@@ -45,6 +51,8 @@ struct AppConfiguration: Codable, Sendable {
         /// `qemu:///system`, `qemu+ssh://root@host/system`.
         var uri: String
         var region: String?
+        /// Backups of this fabric at once, on every node together (none: no limit but the nodes').
+        var maxConcurrentBackups: Int?
         /// Default: the host's name.
         var cloudService: String?
         /// Fleecing scratch files and NBD sockets (default `<data>/libvirt-scratch`).
@@ -74,6 +82,8 @@ struct AppConfiguration: Codable, Sendable {
         copyTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .copyTimeoutSeconds) ?? d.copyTimeoutSeconds
         leaderLeaseSeconds = try c.decodeIfPresent(Int.self, forKey: .leaderLeaseSeconds) ?? d.leaderLeaseSeconds
         heartbeatSeconds = try c.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? d.heartbeatSeconds
+        maxConcurrentBackups = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentBackups) ?? d.maxConcurrentBackups
+        tickSeconds = try c.decodeIfPresent(Int.self, forKey: .tickSeconds) ?? d.tickSeconds
         fabrics = try c.decodeIfPresent([LocalFabricEntry].self, forKey: .fabrics) ?? d.fabrics
         libvirtFabrics = try c.decodeIfPresent([LibvirtFabricEntry].self, forKey: .libvirtFabrics) ?? d.libvirtFabrics
         vault = try c.decodeIfPresent(VaultBackend.self, forKey: .vault)
@@ -99,11 +109,12 @@ struct AppOptions: ParsableArguments {
     }
 
     /// Opens the installation, creating it on first use, and recovers what a killed process left.
-    func makeEngine() async throws -> Engine {
+    /// - Parameter vault: the vault named on the command line (`serve --vault`), before coffre.json's.
+    func makeEngine(vault named: VaultBackend? = nil) async throws -> Engine {
         let root = dataPath
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let settings = try loadConfiguration(root)
-        let backend = (settings.vault ?? .local(path: "vault")).resolved(against: root)
+        let backend = (named ?? settings.vault ?? .local(path: "vault")).resolved(against: root)
         let vault = try backend.openVault(encryptionKeyFile: ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"],
                                           creating: true)
         let catalog = try await catalogBackend(settings: settings).open()
@@ -130,6 +141,23 @@ struct AppOptions: ParsableArguments {
                               "coffre.json: leaderLeaseSeconds (\(settings.leaderLeaseSeconds)) must be at least twice heartbeatSeconds (\(settings.heartbeatSeconds)), which must be at least 1",
                               workaround: "Remove both to get the defaults (15 and 5)")
         }
+        let fabricLimits = settings.fabrics.map { ($0.name, $0.maxConcurrentBackups) }
+            + settings.libvirtFabrics.map { ($0.name, $0.maxConcurrentBackups) }
+        for (name, limit) in [("", settings.maxConcurrentBackups as Int?)] + fabricLimits {
+            if let limit, limit < 1 {
+                throw CoffreError(.invalidConfiguration,
+                                  "coffre.json: maxConcurrentBackups\(name.isEmpty ? "" : " of fabric \(name)") is \(limit); it must be at least 1",
+                                  workaround: "Remove it to get the default (4 per node, no limit per fabric)")
+            }
+        }
+        configuration.maxConcurrentBackups = settings.maxConcurrentBackups
+        guard settings.tickSeconds >= 1 else {
+            throw CoffreError(.invalidConfiguration, "coffre.json: tickSeconds is \(settings.tickSeconds); it must be at least 1",
+                              workaround: "Remove it to get the default (30)")
+        }
+        configuration.tickInterval = .seconds(settings.tickSeconds)
+        configuration.fabricBackupLimits = Dictionary(fabricLimits.compactMap { name, limit in limit.map { (name, $0) } },
+                                                      uniquingKeysWith: min)
         configuration.leaderLease = .seconds(settings.leaderLeaseSeconds)
         configuration.heartbeatInterval = .seconds(settings.heartbeatSeconds)
         let engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: fabrics,
@@ -199,16 +227,30 @@ struct AppOptions: ParsableArguments {
     }
 
     /// The system clock, or a fixed instant from `COFFRE_NOW` (ISO 8601) — for tests and
-    /// demonstrations of schedules and retention.
+    /// demonstrations of schedules and retention. With `COFFRE_CLOCK_SPEED` too, the clock
+    /// runs from `COFFRE_NOW` that many times faster than real time, counted from the real
+    /// instant `COFFRE_CLOCK_FROM` (default: now): nodes given the same three agree.
     static func clock() -> any TimeSource {
-        guard let text = ProcessInfo.processInfo.environment["COFFRE_NOW"],
-              let date = ISO8601DateFormatter().date(from: text)
+        let environment = ProcessInfo.processInfo.environment
+        guard let text = environment["COFFRE_NOW"], let date = ISO8601DateFormatter().date(from: text)
         else { return SystemTimeSource() }
-        return FixedTimeSource(date: date)
+        guard let speed = environment["COFFRE_CLOCK_SPEED"].flatMap(Double.init), speed > 0 else {
+            return FixedTimeSource(date: date)
+        }
+        let from = environment["COFFRE_CLOCK_FROM"].flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date()
+        return ScaledTimeSource(start: date, realStart: from, speed: speed)
     }
 }
 
 struct FixedTimeSource: TimeSource {
     let date: Date
     func now() -> Date { date }
+}
+
+/// A clock `speed` times faster than real time, at `start` when real time was `realStart`.
+struct ScaledTimeSource: TimeSource {
+    let start: Date
+    let realStart: Date
+    let speed: Double
+    func now() -> Date { start.addingTimeInterval(Date().timeIntervalSince(realStart) * speed) }
 }

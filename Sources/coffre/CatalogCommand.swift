@@ -14,12 +14,12 @@ struct CatalogCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Copy this installation's catalog into an empty PostgreSQL database.",
             discussion: """
-                Copies fabrics, VMs, policies, protected items, recovery points and jobs from the catalog in use \
+                Copies fabrics, VMs, policies, protected items, recovery points, jobs and API tokens from the catalog in use \
                 (catalog.sqlite of the data folder, or --catalog) into the database of --to, which must be empty, \
                 in one transaction; then reads the copy back and compares it record by record. The source is left \
                 as it was, and so is the vault: a catalog names points, the vault holds them. Stop every coffre \
-                using the source first: a job in progress is refused. Afterwards start Coffre with \
-                --catalog URL (or "catalog" in coffre.json). API tokens stay in the data folder's tokens.json.
+                using the source first: a job queued or in progress is refused. Afterwards start Coffre with \
+                --catalog URL (or "catalog" in coffre.json).
                 """)
 
         @OptionGroup var app: AppOptions
@@ -39,11 +39,11 @@ struct CatalogCommand: AsyncParsableCommand {
                                       workaround: "Pass the URL of another, empty database with --to")
                 }
                 let from = try await source.open()
-                let running = try await from.jobs(JobFilter(status: .inProgress))
+                let running = try await from.jobs(JobFilter()).filter { !$0.status.isFinished }
                 if let job = running.last {
                     let what = job.vm.map { " of \($0)" } ?? ""
                     throw CoffreError(.anotherOperationInProgress,
-                                      "\(running.count) job(s) are in progress in the catalog, the oldest \(job.id) (\(job.type.rawValue)\(what)); nothing was copied",
+                                      "\(running.count) job(s) are queued or in progress in the catalog, the oldest \(job.id) (\(job.type.rawValue)\(what)); nothing was copied",
                                       workaround: "Wait for them to end and stop every coffre using this catalog. A job left by a killed process is marked interrupted by the next coffre command (coffre jobs)")
                 }
                 let snapshot = try await from.snapshot()

@@ -100,7 +100,7 @@ struct DashboardCommand: AsyncParsableCommand {
             if board.stoppedProtection + board.softDeleted > 0 {
                 print("Protection stopped: \(board.stoppedProtection), soft deleted: \(board.softDeleted)")
             }
-            print("Jobs, last 24 h: \(board.jobsSucceeded) succeeded, \(board.jobsFailed) failed, \(board.jobsInProgress) in progress, \(board.jobsCancelled) cancelled")
+            print("Jobs, last 24 h: \(board.jobsSucceeded) succeeded, \(board.jobsFailed) failed, \(board.jobsInProgress) in progress, \(board.jobsQueued) queued, \(board.jobsCancelled) cancelled")
             print("  details: coffre jobs --since 24h --status failed")
         }
     }
@@ -157,6 +157,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     /// Starts due backups, waits for them, applies retention; exit code 1 when a backup failed.
     private func pass(_ engine: Engine) async throws {
         let jobs = try await engine.runDueBackups()
+        await engine.claim(jobs)
         var failed = false
         for job in jobs {
             let final = try await engine.wait(for: job.id)

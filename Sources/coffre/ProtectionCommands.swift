@@ -29,7 +29,7 @@ struct JobsCommand: AsyncParsableCommand {
         discussion: "Example: coffre jobs --type backup --status failed --since 24h")
     @OptionGroup var options: ConnectOptions
     @Option(help: "Discovery, Register, ConfigureProtection, Backup, Restore, StopProtection, DeleteBackupData, Undelete, Verify.") var type: String?
-    @Option(help: "InProgress, Succeeded, Failed, Cancelled.") var status: String?
+    @Option(help: "Queued, InProgress, Succeeded, Failed, Cancelled.") var status: String?
     @Option(help: "Only jobs of this VM.") var vm: String?
     @Option(help: "Only jobs started since: 24h, 7d, or a date.") var since: String?
     @Option(help: "At most N jobs.") var limit: Int?

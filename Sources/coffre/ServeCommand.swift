@@ -19,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
             Examples:
               coffre serve --demo
               coffre serve --data /var/lib/coffre --host 0.0.0.0 --port 9000
+              coffre serve --catalog postgres://coffre@db:5432/coffre --vault s3://vault/prod --endpoint http://rgw:7480
               curl -H "Authorization: Bearer $(cat coffre-data/admin-token)" \\
                 http://127.0.0.1:8080/api/v1/dashboard
             The API is described in docs/api.md and served at /api/v1/openapi.json.
@@ -27,6 +28,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
     @Flag(help: "Create the sample VMs of `coffre demo` in the local fabric first.") var demo = false
+    @Option(help: ArgumentHelp(
+        "The vault: a folder or s3://BUCKET/PREFIX (default coffre.json's \"vault\", then the data folder's vault). Nodes sharing a catalog share it.",
+        valueName: "path|s3-url"))
+    var vault: String?
+    @OptionGroup var s3: S3Options
 
     func run() async throws {
         try await reportingErrors {
@@ -36,8 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
                 let created = try DemoFabric.populate(dataPath: dataPath)
                 if !created.isEmpty { say("Created \(created.count) sample VMs in \(dataPath)/fabric") }
             }
-            let engine = try await app.makeEngine()
-            let (tokens, newTokenFile) = try await TokenStore.openCreatingAdmin(dataFolder: dataPath) { path, bytes in
+            let engine = try await app.makeEngine(vault: try vault.map { try VaultBackend.parse($0, s3: s3) })
+            let (tokens, newTokenFile) = try await TokenStore.openCreatingAdmin(catalog: engine.catalog, dataFolder: dataPath) { path, bytes in
                 try await runOnThread { _ in try FileIO.writeFileAtomically(path, bytes, mode: 0o600) }
             }
             if let newTokenFile { say("Admin token written to \(newTokenFile) (mode 600); send it as 'Authorization: Bearer TOKEN'") }

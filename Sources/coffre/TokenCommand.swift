@@ -8,7 +8,7 @@ struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token", abstract: "Create and list the server's API tokens (needs --server and an admin token).",
         discussion: """
-            Tokens live with the server (<data>/tokens.json, only hashes); the secret is printed once.
+            Tokens live in the catalog (only hashes), so every node sharing it accepts them; the secret is printed once.
             Example:
               coffre token create ci-reader --role reader --server http://127.0.0.1:8080 --token-file coffre-data/admin-token
             """,

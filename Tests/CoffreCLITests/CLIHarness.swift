@@ -135,27 +135,59 @@ func runProcess(
     }
     var timedOut = false
     let deadline = start.addingTimeInterval(timeout)
-    while process.isRunning {
-        if Date() > deadline {
+    var exit = ChildExit.peek(pid)
+    while exit == nil {
+        if Date() > deadline, !timedOut {
             kill(pid, SIGKILL)
             timedOut = true
-            break
         }
         usleep(2_000)
+        exit = ChildExit.peek(pid)
     }
-    process.waitUntilExit()
     let duration = Date().timeIntervalSince(start)
     // The readers end at EOF; do not hang forever if a pipe end leaked somewhere.
     _ = done.wait(timeout: .now() + 10)
     _ = done.wait(timeout: .now() + 10)
+    if exit!.reaped {
+        // Foundation reaped it first: then it knows the status (isRunning turns false at once).
+        while process.isRunning { usleep(1_000) }
+        exit = ChildExit(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal)
+    }
     return RunResult(
         arguments: arguments,
-        status: process.terminationStatus,
-        signaled: process.terminationReason == .uncaughtSignal,
+        status: exit!.status,
+        signaled: exit!.signaled,
         timedOut: timedOut,
         stdout: String(decoding: outBox.data, as: UTF8.self),
         stderr: String(decoding: errBox.data, as: UTF8.self),
         duration: duration)
+}
+
+/// How a child process ended, read without reaping it.
+///
+/// Foundation's `Process` learns that a child ended when a socket it passed to the child
+/// closes; a process spawned at the same moment by another test can inherit that socket and
+/// keep it open, so `isRunning` stays true long after the child is gone
+/// (swift-corelibs-foundation issue 4795). `waitid(…, WNOWAIT)` asks the kernel instead and
+/// leaves the child for Foundation to reap.
+struct ChildExit {
+    var status: Int32
+    var signaled: Bool
+    /// Already reaped, by Foundation: ask it.
+    var reaped = false
+
+    /// Nil while `pid` runs.
+    static func peek(_ pid: Int32) -> ChildExit? {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else {
+            // Already reaped (by Foundation): it ended, and Foundation knows how.
+            return errno == ECHILD ? ChildExit(status: -1, signaled: false, reaped: true) : nil
+        }
+        guard info._sifields._sigchld.si_pid == pid else { return nil }
+        let code = info.si_code
+        return ChildExit(status: info._sifields._sigchld.si_status,
+                         signaled: code == Int32(CLD_KILLED) || code == Int32(CLD_DUMPED))
+    }
 }
 
 /// Where the CLI tests' vaults live: folders, or with `COFFRE_TEST_STORE=s3` prefixes of the
@@ -324,6 +356,22 @@ func withTempDir<T>(_ name: String = #function, _ body: (URL) throws -> T) throw
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
     return try body(dir)
+}
+
+/// `withTempDir` for async tests: a test that waits long must wait with `Task.sleep`, never
+/// holding one of the (two, here) cooperative threads the in-process tests need.
+func withTempDir<T>(_ name: String = #function, _ body: (URL) async throws -> T) async throws -> T {
+    let safe = name.filter { $0.isLetter || $0.isNumber }
+    let dir = FileManager.default.temporaryDirectory
+        .appendingPathComponent("coffre-cli-\(safe)-\(UUID().uuidString)", isDirectory: true)
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    return try await body(dir)
+}
+
+/// Waits `seconds` without holding a cooperative thread.
+func pause(_ seconds: Double) async throws {
+    if seconds > 0 { try await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
 }
 
 func makeDir(_ url: URL) throws -> URL {

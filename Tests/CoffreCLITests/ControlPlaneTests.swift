@@ -267,6 +267,14 @@ enum CatalogKind: String, Sendable, CustomTestStringConvertible {
         defer { _ = try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
         try body(["COFFRE_CATALOG": PostgresTestServer.url(database: name)])
     }
+
+    func withCatalog(_ body: ([String: String]) async throws -> Void) async throws {
+        guard self == .postgres else { return try await body([:]) }
+        let name = PostgresTestServer.newDatabaseName("cli")
+        try psql("CREATE DATABASE \(name)")
+        defer { _ = try? psql("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+        try await body(["COFFRE_CATALOG": PostgresTestServer.url(database: name)])
+    }
 }
 
 /// Runs `sql` (made of names the tests choose) with psql on the database of `url`, by default

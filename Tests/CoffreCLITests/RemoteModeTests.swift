@@ -14,10 +14,10 @@ final class ServerProcess {
 
     /// Starts the server on `data` (with `environment` added to the test's) and waits for its
     /// "listens on" line.
-    init(_ coffre: Coffre, data: URL, environment: [String: String] = [:]) throws {
+    init(_ coffre: Coffre, data: URL, environment: [String: String] = [:], arguments: [String] = []) throws {
         self.data = data
         process.executableURL = coffre.binary
-        process.arguments = ["serve", "--data", data.path, "--port", "0"]
+        process.arguments = ["serve", "--data", data.path, "--port", "0"] + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }

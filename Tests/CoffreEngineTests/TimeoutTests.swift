@@ -48,7 +48,7 @@ import Testing
         // of its VMs hold sixteen workers there, and the second fabric's VM is backed up
         // meanwhile. On Dispatch's shared pool that backup waited about 8 s for a thread (the
         // whole test: 8.6–9.5 s; with workers of their own: 0.9–1.2 s).
-        let h = try await Harness(fabricCount: 2)
+        let h = try await Harness(fabricCount: 2) { $0.maxConcurrentBackups = 16 }
         let heldNames = (0..<8).map { "held\($0)" }
         for name in heldNames {
             let key = try h.addVM(name, disks: Array(repeating: 1 << 20, count: 4))

@@ -65,7 +65,11 @@ struct FabricEndToEndTests {
             fabric = LibvirtFabric(configuration: configuration)
             catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
             vault = try Vault.create(at: folder + "/vault")
-            engine = Engine(configuration: Engine.Configuration(region: "local"), catalog: catalog,
+            // Pushing the 60 MB coffre-agent into a TCG guest took 78 s on a loaded machine:
+            // the install limit leaves room for worse (the product's default is 120 s).
+            var engineConfiguration = Engine.Configuration(region: "local")
+            engineConfiguration.installTimeout = .seconds(600)
+            engine = Engine(configuration: engineConfiguration, catalog: catalog,
                             store: VaultPointStore(vault), fabrics: [fabric], clock: SystemTimeSource(),
                             owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive)
             try await engine.start()

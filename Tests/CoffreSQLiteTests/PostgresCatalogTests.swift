@@ -150,9 +150,11 @@ struct PostgresCatalogTests {
                 job.cancelRequested = status == .cancelled
                 try await source.updateJob(job)
             }
+            let ci = APIToken(name: "ci", role: .operator, hash: String(repeating: "c", count: 64), createdAt: Sample.at(9.5))
+            try await source.insertToken(ci, ifNoneExists: true)
             let snapshot = try await source.snapshot()
             try source.close()
-            #expect(snapshot.counts.map(\.count) == [1, 3, 2, 2, 3, 3])
+            #expect(snapshot.counts.map(\.count) == [1, 3, 2, 2, 3, 3, 1])
 
             let target = try await PostgresCatalog.open(url: url)
             defer { target.close() }
@@ -166,7 +168,8 @@ struct PostgresCatalogTests {
             let again = await #expect(throws: CoffreError.self) { try await target.importSnapshot(snapshot) }
             #expect(again?.code == .catalogNotEmpty)
             #expect(again?.message.contains("3 VMs") == true)
-            #expect(try await target.snapshot().counts.map(\.count) == [1, 3, 2, 2, 3, 4])
+            #expect(try await target.token(hash: ci.hash) == ci, "a token of the SQLite catalog is accepted on PostgreSQL")
+            #expect(try await target.snapshot().counts.map(\.count) == [1, 3, 2, 2, 3, 4, 1])
         } }
     }
 

@@ -1,10 +1,10 @@
 import CoffreCore
-import CoffreSystem
 @testable import CoffreServer
+import CoffreSQLite
+import CoffreSystem
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import Synchronization
 import Testing
 
 /// Every route × every caller (no token, reader, operator, admin): 401 without a token,
@@ -100,46 +100,73 @@ import Testing
         try await runOnThread { _ in try FileIO.writeFileAtomically(path, bytes, mode: 0o600) }
     }
 
-    @Test func tokenFilesArePrivateAndHashed() async throws {
+    static func withFolder(_ body: (String) async throws -> Void) async throws {
         let folder = NSTemporaryDirectory() + "coffre-tokens-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let (store, file) = try await TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
-        let path = try #require(file)
-        let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(store.role(of: token) == .admin)
-        for name in ["admin-token", "tokens.json"] {
-            let mode = try FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.posixPermissions] as? Int
-            #expect(mode == 0o600, "\(name)")
-        }
-        let stored = try String(contentsOfFile: folder + "/tokens.json", encoding: .utf8)
-        #expect(!stored.contains(token))
-        // A second start keeps the tokens and writes no new admin token.
-        let (again, none) = try await TokenStore.openCreatingAdmin(dataFolder: folder, writer: Self.writer)
-        #expect(none == nil)
-        #expect(again.role(of: token) == .admin)
+        try await body(folder)
     }
 
-    @Test func aSlowEarlierSaveNeverLandsOverALaterOne() async throws {
-        let folder = NSTemporaryDirectory() + "coffre-tokens-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        // The second write of tokens.json (the first token after the admin's) takes 300 ms.
-        let writes = Mutex(0)
-        let slowSecond: TokenStore.PrivateFileWriter = { path, bytes in
-            let number = path.hasSuffix("tokens.json") ? writes.withLock { $0 += 1; return $0 } : 0
-            if number == 2 { try await Task.sleep(for: .milliseconds(300)) }
-            try await Self.writer(path, bytes)
+    @Test func theAdminTokenFileIsPrivateAndTheCatalogKeepsOnlyHashes() async throws {
+        try await Self.withFolder { folder in
+            let catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
+            let (store, file) = try await TokenStore.openCreatingAdmin(catalog: catalog, dataFolder: folder, writer: Self.writer)
+            let path = try #require(file)
+            let token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try await store.role(of: token) == .admin)
+            let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            let stored = try await catalog.tokens()
+            #expect(stored.map(\.name) == ["admin"] && stored.allSatisfy { $0.hash != token && $0.hash.count == 64 })
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/catalog.sqlite"))
+            #expect(bytes.range(of: Data(token.utf8)) == nil, "the secret is nowhere in the catalog")
+            // A second start keeps the tokens and writes no new admin token.
+            let (again, none) = try await TokenStore.openCreatingAdmin(catalog: catalog, dataFolder: folder, writer: Self.writer)
+            #expect(none == nil)
+            #expect(try await again.role(of: token) == .admin)
+            #expect(try await again.role(of: token + "x") == nil)
         }
-        let (store, _) = try await TokenStore.openCreatingAdmin(dataFolder: folder, writer: slowSecond)
-        let slow = Task { try await store.create(name: "slow", role: .reader) }
-        while writes.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(5)) }
-        // Created while the slow save is under way: its own save must come after it.
-        let fast = try await store.create(name: "fast", role: .operator)
-        let first = try await slow.value
-        let reopened = try TokenStore(path: folder + "/tokens.json", writer: Self.writer)
-        #expect(reopened.role(of: first) == .reader)
-        #expect(reopened.role(of: fast) == .operator, "the later token was lost under the earlier save")
-        #expect(reopened.all.count == 3)
+    }
+
+    @Test func nodesSharingACatalogAcceptEachOthersTokensAndCreateOneAdminToken() async throws {
+        try await Self.withFolder { folder in
+            // Five nodes, each with its own data folder, start at once on one catalog.
+            let path = folder + "/catalog.sqlite"
+            let stores = try await withThrowingTaskGroup(of: (TokenStore, String?).self) { group in
+                for node in 0..<5 {
+                    let data = folder + "/node\(node)"
+                    try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+                    let catalog = try SQLiteCatalog(path: path)
+                    group.addTask { try await TokenStore.openCreatingAdmin(catalog: catalog, dataFolder: data, writer: Self.writer) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(stores.compactMap(\.1).count == 1, "one admin token for the cluster")
+            let reader = try await stores[0].0.create(name: "ci", role: .reader)
+            for (store, _) in stores { #expect(try await store.role(of: reader) == .reader) }
+            #expect(try await stores[4].0.all().map(\.name) == ["admin", "ci"])
+        }
+    }
+
+    @Test func tokensOfAnEarlierTokensFileAreImportedOnce() async throws {
+        try await Self.withFolder { folder in
+            let legacy = "cof_legacy-secret"
+            let entry = APIToken(name: "old-ci", role: .operator, hash: TokenStore.hash(legacy), createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+            try APIJSON.encoder.encode([entry]).write(to: URL(fileURLWithPath: folder + "/tokens.json"))
+            let catalog = try SQLiteCatalog(path: folder + "/catalog.sqlite")
+            let (store, file) = try await TokenStore.openCreatingAdmin(catalog: catalog, dataFolder: folder, writer: Self.writer)
+            #expect(file == nil, "the imported tokens are the catalog's first: no new admin token")
+            #expect(try await store.role(of: legacy) == .operator)
+            #expect(try await catalog.tokens() == [entry])
+            #expect(!FileManager.default.fileExists(atPath: folder + "/tokens.json"))
+            #expect(FileManager.default.fileExists(atPath: folder + "/tokens.json.imported"))
+            _ = try await TokenStore.openCreatingAdmin(catalog: catalog, dataFolder: folder, writer: Self.writer)
+            #expect(try await catalog.tokens().count == 1)
+
+            try Data("not json".utf8).write(to: URL(fileURLWithPath: folder + "/tokens.json"))
+            await #expect(throws: CoffreError.self) {
+                _ = try await TokenStore.openCreatingAdmin(catalog: catalog, dataFolder: folder, writer: Self.writer)
+            }
+        }
     }
 }

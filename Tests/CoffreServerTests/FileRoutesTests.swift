@@ -103,8 +103,8 @@ struct FileRoutesTests {
             #expect(Data(buffer: efi.body) == (try Data(contentsOf: URL(fileURLWithPath: source.vfat + "/EFI/BOOT/BOOTX64.EFI"))))
         }
         // Unused, the point is unmounted and released (the reaper looks every 5 s; a loaded CI
-        // machine once took longer than 20 s to unmount the three file systems).
-        let deadline = Date().addingTimeInterval(60)
+        // machine once took longer than 20 s to unmount the three file systems, another over 60 s).
+        let deadline = Date().addingTimeInterval(240)
         while try !mounts(below: harness.folder + "/run").isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(200)) }
         #expect(try mounts(below: harness.folder + "/run").isEmpty)
     }

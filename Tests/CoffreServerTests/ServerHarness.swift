@@ -17,7 +17,7 @@ import Testing
 final class ServerHarness: @unchecked Sendable {
     let folder: String
     let engine: Engine
-    let tokens = TokenStore()
+    let tokens: TokenStore
     let tokenByRole: [Role: String]
     /// While held, snapshots wait: a backup stays in progress.
     let holdSnapshots = Gate()
@@ -41,6 +41,7 @@ final class ServerHarness: @unchecked Sendable {
         engine = Engine(configuration: configuration, catalog: catalog, store: VaultPointStore(vault), fabrics: [fabric],
                         owner: "test", isOwnerAlive: { $0 == "test" }, fileBrowser: fileBrowser?(folder))
         try await engine.start()
+        tokens = TokenStore(catalog: catalog)
         var tokenByRole: [Role: String] = [:]
         for role in Role.allCases { tokenByRole[role] = try await tokens.create(name: role.rawValue, role: role) }
         self.tokenByRole = tokenByRole

@@ -126,7 +126,9 @@ import Testing
         let t = try TestVault(blockSize: Self.block)
         let vault = t.vault
         let stop = Flag()
-        let collections = Task.detached {
+        // Blocking work on a thread of its own: a loop that waits for the backups must never
+        // hold one of the two cooperative threads they need (that hung a whole test run).
+        let collections = BlockingLoop {
             var runs = 0
             while !stop.isSet || runs < 3 {
                 try vault.collectGarbage(unusedLimit: runs % 2 == 0 ? 0 : Vault.maxUnusedShare)
@@ -158,7 +160,7 @@ import Testing
             for try await points in group { kept += points }
         }
         stop.set()
-        let runs = try await collections.value
+        let runs = try await collections.value()
         #expect(runs >= 3)
         try vault.collectGarbage(unusedLimit: 0)
         for (id, bytes) in kept {
@@ -166,6 +168,32 @@ import Testing
         }
         #expect(try vault.verify().clean)
         #expect(try vault.stats().storedChunks == distinctNonZeroBlocks(kept.map(\.1), blockSize: Self.block))
+    }
+}
+
+/// Runs a blocking body on a thread of its own; its result is awaited without holding a
+/// cooperative thread meanwhile.
+final class BlockingLoop<T: Sendable>: Sendable {
+    private let result = Mutex<Result<T, any Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        Thread.detachNewThread { [self] in
+            let outcome = Result { try body() }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+    }
+
+    func value() async throws -> T {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [self] in
+                done.wait()
+                done.signal()
+                continuation.resume()
+            }
+        }
+        return try result.withLock { $0! }.get()
     }
 }
 

@@ -52,23 +52,35 @@ public protocol Catalog: Sendable {
 
     // MARK: Jobs
 
-    /// Inserts `job` unless a job holding the same `lock` is in progress; that job is
-    /// returned instead and nothing is inserted. The check and the insert are one transaction,
-    /// so two processes can never both start an operation on one item (B6, D2).
+    /// Inserts `job` (queued or in progress) unless a queued or in-progress job holds the same
+    /// `lock`; that job is returned instead and nothing is inserted. The check and the insert
+    /// are one transaction, so two processes can never both start an operation on one item (B6, D2).
     func insertJob(_ job: Job, lock: String?) async throws -> Job?
-    /// Replaces a job's record (status, steps, progress, error, details). Keeps a
-    /// `cancelRequested` already set by `requestCancel`.
+    /// Replaces the record of a job that is still queued or in progress and still owned by
+    /// `job.owner` (status, steps, progress, error, details). Keeps a `cancelRequested` already
+    /// set by `requestCancel`.
+    /// - Throws: `JobLeaseLost` when the stored job ended or changed hands (another node took its
+    ///   owner for dead); `JobNotFound` when there is none.
     func updateJob(_ job: Job) async throws
     func job(id: String) async throws -> Job?
     /// Newest first.
     func jobs(_ filter: JobFilter) async throws -> [Job]
     /// Sets `cancelRequested` on an in-progress job; returns the job, nil when there is none.
     func requestCancel(jobID: String) async throws -> Job?
+    /// Ends a queued job as Cancelled at `date` before anyone claims it; nil when it is not queued.
+    func cancelQueuedJob(id: String, at date: Date) async throws -> Job?
+    /// Claims queued jobs for `owner`, oldest first, in one short transaction: each becomes
+    /// in progress and `owner`'s. At most `limits.jobs` are claimed, and none of a fabric
+    /// that already runs `limits.perFabric[fabric]` in-progress jobs of `limits.type` (on
+    /// every node). Two claimers never claim one job.
+    func claimJobs(owner: String, limits: ClaimLimits, at date: Date) async throws -> [Job]
 
     // MARK: Recovery points
 
-    /// Records a new point and saves its item in one transaction: the point exists from now on (B4).
-    func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem) async throws
+    /// Records a new point and saves its item in one transaction: the point exists from now on
+    /// (B4). With `job`, only while that job is in progress and still `job.owner`'s.
+    /// - Throws: `JobLeaseLost` when the job ended or changed hands: nothing is committed.
+    func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem, job: Job?) async throws
     /// Oldest first.
     func points(item: String) async throws -> [RecoveryPointRecord]
     func point(id: String) async throws -> RecoveryPointRecord?
@@ -78,6 +90,17 @@ public protocol Catalog: Sendable {
     /// Records a point's latest verification; nothing happens when the point was deleted meanwhile.
     func recordVerification(_ verification: PointVerification, point id: String) async throws
     func deletePoints(ids: [String]) async throws
+
+    // MARK: API tokens
+
+    /// Records a token. With `ifNoneExists`, only when the catalog has no token at all, checked
+    /// in the same transaction (the first start of several nodes creates one admin token).
+    /// - Returns: whether it was recorded.
+    @discardableResult
+    func insertToken(_ token: APIToken, ifNoneExists: Bool) async throws -> Bool
+    /// Oldest first.
+    func tokens() async throws -> [APIToken]
+    func token(hash: String) async throws -> APIToken?
 }
 
 /// A fabric the vault is configured with.
@@ -111,6 +134,88 @@ public struct DiscoveryChanges: Codable, Sendable, Equatable {
 }
 
 /// Where the engine reads the time; tests inject a clock they move by hand.
+extension Catalog {
+    /// Commits a point with no job to check (tests, imports).
+    public func commitPoint(_ point: RecoveryPointRecord, item: ProtectedItem) async throws {
+        try await commitPoint(point, item: item, job: nil)
+    }
+}
+
+extension Job {
+    /// Whether this job holds its lock: queued or in progress.
+    public var holdsLock: Bool { !status.isFinished }
+
+    /// Throws unless the catalog's copy of this job (its status and owner; nil: none) may be
+    /// replaced by this record: still queued or in progress, and still `owner`'s.
+    public func checkLease(stored: (status: JobStatus, owner: String)?) throws {
+        guard let stored else { throw CoffreError.jobNotFound(id) }
+        guard !stored.status.isFinished, stored.owner == owner else { throw CoffreError.jobLeaseLost(id) }
+    }
+
+    /// Throws unless the catalog's copy shows this job in progress and `owner`'s: the condition
+    /// for committing its point.
+    public func checkRunning(stored: (status: JobStatus, owner: String)?) throws {
+        guard let stored else { throw CoffreError.jobNotFound(id) }
+        guard stored.status == .inProgress, stored.owner == owner else { throw CoffreError.jobLeaseLost(id) }
+    }
+
+    /// This queued job ended at `date` by a cancel before anyone ran it.
+    public func cancelledInQueue(at date: Date) -> Job {
+        var job = self
+        job.status = .cancelled
+        job.endedAt = date
+        job.cancelRequested = true
+        job.error = ErrorInfo(CoffreError.cancelled())
+        return job
+    }
+}
+
+/// How many queued jobs one claim may take.
+public struct ClaimLimits: Sendable, Equatable {
+    /// The type of job claimed (and counted per fabric).
+    public var type: JobType
+    /// At most this many jobs in this claim (the node's free places).
+    public var jobs: Int
+    /// In-progress jobs of `type` a fabric may have on every node together; a fabric not
+    /// listed has no limit. A job's fabric is its `details["fabric"]`.
+    public var perFabric: [String: Int]
+    /// Only this job, if it is queued (a command-line process runs the job it queued, nothing else).
+    public var only: String?
+
+    public init(type: JobType, jobs: Int, perFabric: [String: Int] = [:], only: String? = nil) {
+        self.type = type
+        self.jobs = jobs
+        self.perFabric = perFabric
+        self.only = only
+    }
+
+    /// Which of `queued` (oldest first) one claim takes, given the in-progress jobs per fabric.
+    /// Every catalog applies this one rule inside its claim transaction.
+    public func select(_ queued: [Job], running: [String: Int]) -> [Job] {
+        var running = running
+        var chosen: [Job] = []
+        for job in queued where chosen.count < jobs && job.type == type && (only == nil || job.id == only) {
+            let fabric = job.details["fabric"] ?? ""
+            if let limit = perFabric[fabric], running[fabric, default: 0] >= limit { continue }
+            running[fabric, default: 0] += 1
+            chosen.append(job)
+        }
+        return chosen
+    }
+
+    /// `job` as `owner` claims it at `date`: in progress, with when it was claimed (ISO 8601,
+    /// to the millisecond: what the claim latency is measured from).
+    public static func claimed(_ job: Job, owner: String, at date: Date) -> Job {
+        var job = job
+        job.status = .inProgress
+        job.owner = owner
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        job.details["claimedAt"] = formatter.string(from: date)
+        return job
+    }
+}
+
 public protocol TimeSource: Sendable {
     func now() -> Date
 }

@@ -9,13 +9,16 @@ public struct CatalogSnapshot: Sendable, Equatable {
     public var points: [RecoveryPointRecord] = []
     /// Newest first.
     public var jobs: [Job] = []
+    /// Oldest first.
+    public var tokens: [APIToken] = []
 
     public init() {}
 
     /// How many records of each kind, in the order they are copied.
     public var counts: [(kind: String, count: Int)] {
         [("fabrics", fabrics.count), ("VMs", vms.count), ("policies", policies.count),
-         ("protected items", items.count), ("recovery points", points.count), ("jobs", jobs.count)]
+         ("protected items", items.count), ("recovery points", points.count), ("jobs", jobs.count),
+         ("API tokens", tokens.count)]
     }
 
     public var isEmpty: Bool { counts.allSatisfy { $0.count == 0 } }
@@ -23,7 +26,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
     /// The kinds of record whose lists differ between `self` and `other`.
     public func differences(from other: CatalogSnapshot) -> [String] {
         let same = [fabrics == other.fabrics, vms == other.vms, policies == other.policies, items == other.items,
-                    points == other.points, jobs == other.jobs]
+                    points == other.points, jobs == other.jobs, tokens == other.tokens]
         return zip(counts, zip(other.counts, same)).compactMap { mine, theirs in
             theirs.1 ? nil : "\(mine.kind) (\(mine.count) → \(theirs.0.count))"
         }
@@ -41,6 +44,7 @@ extension Catalog {
         snapshot.items = try await items()
         for item in snapshot.items { snapshot.points += try await points(item: item.id) }
         snapshot.jobs = try await jobs(JobFilter())
+        snapshot.tokens = try await tokens()
         return snapshot
     }
 }

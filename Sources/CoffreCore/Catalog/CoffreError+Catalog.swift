@@ -27,4 +27,11 @@ extension CoffreError {
         return CoffreError(.catalogUnreachable, "The catalog \(location) cannot be reached\(waited): \(detail)",
                            workaround: "Check that PostgreSQL runs and listens at that address (pg_isready -h HOST -p PORT), that the user may log in to the database (pg_hba.conf, password), and that the network between them is up")
     }
+
+    /// A job's record may no longer be written by this node: the job ended, or another node
+    /// took this one for dead and marked it interrupted (its lease ran out).
+    public static func jobLeaseLost(_ id: String) -> CoffreError {
+        CoffreError(.jobLeaseLost, "Job \(id) is no longer this node's: it ended, or another node took this one for dead and marked the job interrupted",
+                    workaround: "Nothing of it was committed; check this node's connection to the catalog (its heartbeats lapsed), then run the operation again if it is still needed")
+    }
 }

@@ -20,6 +20,8 @@ public enum JobType: String, Codable, Sendable, CaseIterable {
 }
 
 public enum JobStatus: String, Codable, Sendable, CaseIterable {
+    /// Recorded, waiting for a node's job runner to claim it (backups: scheduled and on demand).
+    case queued = "Queued"
     case inProgress = "InProgress"
     case succeeded = "Succeeded"
     case failed = "Failed"
@@ -30,7 +32,8 @@ public enum JobStatus: String, Codable, Sendable, CaseIterable {
         self = status
     }
 
-    public var isFinished: Bool { self != .inProgress }
+    /// Succeeded, failed or cancelled: neither queued nor in progress.
+    public var isFinished: Bool { self != .inProgress && self != .queued }
 }
 
 /// One step of a job, with its timing and the bytes it moved (J2).

@@ -14,6 +14,7 @@ struct JobRow: Codable, FetchableRecord, PersistableRecord {
         static let vmName = Column(CodingKeys.vmName)
         static let startedAt = Column(CodingKeys.startedAt)
         static let lock = Column(CodingKeys.lock)
+        static let owner = Column(CodingKeys.owner)
     }
 
     var id: String
@@ -76,6 +77,9 @@ struct JobRow: Codable, FetchableRecord, PersistableRecord {
     }
 
     var isInProgress: Bool { status == JobStatus.inProgress.rawValue }
+    /// Queued or in progress: the job holds its lock.
+    var holdsLock: Bool { isInProgress || status == JobStatus.queued.rawValue }
+    var lease: (status: JobStatus, owner: String)? { JobStatus(rawValue: status).map { ($0, owner) } }
 
     /// The jobs `filter` selects, newest first.
     static func matching(_ filter: JobFilter) -> QueryInterfaceRequest<JobRow> {

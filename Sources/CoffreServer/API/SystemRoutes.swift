@@ -25,7 +25,7 @@ extension APIRoutes {
                 try Reply.json(try await s.engine.nodes())
             },
             APIRoute(.get, prefix + "/tokens", .admin) { _, _, s in
-                try Reply.json(s.tokens.all.map { TokenView(name: $0.name, role: $0.role, createdAt: $0.createdAt) })
+                try Reply.json(try await s.tokens.all().map { TokenView(name: $0.name, role: $0.role, createdAt: $0.createdAt) })
             },
             APIRoute(.post, prefix + "/tokens", .admin) { request, context, s in
                 let body = try await request.decode(as: TokenBody.self, context: context)

@@ -11,7 +11,7 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if let token = Self.token(in: request) {
-            context.role = tokens.role(of: token)
+            context.role = try await tokens.role(of: token)
             context.unknownToken = context.role == nil
         }
         return try await next(request, context)

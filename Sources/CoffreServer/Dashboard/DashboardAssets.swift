@@ -56,7 +56,7 @@ enum DashboardAssets {
         .status, .state { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .85rem; background: #eef2f6; }
         .status-succeeded, .state-registered, .state-protected { background: #dcf5e3; color: var(--ok); }
         .status-failed, .state-failed { background: #fde7e5; color: var(--bad); }
-        .status-inprogress, .state-registering, .state-configuring { background: #e2ecfd; color: var(--run); }
+        .status-inprogress, .status-queued, .state-registering, .state-configuring { background: #e2ecfd; color: var(--run); }
         .status-cancelled, .state-pending, .state-stopped, .state-softDeleted { background: #fff4d6; color: var(--warn); }
         .step-succeeded { color: var(--ok); } .step-failed { color: var(--bad); } .step-inProgress { color: var(--run); }
         .step-skipped, .step-cancelled { color: var(--muted); }

@@ -26,7 +26,7 @@ extension DashboardController {
         }
         let numbers = try await engine.dashboard()
         let counts: [(JobStatus, Int)] = [
-            (.inProgress, numbers.jobsInProgress), (.succeeded, numbers.jobsSucceeded),
+            (.queued, numbers.jobsQueued), (.inProgress, numbers.jobsInProgress), (.succeeded, numbers.jobsSucceeded),
             (.failed, numbers.jobsFailed), (.cancelled, numbers.jobsCancelled),
         ]
         let now = engine.clock.now()

@@ -1,0 +1,33 @@
+public import CoffreCore
+import Foundation
+internal import GRDB
+
+extension SQLiteCatalog {
+    @discardableResult
+    public func insertToken(_ token: APIToken, ifNoneExists: Bool) async throws -> Bool {
+        // One IMMEDIATE transaction: the check and the insert see the same table.
+        try await write { db in
+            if ifNoneExists, try Int.fetchOne(db, sql: "SELECT count(*) FROM api_tokens") ?? 0 > 0 { return false }
+            try db.execute(sql: "INSERT INTO api_tokens (hash, name, role, createdAt) VALUES (?, ?, ?, ?)",
+                           arguments: [token.hash, token.name, token.role.rawValue, token.createdAt.stored])
+            return true
+        }
+    }
+
+    public func tokens() async throws -> [APIToken] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM api_tokens ORDER BY createdAt, hash").map(Self.token)
+        }
+    }
+
+    public func token(hash: String) async throws -> APIToken? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_tokens WHERE hash = ?", arguments: [hash]).map(Self.token)
+        }
+    }
+
+    private static func token(_ row: Row) throws -> APIToken {
+        APIToken(name: row["name"], role: try decodeRaw(row["role"], column: "api_tokens.role"), hash: row["hash"],
+                 createdAt: Date(stored: row["createdAt"]))
+    }
+}
