@@ -420,8 +420,8 @@ for c in configs:
                      f"(runs: x{c['ratio']['min']:.2f}–x{c['ratio']['max']:.2f})")
 lines += [
     "",
-    "Claim latency: from a backup's request (the job's startedAt) to the start of its first step on the",
-    "node that claimed it. Backups per node: one figure per node, runs separated by `;`.",
+    "Claim latency: from a backup's request (the job's startedAt) to its claim by a node",
+    "(details.claimedAt). Backups per node: one figure per node, runs separated by `;`.",
     "",
     "| nodes | run | backups | seconds | backups/min | submit s | claim p50 ms | claim p95 ms | backup p50 s | per node |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
