@@ -207,9 +207,13 @@ enum CLIStore {
 
     /// The endpoint and credentials every `coffre` run gets in S3 mode.
     static var environment: [String: String] {
-        guard s3 else { return [:] }
-        return ["AWS_ENDPOINT_URL": S3TestGateway.endpoint, "AWS_ACCESS_KEY_ID": S3TestGateway.accessKey,
-                "AWS_SECRET_ACCESS_KEY": S3TestGateway.secretKey]
+        s3 ? gatewayEnvironment : [:]
+    }
+
+    /// The endpoint and credentials of the test gateway, for a test that always uses it.
+    static var gatewayEnvironment: [String: String] {
+        ["AWS_ENDPOINT_URL": S3TestGateway.endpoint, "AWS_ACCESS_KEY_ID": S3TestGateway.accessKey,
+         "AWS_SECRET_ACCESS_KEY": S3TestGateway.secretKey]
     }
 
     private static let bucket: Void? = try? S3ChunkStore.createBucket(

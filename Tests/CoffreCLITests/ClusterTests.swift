@@ -57,8 +57,7 @@ struct ClusterTests {
             let names = (0..<30).map { String(format: "vm%02d", $0) }
             for name in names { _ = try ControlPlaneTests().makeVM(data, name: name, size: 1 * MiB, content: rng.bytes(256 << 10)) }
             let vault = "s3://\(S3TestGateway.bucket)/\(S3TestGateway.newPrefix("cluster"))"
-            let s3 = ["AWS_ENDPOINT_URL": S3TestGateway.endpoint, "AWS_ACCESS_KEY_ID": S3TestGateway.accessKey,
-                      "AWS_SECRET_ACCESS_KEY": S3TestGateway.secretKey]
+            let s3 = CLIStore.gatewayEnvironment
             try coffre.ok(["vault", "create", vault, "--create-bucket"], env: s3)
             // Every node's clock: a day every 10 s from 2026-12-01 12:00 UTC, counted from now.
             let clock = ["COFFRE_NOW": "2026-12-01T12:00:00Z", "COFFRE_CLOCK_SPEED": String(86_400 / Self.slotSeconds),
@@ -70,11 +69,7 @@ struct ClusterTests {
             var servers: [ServerProcess] = []
             defer { for server in servers { _ = server.stop() } }
             for _ in 0..<3 { servers.append(try startNode()) }
-            let remote = servers[0].adminEnvironment
-            try coffre.ok(["discover"], env: remote)
-            try coffre.ok(["register"] + names, env: remote, timeout: 300)
-            try coffre.ok(["policy", "create", "daily", "--daily", "22:00", "--keep-days", "90"], env: remote)
-            try coffre.ok(["protect"] + names + ["--policy", "daily"], env: remote, timeout: 300)
+            try helper.protect(names, through: servers[0], policy: "daily", keepDays: 90)
             let started = Date()
 
             func live() -> [ServerProcess] { servers.filter(\.process.isRunning) }
@@ -224,11 +219,7 @@ struct ClusterTests {
             var servers: [ServerProcess] = []
             defer { for server in servers { _ = server.stop() } }
             for _ in 0..<2 { servers.append(try ServerProcess(coffre, data: data, environment: ["COFFRE_CATALOG": url])) }
-            let remote = servers[0].adminEnvironment
-            try coffre.ok(["discover"], env: remote)
-            try coffre.ok(["register"] + names, env: remote)
-            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "30"], env: remote)
-            try coffre.ok(["protect"] + names + ["--policy", "nightly"], env: remote)
+            try helper.protect(names, through: servers[0], policy: "nightly", keepDays: 30)
 
             // Backups asked for without a pause, to either node, for 30 s; PostgreSQL restarts at 10 s.
             var accepted: [String] = []

@@ -21,12 +21,7 @@ struct NodeTests {
 
     /// `GET /api/v1/nodes` of `server`, as its first admin.
     func nodes(_ server: ServerProcess) throws -> [Node] {
-        let token = try String(contentsOf: server.data.appendingPathComponent("admin-token"), encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"),
-                                    ["-sf", "-m", "5", "-H", "Authorization: Bearer \(token)", server.url + "/api/v1/nodes"])
-        guard result.status == 0 else { throw HarnessError("GET /api/v1/nodes failed: \(result)") }
-        return try decodeJSON([Node].self, result.stdout)
+        try api(server, "GET", "/api/v1/nodes", as: [Node].self)
     }
 
     /// `waitForNodes` without holding a cooperative thread while it waits.
@@ -121,6 +116,17 @@ struct NodeTests {
         } }
     }
 
+    /// Discovers, registers and protects `names` through `server` (remote mode), under a new
+    /// daily policy keeping `days` days.
+    func protect(_ names: [String], through server: ServerProcess, policy: String, keepDays days: Int) throws {
+        let coffre = try Coffre()
+        let remote = server.adminEnvironment
+        try coffre.ok(["discover"], env: remote)
+        try coffre.ok(["register"] + names, env: remote, timeout: 300)
+        try coffre.ok(["policy", "create", policy, "--daily", "22:00", "--keep-days", String(days)], env: remote)
+        try coffre.ok(["protect"] + names + ["--policy", policy], env: remote, timeout: 300)
+    }
+
     struct QueuedJob: Decodable {
         var id: String
         var status: String
@@ -133,10 +139,10 @@ struct NodeTests {
     func api<T: Decodable>(_ server: ServerProcess, _ method: String, _ path: String, as type: T.Type) throws -> T {
         let token = try String(contentsOf: server.data.appendingPathComponent("admin-token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
+        let body = method == "POST" ? ["-H", "Content-Type: application/json", "--data-binary", "{}"] : []
         let result = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"), [
-            "-sf", "-m", "10", "-X", method, "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json",
-            "-H", "Origin: \(server.url)", "--data-binary", method == "POST" ? "{}" : "", server.url + path,
-        ])
+            "-sf", "-m", "10", "-X", method, "-H", "Authorization: Bearer \(token)", "-H", "Origin: \(server.url)",
+        ] + body + [server.url + path])
         guard result.status == 0 else { throw HarnessError("\(method) \(path) failed: \(result)") }
         return try decodeJSON(T.self, result.stdout)
     }
@@ -155,8 +161,7 @@ struct NodeTests {
             let names = (0..<12).map { "vm\($0)" }
             for name in names { _ = try ControlPlaneTests().makeVM(data, name: name, size: 2 * MiB, content: rng.bytes(512 << 10)) }
             let vault = "s3://\(S3TestGateway.bucket)/\(S3TestGateway.newPrefix("nodes"))"
-            let s3 = ["AWS_ENDPOINT_URL": S3TestGateway.endpoint, "AWS_ACCESS_KEY_ID": S3TestGateway.accessKey,
-                      "AWS_SECRET_ACCESS_KEY": S3TestGateway.secretKey]
+            let s3 = CLIStore.gatewayEnvironment
             try coffre.ok(["vault", "create", vault, "--create-bucket"], env: s3)
             var servers: [ServerProcess] = []
             defer { for server in servers { _ = server.stop() } }
@@ -165,10 +170,7 @@ struct NodeTests {
                                                  arguments: ["--vault", vault]))
             }
             let remote = servers[0].adminEnvironment
-            try coffre.ok(["discover"], env: remote)
-            try coffre.ok(["register"] + names, env: remote)
-            try coffre.ok(["policy", "create", "nightly", "--daily", "22:00", "--keep-days", "30"], env: remote)
-            try coffre.ok(["protect"] + names + ["--policy", "nightly"], env: remote)
+            try protect(names, through: servers[0], policy: "nightly", keepDays: 30)
 
             var requested: [QueuedJob] = []
             for name in names { requested.append(try api(servers[0], "POST", "/api/v1/vms/\(name)/backup", as: QueuedJob.self)) }
