@@ -9,14 +9,19 @@
 # local fabric (a 1 MiB os.img holding BENCH_VM_KIB KiB of random data, distinct per VM), a
 # fresh database in a throw-away PostgreSQL cluster (scripts/pg-harness, started once), N
 # nodes on that folder and that database, each running at most BENCH_PER_NODE backups at once
-# (coffre.json's maxConcurrentBackups; heartbeat 1 s, lease 4 s). Through node 1, not timed:
-# discover, register every VM, one policy, protect every VM. Timed: one on-demand backup per
-# VM (POST /api/v1/vms/NAME/backup, sent one after another round-robin over the nodes' APIs),
-# then the wait until none is Queued or InProgress. From the jobs in the catalog:
+# (coffre.json's maxConcurrentBackups; heartbeat 1 s, lease 4 s, tick 1 s). Through node 1,
+# not timed: discover, register every VM, one daily policy 12 hours away, protect every VM.
+# Timed: the policy's slot moved (PUT /api/v1/policies/nightly) to the next minute at least
+# 15 s away; at the slot the leader queues one scheduled backup per VM in one pass, and every
+# node's runner claims them: the queue is full before the nodes start, so nothing waits on the
+# benchmark's own requests. Then the wait until none is Queued or InProgress. Every VM must
+# have exactly one backup, succeeded (no duplicate, none missing). From the jobs in the catalog:
 #   backups/min     jobs / (last endedAt - first startedAt) x 60
-#   claim latency   from a job's startedAt (queued) to its claim (details.claimedAt, ISO 8601
-#                   to the millisecond), p50/p95/max in ms. The JSON also has the latency to
-#                   the start of the job's first step ("firstStepMs").
+#   queue pass      the leader's pass that queued them: last startedAt - first startedAt
+#   claim latency   how soon a node fills a place that frees: from the end of one of its
+#                   backups to its next claim (details.claimedAt, ISO 8601 to the millisecond),
+#                   p50/p95 in ms, over the claims after each node's first BENCH_PER_NODE
+#   queue wait      from queued (startedAt) to claimed, p50/p95 in s: what the queue's depth costs
 #   per node        backups each node ran (the job's owner, host:pid:start, matched by pid)
 # Runs go repeat by repeat (1 2 3 nodes, then 1 2 3 again), so a drift of the machine's load
 # lands on every node count. Each node count is reported as the mean of its runs and their
@@ -206,17 +211,6 @@ wait_alive() {
 # remote ARGS…: the CLI against node 1, as its first admin.
 remote() { COFFRE_SERVER=${NODE_URLS[0]} COFFRE_TOKEN_FILE=$DATA/admin-token "$COFFRE_BIN" "$@"; }
 
-# post_backup URL VM: an on-demand backup through that node's API; prints the job id.
-post_backup() {
-  local url=$1 vm=$2 resp code body
-  resp=$(curl -sS -m 60 -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
-    -H "Origin: $url" --data-binary '{}' -w '\n%{http_code}' "$url/api/v1/vms/$vm/backup") \
-    || fail "POST backup of $vm to $url: curl failed"
-  code=${resp##*$'\n'} body=${resp%$'\n'*}
-  [[ $code == 2?? ]] || fail "POST backup of $vm to $url: HTTP $code: $body"
-  grep -o 'job-[0-9]\{8\}T[0-9]\{6\}-[0-9a-f]\{8\}' <<<"$body" | head -n 1 || true
-}
-
 # run_one N R: one run; appends its figures to runs.jsonl.
 run_one() {
   local n=$1 r=$2 i
@@ -225,7 +219,7 @@ run_one() {
   local db="bench_n${n}_r${r}"
   "$PG_HARNESS" createdb "$db" >/dev/null || die "createdb $db failed"
   DB_URL=${COFFRE_PG_URL%/*}/$db
-  printf '{"maxConcurrentBackups": %d, "heartbeatSeconds": 1, "leaderLeaseSeconds": 4}\n' "$PER_NODE" >"$DATA/coffre.json"
+  printf '{"maxConcurrentBackups": %d, "heartbeatSeconds": 1, "leaderLeaseSeconds": 4, "tickSeconds": 1}\n' "$PER_NODE" >"$DATA/coffre.json"
   VAULT_ARGS=()
   if [[ -n $VAULT_BASE ]]; then
     local vault="${VAULT_BASE%/}/nodes-n$n-r$r-$(date +%s)"
@@ -252,46 +246,47 @@ run_one() {
   remote policy create nightly --daily "$slot" --keep-days 30 >>"$setup_log" 2>&1 || setup_failed "policy create"
   remote protect "${VM_NAMES[@]}" --policy nightly >>"$setup_log" 2>&1 || setup_failed protect
 
-  # Timed: one backup per VM, round-robin over the nodes, then until none is queued or running.
-  log "run n=$n r=$r: $VMS backups over $n node(s)"
-  local t0 t1 id open
-  t0=$(date +%s.%N)
-  : >"$RUN/job-ids.txt"
-  for ((i = 0; i < VMS; i++)); do
-    id=$(post_backup "${NODE_URLS[$((i % n))]}" "${VM_NAMES[$i]}")
-    [[ -n $id ]] || fail "POST backup of ${VM_NAMES[$i]}: no job id in the answer"
-    echo "$id" >>"$RUN/job-ids.txt"
-  done
-  t1=$(date +%s.%N)
-  local deadline=$((SECONDS + TIMEOUT)) last_log=$SECONDS pid
+  # Timed: the slot moved to the next minute at least 15 s away; the leader queues every
+  # backup at the slot, the nodes run them; until all are queued and none is queued or running.
+  local now slot_epoch open queued
+  now=$(date +%s)
+  slot_epoch=$(( (now + 15 + 59) / 60 * 60 ))
+  slot=$(date -u -d "@$slot_epoch" +%H:%M)
+  curl -sf -m 30 -H "Authorization: Bearer $TOKEN" "${NODE_URLS[0]}/api/v1/policies/nightly" >"$RUN/policy.json" \
+    || die "GET the policy through node 1 failed"
+  python3 -c 'import json, sys
+p = json.load(open(sys.argv[1])); p["schedule"]["time"] = sys.argv[2]; json.dump(p, open(sys.argv[1], "w"))' "$RUN/policy.json" "$slot"
+  curl -sf -m 30 -X PUT -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -H "Origin: ${NODE_URLS[0]}" \
+    --data-binary @"$RUN/policy.json" "${NODE_URLS[0]}/api/v1/policies/nightly" >/dev/null \
+    || die "PUT the policy (slot $slot UTC) through node 1 failed"
+  log "run n=$n r=$r: $VMS backups at the $slot UTC slot over $n node(s)"
+  local deadline=$((SECONDS + (slot_epoch - now) + TIMEOUT)) last_log=$SECONDS pid
   while :; do
-    open=$(sql "SELECT count(*) FROM jobs WHERE type = 'Backup' AND status IN ('Queued', 'InProgress')")
-    [[ $open == 0 ]] && break
+    IFS='|' read -r queued open < <(sql "SELECT count(*), count(*) FILTER (WHERE status IN ('Queued', 'InProgress')) FROM jobs WHERE type = 'Backup'")
+    ((queued >= VMS && open == 0)) && break
     for pid in "${NODE_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || fail "node pid $pid died ($RUN/logs)"; done
-    ((SECONDS < deadline)) || fail "$open backups still queued or running after $TIMEOUT s"
-    if ((SECONDS - last_log >= 30)); then log "  $open backups queued or running"; last_log=$SECONDS; fi
+    ((SECONDS < deadline)) || fail "$queued of $VMS backups queued, $open still queued or running after the timeout"
+    if ((SECONDS - last_log >= 30)); then log "  $queued queued so far, $open queued or running"; last_log=$SECONDS; fi
     sleep 0.5
   done
 
   sql "SELECT doc FROM jobs WHERE type = 'Backup' ORDER BY started_at, id" >"$RUN/jobs.jsonl"
   local pids=("${NODE_PIDS[@]}") rc=0
   stop_nodes
-  python3 - "$RUN" "$n" "$r" "$(awk "BEGIN{print $t1 - $t0}")" "${pids[@]}" >>"$RUNS_JSONL" <<'PY' || rc=$?
+  python3 - "$RUN" "$n" "$r" "$VMS" "$PER_NODE" "${pids[@]}" >>"$RUNS_JSONL" <<'PY' || rc=$?
 import json, sys
 from datetime import datetime
 
-run, nodes, repeat, submit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-pids = sys.argv[5:]
+run, nodes, repeat, vms, per_place = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+pids = sys.argv[6:]
 REF = 978307200.0  # 2001-01-01 in Unix time: the catalog's Dates are Swift's Double since 2001
 
-ids = [l.strip() for l in open(f"{run}/job-ids.txt") if l.strip()]
-jobs = {j["id"]: j for j in (json.loads(l) for l in open(f"{run}/jobs.jsonl") if l.strip())}
-missing = [i for i in ids if i not in jobs]
-if missing:
-    print(f"{len(missing)} requested jobs are not in the catalog: {missing[:3]}", file=sys.stderr)
+mine = [json.loads(l) for l in open(f"{run}/jobs.jsonl") if l.strip()]
+names = [(j.get("vm") or {}).get("name") for j in mine]
+twice = sorted({n for n in names if names.count(n) > 1})
+if len(mine) != vms or twice:
+    print(f"{len(mine)} backups for {vms} VMs; more than one for {twice[:5]}", file=sys.stderr)
     sys.exit(3)
-mine = [jobs[i] for i in ids]
-others = [j for i, j in jobs.items() if i not in set(ids)]
 
 def pct(values, p):  # nearest rank
     v = sorted(values)
@@ -300,37 +295,49 @@ def pct(values, p):  # nearest rank
 def iso(text):  # details.claimedAt: ISO 8601, UTC, to the millisecond
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() - REF
 
-by_status = {}
+def node_of(j):
+    parts = j.get("owner", "").split(":")
+    return f"node{pids.index(parts[1]) + 1}" if len(parts) == 3 and parts[1] in pids else j.get("owner", "?")
+
+by_status, per_node, wait_s, run_s, refill_ms, by_node = {}, {}, [], [], [], {}
 for j in mine:
     by_status[j["status"]] = by_status.get(j["status"], 0) + 1
-claim_ms, claimed_at_ms, run_s, per_node = [], [], [], {}
-for j in mine:
-    first_step = j["steps"][0]["startedAt"] if j.get("steps") else None
-    claimed = iso(j["details"]["claimedAt"]) if "claimedAt" in j.get("details", {}) else first_step
-    if first_step is not None:
-        claimed_at_ms.append((first_step - j["startedAt"]) * 1000)
-    if claimed is not None:
-        claim_ms.append((claimed - j["startedAt"]) * 1000)
-        if j.get("endedAt") is not None:
-            run_s.append(j["endedAt"] - claimed)
-    parts = j.get("owner", "").split(":")
-    node = f"node{pids.index(parts[1]) + 1}" if len(parts) == 3 and parts[1] in pids else j.get("owner", "?")
+    node = node_of(j)
     per_node[node] = per_node.get(node, 0) + 1
+    claimed = iso(j["details"]["claimedAt"]) if "claimedAt" in j.get("details", {}) else None
+    if claimed is None:
+        continue
+    wait_s.append(claimed - j["startedAt"])
+    if j.get("endedAt") is not None:
+        run_s.append(j["endedAt"] - claimed)
+    by_node.setdefault(node, []).append((claimed, j.get("endedAt")))
+# A node's claims after its first `per_place` fill places its own backups freed: the gap from
+# the latest end before the claim.
+for claims in by_node.values():
+    claims.sort()
+    for index, (claimed, _) in enumerate(claims):
+        if index < per_place:
+            continue
+        ends = [e for c, e in claims[:index] if e is not None and e <= claimed]
+        if ends:
+            refill_ms.append((claimed - max(ends)) * 1000)
 
 first = min(j["startedAt"] for j in mine)
 last = max(j.get("endedAt") or first for j in mine)
 seconds = last - first
 out = {
     "nodes": nodes, "repeat": repeat, "jobs": len(mine),
-    "succeeded": by_status.get("Succeeded", 0), "statuses": by_status, "otherBackupJobs": len(others),
-    "seconds": round(seconds, 3), "submitSeconds": round(submit, 3),
+    "succeeded": by_status.get("Succeeded", 0), "statuses": by_status,
+    "seconds": round(seconds, 3),
+    "queuePassSeconds": round(max(j["startedAt"] for j in mine) - first, 3),
     "perMinute": round(len(mine) / seconds * 60, 2) if seconds > 0 else None,
-    "claimMs": {"p50": pct(claim_ms, 50), "p95": pct(claim_ms, 95), "max": max(claim_ms, default=None)},
-    "firstStepMs": {"p50": pct(claimed_at_ms, 50), "p95": pct(claimed_at_ms, 95), "max": max(claimed_at_ms, default=None)},
+    "claimMs": {"p50": pct(refill_ms, 50), "p95": pct(refill_ms, 95), "max": max(refill_ms, default=None),
+                "count": len(refill_ms)},
+    "queueWaitSeconds": {"p50": pct(wait_s, 50), "p95": pct(wait_s, 95)},
     "backupSeconds": {"p50": pct(run_s, 50), "p95": pct(run_s, 95)},
     "perNode": dict(sorted(per_node.items())),
 }
-for group in ("claimMs", "firstStepMs", "backupSeconds"):
+for group in ("claimMs", "queueWaitSeconds", "backupSeconds"):
     out[group] = {k: (round(v, 3) if v is not None else None) for k, v in out[group].items()}
 print(json.dumps(out))
 bad = [j for j in mine if j["status"] != "Succeeded"]
@@ -342,6 +349,7 @@ sys.exit(4 if bad else 0)
 PY
   case $rc in
     0) ;;
+    3) fail "run n=$n r=$r: not exactly one backup per VM (jobs: $RUN/jobs.jsonl)" ;;
     4) fail "run n=$n r=$r: not every backup succeeded (jobs: $RUN/jobs.jsonl)" ;;
     *) fail "run n=$n r=$r: the jobs could not be read back (status $rc)" ;;
   esac
@@ -420,24 +428,26 @@ for c in configs:
                      f"(runs: x{c['ratio']['min']:.2f}–x{c['ratio']['max']:.2f})")
 lines += [
     "",
-    "Claim latency: from a backup's request (the job's startedAt) to its claim by a node",
-    "(details.claimedAt). Backups per node: one figure per node, runs separated by `;`.",
+    "Claim latency: from the end of one of a node's backups to its next claim (details.claimedAt),",
+    "over the claims after each node's first places were filled. Queue pass: the leader's pass that",
+    "queued every VM's backup at the slot. Queue wait: from queued to claimed. Backups per node: one",
+    "figure per node, runs separated by `;`.",
     "",
-    "| nodes | run | backups | seconds | backups/min | submit s | claim p50 ms | claim p95 ms | backup p50 s | per node |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| nodes | run | backups | seconds | backups/min | queue pass s | claim p50 ms | claim p95 ms | queue wait p50 s | backup p50 s | per node |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
 ]
 for r in sorted(runs, key=lambda r: (r["nodes"], r["repeat"])):
     per = ", ".join(f"{k} {v}" for k, v in r["perNode"].items())
     lines.append(f"| {r['nodes']} | {r['repeat']} | {r['succeeded']}/{r['jobs']} | {r['seconds']:.1f} | "
-                 f"{r['perMinute']:.1f} | {r['submitSeconds']:.1f} | {r['claimMs']['p50']:.0f} | "
-                 f"{r['claimMs']['p95']:.0f} | {r['backupSeconds']['p50']:.2f} | {per} |")
+                 f"{r['perMinute']:.1f} | {r['queuePassSeconds']:.1f} | {r['claimMs']['p50']:.0f} | "
+                 f"{r['claimMs']['p95']:.0f} | {r['queueWaitSeconds']['p50']:.1f} | {r['backupSeconds']['p50']:.2f} | {per} |")
 lines += [
     "",
-    "## What limits it",
+    "## The machine",
     "",
-    f"_To be written after a run._ This machine has {cores} cores ({machine}); every node, PostgreSQL",
-    "and the benchmark's own curl and psql share them, so read the numbers as ratios (2 nodes / 1 node),",
-    f"not as what a deployment of separate machines would do. Load average before: {load_start}; after: {load_end}.",
+    f"{cores} cores ({machine}); every node, PostgreSQL and the benchmark's psql share them, so read the",
+    "numbers as ratios (2 nodes / 1 node), not as what a deployment of separate machines would do.",
+    f"Load average before: {load_start}; after: {load_end}. What limits it is discussed in docs/benchmarks.md.",
 ]
 text = "\n".join(lines) + "\n"
 open(md_path, "w").write(text)

@@ -14,7 +14,7 @@ extension Engine {
     /// reached fails the job with the seed's retry-in-15-minutes error naming it; the other
     /// fabrics' answers are kept. Only one discovery runs at a time (D2).
     public func discover() async throws -> Job {
-        try await launch(.discovery, vm: nil, lock: "discovery") { job in
+        try await runner.launch(.discovery, vm: nil, lock: "discovery") { job in
             var failures: [CoffreError] = []
             for fabric in self.fabrics {
                 do {

@@ -64,7 +64,7 @@ extension Engine {
             case .softDeleted: throw CoffreError.itemSoftDeleted(key, purgeAfter: Self.day(existing.purgeAfter))
             }
         }
-        return try await launch(.configureProtection, vm: key, lock: Self.itemLock(key), details: ["policy": name]) { job in
+        return try await runner.launch(.configureProtection, vm: key, lock: Self.itemLock(key), details: ["policy": name]) { job in
             try await job.step("Apply policy \(name)") {
                 let policy = try await self.policy(named: name)
                 if let existing {
@@ -95,7 +95,7 @@ extension Engine {
         guard let current = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
         if current.state == .softDeleted { throw CoffreError.itemSoftDeleted(key, purgeAfter: Self.day(current.purgeAfter)) }
         if current.state == .stopped && !deleteData { throw CoffreError.protectionStopped(key) }
-        return try await launch(deleteData ? .deleteBackupData : .stopProtection, vm: key, lock: Self.itemLock(key)) { job in
+        return try await runner.launch(deleteData ? .deleteBackupData : .stopProtection, vm: key, lock: Self.itemLock(key)) { job in
             try await job.step(deleteData ? "Soft-delete backup data" : "Stop protection, retain data") {
                 var item = try await self.item(id: current.id)
                 let now = self.clock.now()
@@ -121,7 +121,7 @@ extension Engine {
         let key = try await resolveVM(name).key
         guard let current = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
         guard current.state == .softDeleted else { throw CoffreError.itemNotSoftDeleted(key) }
-        return try await launch(.undelete, vm: key, lock: Self.itemLock(key)) { job in
+        return try await runner.launch(.undelete, vm: key, lock: Self.itemLock(key)) { job in
             try await job.step("Undelete backup data") {
                 var item = try await self.item(id: current.id)
                 item.state = .stopped
@@ -141,7 +141,7 @@ extension Engine {
         guard let current = try await catalog.item(for: key) else { throw CoffreError.notProtected(key) }
         if current.state == .softDeleted { throw CoffreError.itemSoftDeleted(key, purgeAfter: Self.day(current.purgeAfter)) }
         guard current.state == .stopped else { throw CoffreError.protectionNotStopped(key) }
-        return try await launch(.configureProtection, vm: key, lock: Self.itemLock(key), details: ["policy": current.policy]) { job in
+        return try await runner.launch(.configureProtection, vm: key, lock: Self.itemLock(key), details: ["policy": current.policy]) { job in
             try await job.step("Resume protection with policy \(current.policy)") {
                 var item = try await self.item(id: current.id)
                 let policy = try await self.policy(named: item.policy)
@@ -162,19 +162,24 @@ extension Engine {
     func recomputeExpiries(of item: ProtectedItem, policy: Policy?) async throws {
         guard item.state != .softDeleted else { return }
         var points = try await catalog.points(item: item.id)
+        var policy = policy
+        if policy == nil, item.state == .protected || item.state == .configuring {
+            policy = try await self.policy(named: item.policy)
+        }
         for index in points.indices {
-            points[index].expiresAt = try await expiry(of: points[index], item: item, policy: policy)
+            points[index].expiresAt = policy.flatMap { Self.expiry(of: points[index], item: item, policy: $0) }
         }
         try await catalog.updatePoints(points)
     }
 
-    func expiry(of point: RecoveryPointRecord, item: ProtectedItem, policy: Policy?) async throws -> Date? {
+    /// A point's expiry: none unless the item is protected; an on-demand point's own date; a
+    /// scheduled point's by its policy's retention and tags.
+    static func expiry(of point: RecoveryPointRecord, item: ProtectedItem, policy: Policy) -> Date? {
         guard item.state == .protected || item.state == .configuring else { return nil }
         switch point.type {
         case .onDemand:
             return point.retainUntil
         case .scheduled:
-            let policy = if let policy { policy } else { try await self.policy(named: item.policy) }
             return policy.retention.expiry(ofPointAt: point.takenAt, tags: Set(point.tags), calendar: policy.schedule.calendar)
         }
     }

@@ -25,7 +25,7 @@ extension Engine {
             throw CoffreError.vmNotInVaultRegion(key, region: record.vm.region, vaultRegion: configuration.region)
         }
         let fabric = try fabric(named: record.fabric)
-        return try await launch(.register, vm: key, lock: Self.itemLock(key)) { job in
+        return try await runner.launch(.register, vm: key, lock: Self.itemLock(key)) { job in
             try await self.setRegistration(key, .registering, error: nil)
             do {
                 let vm = try await job.step("Check VM") {

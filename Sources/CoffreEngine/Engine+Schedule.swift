@@ -11,26 +11,31 @@ extension Engine {
     /// - Returns: the jobs queued.
     @discardableResult
     public func runDueBackups() async throws -> [Job] {
-        let now = clock.now()
-        var started: [Job] = []
-        var policies: [String: Policy] = [:]
-        for policy in try await catalog.policies() { policies[policy.name] = policy }
-        for var item in try await catalog.items() where item.state == .protected {
-            // The lease may lapse during a long pass: a node that no longer leads starts nothing.
+        let due = Scheduler.dueBackups(items: try await catalog.items(), policies: try await catalog.policies(), at: clock.now())
+        var queued: [Job] = []
+        for var due in due {
+            // The lease may lapse during a long pass: a node that no longer leads queues nothing.
             guard await mayLead() else { break }
-            guard let policy = policies[item.policy],
-                  let slot = policy.schedule.latestSlot(atOrBefore: now),
-                  slot > (item.lastScheduledSlot ?? item.protectedAt)
-            else { continue }
             do {
-                started.append(try await enqueueScheduledBackup(item, slot: slot))
-                item.lastScheduledSlot = slot
-                try await catalog.saveItem(item)
+                // A leader that died between queuing a slot's backup and recording the slot
+                // left the job: the slot is recorded, not queued twice.
+                if try await !queuedBackup(of: due) {
+                    queued.append(try await enqueueScheduledBackup(due.item, slot: due.slot))
+                }
+                due.item.lastScheduledSlot = due.slot
+                try await catalog.saveItem(due.item)
             } catch let error as CoffreError where error.code == .anotherOperationInProgress {
-                logger.info("scheduled backup of \(item.vm) waits: \(error.message)")
+                logger.info("scheduled backup of \(due.item.vm) waits: \(error.message)")
             }
         }
-        return started
+        return queued
+    }
+
+    /// Whether a backup of the due slot was queued already (it was queued at the slot or later).
+    private func queuedBackup(of due: Scheduler.Due) async throws -> Bool {
+        let slot = Self.instant(due.slot)
+        return try await catalog.jobs(JobFilter(type: .backup, vm: due.item.vm, since: due.slot))
+            .contains { $0.details["trigger"] == "scheduled" && $0.details["slot"] == slot }
     }
 
     /// Expires what retention says is over (K3–K5) and frees unreferenced blocks.
@@ -69,7 +74,7 @@ extension Engine {
     /// Deletes a soft-deleted item's data for good, as a DeleteBackupData job.
     private func purge(_ item: ProtectedItem) async throws -> [String] {
         let points = try await catalog.points(item: item.id)
-        let job = try await launch(.deleteBackupData, vm: item.vm, lock: Self.itemLock(item.vm),
+        let job = try await runner.launch(.deleteBackupData, vm: item.vm, lock: Self.itemLock(item.vm),
                                    details: ["trigger": "soft-delete period over"]) { job in
             try await job.step("Purge backup data") {
                 // Store first: a crash in between leaves catalog rows the next pass purges again,
@@ -109,12 +114,12 @@ extension Engine: Service {
                 }
             }
         }
-        if heartbeats != nil { await beat() }
+        if heartbeats != nil { await membership.beat() }
         // The job runner: claims queued work whatever node queued it.
-        claims.withLock { $0.runner = true }
-        let runner = Task {
+        runner.becomeQueueRunner()
+        let claiming = Task {
             while !Task.isCancelled {
-                await self.runQueuedJobs()
+                await self.runner.claimQueued()
                 try? await Task.sleep(for: self.configuration.claimInterval)
             }
         }
@@ -123,47 +128,35 @@ extension Engine: Service {
             let interval = configuration.tickInterval
             _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
-        runner.cancel()
+        claiming.cancel()
         heartbeats?.cancel()
         await resign()
         await cancelAllAndWait(stopClaiming: true)
     }
 
-    /// One pass of the scheduler (backups, then verifications) and of retention, on the
-    /// leader only (the one node, without a coordinator); errors are logged, never fatal.
+    /// One pass of the leader's work, as the scheduler lists it (`Scheduler.tick`): recovery of
+    /// interrupted jobs, due backups queued and claimed, due verifications, retention, and now
+    /// and then the sweep for uncommitted points. A node that does not lead does none of it;
+    /// errors are logged, never fatal.
     public func tick() async {
-        guard await mayLead(fenced: true) else { return }
-        do {
-            try await recoverInterruptedJobs()
-        } catch {
-            logger.error("recovery of interrupted jobs: \(error)")
+        let leading = await mayLead(fenced: true)
+        for duty in scheduler.withLock({ $0.tick(leading: leading) }) {
+            await perform(duty)
         }
+    }
+
+    private func perform(_ duty: Scheduler.Duty) async {
         do {
-            try await runDueBackups()
+            switch duty {
+            case .recoverInterrupted: try await recoverInterruptedJobs()
+            case .queueDueBackups: try await runDueBackups()
+            case .claimQueued: await runner.claimQueued()
+            case .startDueVerifications: try await runDueVerifications()
+            case .applyRetention: try await runRetention()
+            case .sweepUncommitted: try await expireOrphans()
+            }
         } catch {
-            logger.error("scheduler: \(error)")
-        }
-        await runQueuedJobs()
-        do {
-            try await runDueVerifications()
-        } catch {
-            logger.error("verification scheduler: \(error)")
-        }
-        do {
-            try await runRetention()
-        } catch {
-            logger.error("retention: \(error)")
-        }
-        // Listing every point of the store is not for every tick: every tenth (5 min by default).
-        let sweep = orphanSweep.withLock { count in
-            defer { count = (count + 1) % 10 }
-            return count == 0
-        }
-        guard sweep else { return }
-        do {
-            try await expireOrphans()
-        } catch {
-            logger.error("expiring uncommitted points: \(error)")
+            logger.error("\(duty): \(error)")
         }
     }
 }

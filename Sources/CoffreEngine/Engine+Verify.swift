@@ -61,8 +61,9 @@ extension Engine {
         let boots = request.checks.contains(.boot)
         let lock = boots ? "boot-check:\(fabric.name)" : "verify:\(record.key)"
         do {
-            return try await launch(.verify, vm: record.key, lock: lock, details: details) { job in
-                try await self.runVerification(job, record: record, point: point, request: request, fabric: fabric, skipped: skipped)
+            let pipeline = VerificationPipeline(catalog: catalog, store: store, clock: clock, fabric: fabric)
+            return try await runner.launch(.verify, vm: record.key, lock: lock, details: details) { job in
+                try await pipeline.run(job, record: record, point: point, request: request, skipped: skipped)
             }
         } catch let error as CoffreError where boots && error.code == .anotherOperationInProgress {
             let holder = try await catalog.jobs(JobFilter(type: .verify, status: .inProgress))
@@ -73,119 +74,16 @@ extension Engine {
         }
     }
 
-    /// The checks, one after the other; what was checked is recorded on the point, a check that
-    /// fails fails the job with its code. A failure of the fabric itself (it cannot start the VM)
-    /// fails the job too, but says nothing against the point: what passed before it is recorded.
-    private func runVerification(
-        _ job: JobContext, record: VMRecord, point: RecoveryPointRecord, request: VerificationRequest, fabric: any Fabric,
-        skipped: String?
-    ) async throws {
-        var done: [String] = []
-        var checked: [VerificationCheck] = []
-        var failure: CoffreError?
-        var infrastructure: (any Error)?
-        if request.checks.contains(.data) {
-            do {
-                done.append(try await verifyData(job, point: point))
-            } catch let error as CoffreError where [.chunkDamaged, .chunkMissing, .indexDamaged].contains(error.code) {
-                failure = .dataVerificationFailed(point.id, vm: record.key, cause: error)
-            }
-            checked.append(.data)
-        }
-        if let skipped { job.skip("Boot check", because: skipped) }
-        if request.checks.contains(.boot) {
-            if failure != nil {
-                job.skip("Boot check", because: "the data check failed")
-            } else {
-                job.setDetail("verifyVM", Self.verificationVMName(job.id))
-                do {
-                    done.append(try await verifyBoot(job, record: record, point: point, request: request, fabric: fabric))
-                    checked.append(.boot)
-                } catch let error as CoffreError where error.code == .bootVerificationFailed {
-                    failure = .bootVerificationFailed(point.id, vm: record.key, detail: error.message)
-                    checked.append(.boot)
-                } catch where !isCancellation(error) {
-                    infrastructure = error
-                }
-            }
-        }
-        try job.checkCancelled()
-        if !checked.isEmpty {
-            let verification = PointVerification(
-                at: clock.now(), checks: checked, succeeded: failure == nil, job: job.id,
-                detail: done.joined(separator: "; "), error: failure.map(ErrorInfo.init))
-            try await catalog.recordVerification(verification, point: point.id)
-            job.setDetail("verified", failure == nil ? "passed" : "failed")
-        }
-        if let failure { throw failure }
-        if let infrastructure { throw infrastructure }
-    }
-
-    /// The isolated VM of a boot check: named after its job.
-    static func verificationVMName(_ job: String) -> String { "coffre-verify-" + job.suffix(8) }
-
-    /// Reads every block of the point and checks its hash.
-    private func verifyData(_ job: JobContext, point: RecoveryPointRecord) async throws -> String {
-        try await job.step("Verify data") {
-            let total = point.disks.reduce(0) { $0 + $1.size }
-            job.setProgress(JobProgress(totalBytes: total))
-            let result = try await store.verifyPoint(point.id) { progress in
-                job.setProgress(JobProgress(totalBytes: total, scannedBytes: progress.scannedBytes, readBytes: progress.readBytes))
-            }
-            let text = "\(point.disks.count) disks, \(ByteSize.format(result.scannedBytes)) read back from \(ByteSize.format(result.readBytes)) stored, every block's hash checked"
-            job.note(text, bytes: result.readBytes)
-            return text
-        }
-    }
-
-    /// Runs the point as an isolated VM until the guest answers (and the command succeeds), then removes it.
-    private func verifyBoot(
-        _ job: JobContext, record: VMRecord, point: RecoveryPointRecord, request: VerificationRequest, fabric: any Fabric
-    ) async throws -> String {
-        let started = ContinuousClock.now
-        let instant = try await job.step("Start isolated VM") {
-            let instant = try await fabric.makeInstantRestore(InstantRestoreRequest(
-                name: Self.verificationVMName(job.id), original: Self.asTaken(record.vm, point), definition: point.definition,
-                purpose: .verification, job: job.id) { try await self.store.openPoint(point.id) })
-            do {
-                job.setDetail("instantVMID", try await instant.start())
-            } catch {
-                await instant.abort()
-                throw error
-            }
-            job.note("no network, no shared disks or folders; its disks read from the point")
-            return instant
-        }
-        do {
-            let text = try await job.step("Boot check") {
-                let answer = try await instant.checkGuest(command: request.bootCommand,
-                                                          timeout: .seconds(request.bootTimeoutSeconds))
-                let text = "\(answer), \(formatSeconds((ContinuousClock.now - started).inSeconds)) after the start"
-                job.note(text)
-                return text
-            }
-            try await job.step("Remove isolated VM") { await instant.abort() }
-            return text
-        } catch {
-            await instant.abort()
-            throw error
-        }
-    }
-
     /// Creates the Verify jobs that are due at `now`: for each protected item whose policy
     /// verifies on a schedule, its newest point, once per slot (missed slots collapse into one).
     /// - Returns: the jobs started.
     @discardableResult
     public func runDueVerifications() async throws -> [Job] {
-        let now = clock.now()
+        let due = Scheduler.dueVerifications(items: try await catalog.items(), policies: try await catalog.policies(), at: clock.now())
         var started: [Job] = []
-        var policies: [String: Policy] = [:]
-        for policy in try await catalog.policies() { policies[policy.name] = policy }
-        for item in try await catalog.items() where item.state == .protected {
-            guard let verification = policies[item.policy]?.verification,
-                  let slot = verification.schedule.latestSlot(atOrBefore: now),
-                  slot > (item.lastVerificationSlot ?? item.protectedAt)
-            else { continue }
+        for due in due {
+            let item = due.item
+            guard let policy = try await catalog.policy(named: item.policy), let verification = policy.verification else { continue }
             do {
                 // No point yet: nothing to verify in this slot.
                 if let point = try await catalog.points(item: item.id).last, let record = try await catalog.vm(item.vm) {
@@ -210,7 +108,7 @@ extension Engine {
                 logger.error("scheduled verification of \(item.vm) could not start: \(error)")
             }
             // Only the slot: the item may have changed meanwhile (stopped, moved to another policy).
-            try await catalog.recordVerificationSlot(slot, item: item.id)
+            try await catalog.recordVerificationSlot(due.slot, item: item.id)
         }
         return started
     }

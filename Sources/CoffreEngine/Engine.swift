@@ -6,6 +6,12 @@ import Synchronization
 /// The vault service: discovery, registration, protection, the scheduler, the job runner,
 /// backup and restore, retention and soft delete.
 ///
+/// It is assembled from parts that each do one thing: a `JobRunner` (records, claims, runs and
+/// cancels jobs), a `Scheduler` (which slots are due, what the leader does each tick; no I/O),
+/// the `BackupPipeline` and `RestorePipeline`, and the `ReadModel` the API and the dashboard
+/// read. The engine holds the operations that tie them to the catalog, the store and the
+/// fabrics, and leadership among nodes.
+///
 /// The engine sees only protocols — a `Catalog`, a `PointStore`, `Fabric`s and a `TimeSource` —
 /// and is assembled where the application starts (the CLI, the server, tests). Every
 /// operation on an item is a `Job` recorded in the catalog; at most one runs per item (B6).
@@ -63,20 +69,18 @@ public final class Engine: Sendable {
     public let fileBrowser: (any PointFileBrowser)?
     /// This engine instance's name as a job owner.
     public let owner: String
-    let isOwnerAlive: @Sendable (String) -> Bool
     /// The other nodes sharing the catalog, and the leader lease (nil: this engine is alone
     /// and leads).
     public let coordinator: (any NodeCoordinator)?
-    let leader = Mutex(LeaderState())
-    let nodeAddress = Mutex("")
-    let startedAt: Date
     let logger: Logger
-    let running = Mutex<[String: RunningJob]>([:])
-    let claims = Mutex(ClaimState())
-    /// Own jobs the catalog showed in progress that this engine did not run, at the last check.
-    let unaccounted = Mutex<Set<String>>([])
-    /// Ticks since the last sweep for uncommitted points.
-    let orphanSweep = Mutex(0)
+    /// This node's heartbeats and leadership among the nodes sharing the catalog.
+    let membership: Membership
+    /// Records, claims, runs and cancels this engine's jobs.
+    let runner: JobRunner
+    /// The leader's duties, tick by tick (only the leader's engine ticks them).
+    let scheduler = Mutex(Scheduler())
+    /// What the API and the dashboard read.
+    public let reads: ReadModel
     /// The one run of `start()`: the CLI starts the engine it assembles, and `run()` (under
     /// `coffre serve`) starts it too.
     private let startup = Mutex<Task<Void, any Error>?>(nil)
@@ -97,7 +101,6 @@ public final class Engine: Sendable {
         logger: Logger = Logger(label: "coffre.engine")
     ) {
         self.coordinator = coordinator
-        self.startedAt = clock.now()
         self.fileBrowser = fileBrowser
         self.configuration = configuration
         self.catalog = catalog
@@ -105,8 +108,26 @@ public final class Engine: Sendable {
         self.fabrics = fabrics
         self.clock = clock
         self.owner = owner
-        self.isOwnerAlive = isOwnerAlive
         self.logger = logger
+        self.runner = JobRunner(
+            catalog: catalog, clock: clock, owner: owner,
+            settings: JobRunner.Settings(
+                monitorInterval: configuration.monitorInterval, maxConcurrentBackups: configuration.maxConcurrentBackups,
+                fabricBackupLimits: configuration.fabricBackupLimits,
+                lease: coordinator.map { _ in (configuration.leaderLease, configuration.heartbeatInterval) }),
+            logger: logger)
+        self.membership = Membership(
+            coordinator: coordinator, owner: owner,
+            settings: Membership.Settings(lease: configuration.leaderLease, heartbeat: configuration.heartbeatInterval,
+                                          forgetAfter: configuration.nodeForgetAfter, version: configuration.version),
+            runner: runner, clock: clock, isOwnerAlive: isOwnerAlive, logger: logger)
+        self.reads = ReadModel(catalog: catalog, store: store, clock: clock, region: configuration.region)
+        runner.resolveWork { [weak self] job in
+            guard let self else {
+                return { _ in throw CoffreError(.internalError, "The engine stopped", workaround: "Run the operation again") }
+            }
+            return self.work(of: job)
+        }
     }
 
     /// Records the configured fabrics and recovers what a killed process left behind. Call it
@@ -136,37 +157,5 @@ public final class Engine: Sendable {
     func fabric(named name: String) throws -> any Fabric {
         guard let fabric = fabrics.first(where: { $0.name == name }) else { throw CoffreError.fabricNotFound(name) }
         return fabric
-    }
-
-    // MARK: Naming VMs
-
-    /// The VM a user means by `name` or `cloudService/name` (R3: same names told apart by cloud service).
-    public func resolveVM(_ text: String) async throws -> VMRecord {
-        let key = VMKey(parsing: text)
-        let all = try await catalog.vms()
-        if text.contains("/") {
-            guard let record = all.first(where: { $0.key == key }) else { throw CoffreError.vmNotFound(text) }
-            return record
-        }
-        let matches = all.filter { $0.vm.name == text }
-        switch matches.count {
-        case 0: throw CoffreError.vmNotFound(text)
-        case 1: return matches[0]
-        default:
-            // A vanished twin does not make a present VM ambiguous.
-            let present = matches.filter { $0.presence == .present }
-            if present.count == 1 { return present[0] }
-            throw CoffreError.ambiguousVMName(text, candidates: matches.map(\.key))
-        }
-    }
-
-    /// Lists VMs; `unregistered` offers only those registration accepts: not yet registered,
-    /// present, in the vault's region (R3).
-    public func vms(unregistered: Bool = false) async throws -> [VMRecord] {
-        let all = try await catalog.vms()
-        guard unregistered else { return all }
-        return all.filter {
-            $0.registration != .registered && $0.presence == .present && $0.vm.region == configuration.region
-        }
     }
 }

@@ -17,16 +17,29 @@ func withTimeout<T: Sendable>(
             try await Task.sleep(for: limit)
             return nil
         }
-        guard let first = try await group.next() else { throw CancellationError() }
+        // Stops the body and undoes what it returns anyway.
+        func discardRest() async {
+            group.cancelAll()
+            while let next = await group.nextResult() {
+                if case .success(let late?) = next { await discardingLate?(late) }
+            }
+        }
+        let first: T?
+        do {
+            guard let next = try await group.next() else { throw CancellationError() }
+            first = next
+        } catch {
+            // The body failed, or the caller was cancelled (the sleep throws at once) while the
+            // body still runs: what it returns after all must not outlive the caller's error.
+            await discardRest()
+            throw error
+        }
         if let value = first {
             group.cancelAll()
             return value
         }
-        // The limit came first: stop the body, and undo what it returns anyway.
-        group.cancelAll()
-        while let next = await group.nextResult() {
-            if case .success(let late?) = next { await discardingLate?(late) }
-        }
+        // The limit came first.
+        await discardRest()
         throw timeoutError()
     }
 }

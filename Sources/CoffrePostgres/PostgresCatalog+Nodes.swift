@@ -8,10 +8,16 @@ extension PostgresCatalog: NodeCoordinator {
     public func heartbeat(_ node: NodeAnnouncement, runningJobs: Int) async throws {
         try await withConnection { connection in
             try await connection.rows("""
-                INSERT INTO nodes (id, address, version, started_at, heartbeat_at, running_jobs)
-                VALUES (\(node.id), \(node.address), \(node.version), now(), now(), \(runningJobs))
+                INSERT INTO nodes (id, address, version, started_at, heartbeat_at, running_jobs, kind)
+                VALUES (\(node.id), \(node.address), \(node.version), now(), now(), \(runningJobs), \(node.kind.rawValue))
                 ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, version = EXCLUDED.version,
-                    heartbeat_at = now(), running_jobs = EXCLUDED.running_jobs
+                    heartbeat_at = now(), running_jobs = EXCLUDED.running_jobs, kind = EXCLUDED.kind
+                """, logger: connection.logger)
+            guard node.kind == .node else { return }
+            // Every command makes a client row: those silent for a day go (their jobs were
+            // recovered within a lease of their last heartbeat).
+            try await connection.rows("""
+                DELETE FROM nodes WHERE kind = 'client' AND heartbeat_at < now() - interval '1 day'
                 """, logger: connection.logger)
         }
     }
@@ -25,7 +31,7 @@ extension PostgresCatalog: NodeCoordinator {
                        coalesce(l.node = n.id AND l.expires_at > now(), false),
                        n.running_jobs
                 FROM nodes n LEFT JOIN leader l ON l.id = 1
-                WHERE n.heartbeat_at > now() - make_interval(secs => \(forgetAfter.inSeconds))
+                WHERE n.kind = 'node' AND n.heartbeat_at > now() - make_interval(secs => \(forgetAfter.inSeconds))
                 ORDER BY n.id
                 """, logger: connection.logger)
             return try rows.map { row in

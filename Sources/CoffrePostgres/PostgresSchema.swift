@@ -117,6 +117,11 @@ enum PostgresSchema {
                 created_at double precision NOT NULL)
             """,
         ]),
+        Migration(version: 5, name: "clients heartbeat", statements: [
+            // Command-line processes heartbeat too, so that the leader sees them die; they are
+            // not nodes (not listed, never lead).
+            "ALTER TABLE nodes ADD COLUMN kind text NOT NULL DEFAULT 'node'",
+        ]),
     ]
 
     /// Applies the migrations the database lacks, each in its own transaction. The table of

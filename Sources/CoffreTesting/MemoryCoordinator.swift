@@ -29,7 +29,7 @@ public final class MemoryCoordinator: NodeCoordinator {
         let now = clock.now()
         return state.withLock { state in
             state.nodes.values
-                .filter { now.timeIntervalSince($0.heartbeat) < forgetAfter.inSeconds }
+                .filter { $0.announcement.kind == .node && now.timeIntervalSince($0.heartbeat) < forgetAfter.inSeconds }
                 .sorted { $0.announcement.id < $1.announcement.id }
                 .map { node in
                     let leads = state.leader.map { $0.node == node.announcement.id && $0.expiresAt > now } ?? false

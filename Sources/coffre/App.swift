@@ -109,8 +109,11 @@ struct AppOptions: ParsableArguments {
     }
 
     /// Opens the installation, creating it on first use, and recovers what a killed process left.
-    /// - Parameter vault: the vault named on the command line (`serve --vault`), before coffre.json's.
-    func makeEngine(vault named: VaultBackend? = nil) async throws -> Engine {
+    /// - Parameters:
+    ///   - vault: the vault named on the command line (`serve --vault`), before coffre.json's.
+    ///   - serving: for `coffre serve`, whose engine heartbeats as a node once it runs; any other
+    ///     command heartbeats as a client on a shared catalog, so that the leader sees it die.
+    func makeEngine(vault named: VaultBackend? = nil, serving: Bool = false) async throws -> Engine {
         let root = dataPath
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let settings = try loadConfiguration(root)
@@ -164,6 +167,7 @@ struct AppOptions: ParsableArguments {
                             clock: Self.clock(), owner: ProcessIdentity.current, isOwnerAlive: ProcessIdentity.isAlive,
                             fileBrowser: PointFileService(runDirectory: Self.runDirectory()),
                             coordinator: catalog as? any NodeCoordinator)
+        if !serving { engine.heartbeatAsClient() }
         try await engine.start()
         return engine
     }

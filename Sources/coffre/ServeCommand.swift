@@ -42,7 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
                 let created = try DemoFabric.populate(dataPath: dataPath)
                 if !created.isEmpty { say("Created \(created.count) sample VMs in \(dataPath)/fabric") }
             }
-            let engine = try await app.makeEngine(vault: try vault.map { try VaultBackend.parse($0, s3: s3) })
+            let engine = try await app.makeEngine(vault: try vault.map { try VaultBackend.parse($0, s3: s3) }, serving: true)
             let (tokens, newTokenFile) = try await TokenStore.openCreatingAdmin(catalog: engine.catalog, dataFolder: dataPath) { path, bytes in
                 try await runOnThread { _ in try FileIO.writeFileAtomically(path, bytes, mode: 0o600) }
             }

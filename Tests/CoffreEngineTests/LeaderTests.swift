@@ -80,4 +80,45 @@ import Testing
         #expect(ended.status == .failed && ended.error?.code == .jobInterrupted)
         #expect(try await b.nodes().map(\.alive) == [false, true])
     }
+
+    @Test func aCommandLineProcessHeartbeatsAsAClientAndItsJobsAreRecoveredWhenItFallsSilent() async throws {
+        let h = try await Harness()
+        try await h.protectedVM("web")
+        try await h.protectedVM("db")
+        let coordinator = MemoryCoordinator(clock: h.clock)
+        let b = node("node-b", h, coordinator)
+        // A command-line process of another host (its pid cannot be asked): one heartbeat, then
+        // none for an hour, as if killed right after.
+        var configuration = Engine.Configuration(region: Harness.region)
+        configuration.leaderLease = .seconds(3600)
+        configuration.heartbeatInterval = .seconds(3600)
+        let client = Engine(configuration: configuration, catalog: h.catalog, store: VaultPointStore(h.vault), fabrics: h.fabrics,
+                            clock: h.clock, owner: "host-c:42:1", isOwnerAlive: { _ in true }, coordinator: coordinator)
+        client.heartbeatAsClient()
+        try await h.eventually("the client's first heartbeat") {
+            try await coordinator.isAlive(node: "host-c:42:1", lease: .seconds(3600)) == true
+        }
+        // Its job, and one of a process of another host that never heartbeated (an older coffre).
+        let job = Job(id: Job.makeID(at: h.clock.now()), type: .backup, vm: VMKey(cloudService: "prod", name: "web"),
+                      startedAt: h.clock.now(), owner: "host-c:42:1")
+        let unknown = Job(id: Job.makeID(at: h.clock.now()), type: .backup, vm: VMKey(cloudService: "prod", name: "db"),
+                          startedAt: h.clock.now(), owner: "host-d:7:1")
+        #expect(try await h.catalog.insertJob(job, lock: "vm:prod/web") == nil)
+        #expect(try await h.catalog.insertJob(unknown, lock: "vm:prod/db") == nil)
+        try await coordinator.heartbeat(NodeAnnouncement(id: "node-b", address: "b:1", version: "t"), runningJobs: 0)
+        #expect(await b.claimLeadership())
+        #expect(await client.claimLeadership() == false)
+        await b.tick()
+        #expect(try await h.catalog.job(id: job.id)?.status == .inProgress, "the client heartbeats: its job runs")
+        #expect(try await b.nodes().map(\.id) == ["node-b"], "a client is not a node")
+
+        h.clock.advance(by: 3600 + 60)
+        try await coordinator.heartbeat(NodeAnnouncement(id: "node-b", address: "b:1", version: "t"), runningJobs: 0)
+        #expect(await b.claimLeadership())
+        await b.tick()
+        let ended = try #require(try await h.catalog.job(id: job.id))
+        #expect(ended.status == .failed && ended.error?.code == .jobInterrupted)
+        #expect(try await h.catalog.job(id: unknown.id)?.status == .inProgress,
+                "a process that never heartbeated may still run: it is left alone")
+    }
 }

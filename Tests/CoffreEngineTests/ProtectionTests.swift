@@ -98,6 +98,28 @@ import Testing
         #expect(try await h.engine.itemSummaries().map(\.status) == ["Protected"])
     }
 
+    @Test func P5_aSlotQueuedByALeaderThatDiedBeforeRecordingItIsNotQueuedAgain() async throws {
+        let h = try await Harness()  // Monday 08:00 UTC; policy daily 22:00 UTC
+        try h.addVM("a")
+        try await h.protect(["a"])
+        let key = VMKey(cloudService: "prod", name: "a")
+        let protected = try #require(try await h.catalog.item(for: key))
+        h.clock.set(utc("2026-11-23T22:00:05Z"))
+        let first = try await h.engine.runDueBackups()
+        #expect(first.count == 1)
+        try await h.succeed(try #require(first.first))
+        // As a leader killed between queuing the job and saving the item leaves it: the slot
+        // is not recorded. The next leader's pass records it and queues nothing.
+        try await h.catalog.saveItem(protected)
+        h.clock.set(utc("2026-11-23T22:01:00Z"))
+        #expect(try await h.engine.runDueBackups().isEmpty)
+        #expect(try await h.catalog.item(for: key)?.lastScheduledSlot == utc("2026-11-23T22:00:00Z"))
+        #expect(try await h.catalog.jobs(JobFilter(type: .backup)).count == 1)
+        // The next slot is queued as usual.
+        h.clock.set(utc("2026-11-24T22:00:01Z"))
+        #expect(try await h.engine.runDueBackups().count == 1)
+    }
+
     @Test func P5_dueBackupsBecomeOneJobPerVMAndMissedSlotsRunOnce() async throws {
         let h = try await Harness()  // Monday 08:00 UTC; policy daily 22:00 UTC
         try h.addVM("a")

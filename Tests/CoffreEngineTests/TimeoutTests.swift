@@ -43,6 +43,25 @@ import Testing
         #expect(discarded.withLock { $0 } == [7])
     }
 
+    @Test func aValueThatArrivesAfterTheCallerWasCancelledGoesToTheDiscard() async throws {
+        // A backup's transfer cancelled (SIGTERM) just as the store commits its point: the point
+        // comes back after the caller's cancellation and must be undone, not dropped.
+        let discarded = Mutex<[Int]>([])
+        let started = Mutex(false)
+        let caller = Task {
+            try await withTimeout(.seconds(3600), error: { CoffreError(.backupCopyTimeout, "too slow") },
+                                  discardingLate: { value in discarded.withLock { $0.append(value) } }) {
+                started.withLock { $0 = true }
+                await Task.detached { try? await Task.sleep(for: .milliseconds(300)) }.value
+                return 9
+            }
+        }
+        while !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        caller.cancel()
+        await #expect(throws: CancellationError.self) { try await caller.value }
+        #expect(discarded.withLock { $0 } == [9])
+    }
+
     @Test func aBackupWhoseReadsAreHeldDoesNotHoldUpAnother() async throws {
         // Two fabrics: every read of the first one's disks waits (a stalled disk), eight backups
         // of its VMs hold sixteen workers there, and the second fabric's VM is backed up

@@ -51,13 +51,3 @@ func withTemporaryFolder(_ body: (String) async throws -> Void) async throws {
     defer { try? FileManager.default.removeItem(atPath: folder) }
     try await body(folder)
 }
-
-/// Expects `body` to throw the `CoffreError` with `code`, and returns it.
-@discardableResult
-func expectError(
-    _ code: CoffreError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void
-) async -> CoffreError? {
-    let error = await #expect(throws: CoffreError.self, sourceLocation: sourceLocation) { try await body() }
-    #expect(error?.code == code, sourceLocation: sourceLocation)
-    return error
-}

@@ -215,9 +215,12 @@ struct PostgresCatalogTests {
             #expect(try await catalog.isAlive(node: "n1", lease: long) == nil, "never heard of")
             try await catalog.heartbeat(NodeAnnouncement(id: "n2", address: "127.0.0.1:8082", version: "1.0"), runningJobs: 0)
             try await catalog.heartbeat(NodeAnnouncement(id: "n1", address: "127.0.0.1:8081", version: "1.0"), runningJobs: 2)
+            // A command-line process: alive to the leader, not a node.
+            try await catalog.heartbeat(NodeAnnouncement(id: "c1", address: "", version: "1.0", kind: .client), runningJobs: 1)
+            #expect(try await catalog.isAlive(node: "c1", lease: long) == true)
             _ = try await catalog.lead(node: "n2", lease: long)
             let nodes = try await catalog.nodes(lease: long, forgetAfter: .seconds(3600))
-            #expect(nodes.map(\.id) == ["n1", "n2"])
+            #expect(nodes.map(\.id) == ["n1", "n2"], "clients are not listed")
             #expect(nodes.map(\.alive) == [true, true] && nodes.map(\.leader) == [false, true])
             #expect(nodes.map(\.runningJobs) == [2, 0] && nodes[0].address == "127.0.0.1:8081")
             #expect(abs(nodes[0].lastHeartbeat.timeIntervalSinceNow) < 600)

@@ -1,5 +1,6 @@
 import CoffreCore
 import CoffreSQLite
+import CoffreTesting
 import Foundation
 import Testing
 
@@ -121,7 +122,7 @@ import Testing
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let path = folder + "/catalog.sqlite"
             try Data(String(repeating: "this is not a database\n", count: 200).utf8).write(to: URL(fileURLWithPath: path))
-            let error = await expectError(.catalogUnreadable) { _ = try SQLiteCatalog(path: path) }
+            let error = await CatalogConformance.expectError(.catalogUnreadable) { _ = try SQLiteCatalog(path: path) }
             #expect(error?.message.contains(path) == true)
             #expect(error?.message.contains("not an intact SQLite database") == true)
             #expect(error?.workaround?.isEmpty == false)
@@ -133,7 +134,7 @@ import Testing
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let blocker = folder + "/file"
             try Data("x".utf8).write(to: URL(fileURLWithPath: blocker))
-            let error = await expectError(.catalogUnreadable) { _ = try SQLiteCatalog(path: blocker + "/catalog.sqlite") }
+            let error = await CatalogConformance.expectError(.catalogUnreadable) { _ = try SQLiteCatalog(path: blocker + "/catalog.sqlite") }
             #expect(error?.message.contains(blocker) == true)
         }
     }

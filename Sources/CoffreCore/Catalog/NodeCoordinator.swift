@@ -1,17 +1,28 @@
 import Foundation
 
-/// A `coffre serve` process as it announces itself to the others sharing its catalog.
+/// A process sharing the catalog as it announces itself to the others.
 public struct NodeAnnouncement: Codable, Sendable, Equatable {
+    /// What kind of process heartbeats.
+    public enum Kind: String, Codable, Sendable {
+        /// A `coffre serve` node: listed among the nodes, may lead, runs the queue.
+        case node
+        /// A command-line process (`coffre backup`, `coffre scheduler --once`) that runs jobs:
+        /// not listed and never leads, but its heartbeat tells the leader when it died.
+        case client
+    }
+
     /// The node's name: its job owner name (`host:pid:starttime`), unique per process.
     public var id: String
-    /// Where its API listens (`host:port`).
+    /// Where its API listens (`host:port`); empty for a client.
     public var address: String
     public var version: String
+    public var kind: Kind
 
-    public init(id: String, address: String, version: String) {
+    public init(id: String, address: String, version: String, kind: Kind = .node) {
         self.id = id
         self.address = address
         self.version = version
+        self.kind = kind
     }
 }
 
@@ -68,8 +79,8 @@ public struct Leadership: Sendable, Equatable {
 public protocol NodeCoordinator: Sendable {
     /// Records that `node` runs, now (the database's now), with `runningJobs` jobs.
     func heartbeat(_ node: NodeAnnouncement, runningJobs: Int) async throws
-    /// Every node heard of in the last `forgetAfter`, alive when its heartbeat is younger than
-    /// `lease`; sorted by id.
+    /// Every node (not client) heard of in the last `forgetAfter`, alive when its heartbeat is
+    /// younger than `lease`; sorted by id.
     func nodes(lease: Duration, forgetAfter: Duration) async throws -> [NodeStatus]
     /// Takes the leader lease for `lease` when it is free or lapsed, or renews it when `node`
     /// holds it; nil when another node holds it.
@@ -78,6 +89,7 @@ public protocol NodeCoordinator: Sendable {
     func resign(node: String, term: Int64) async throws
     /// Whether `node` still holds the lease under `term` (fencing before a leader's action).
     func holdsLeadership(node: String, term: Int64) async throws -> Bool
-    /// Whether `node` heartbeated in the last `lease`; nil when it never announced itself.
+    /// Whether `node` (or client) heartbeated in the last `lease`; nil when it never announced
+    /// itself.
     func isAlive(node: String, lease: Duration) async throws -> Bool?
 }

@@ -30,7 +30,15 @@ public struct ItemSummary: Codable, Sendable, Equatable {
     public var lastPoint: RecoveryPointRecord?
 }
 
-extension Engine {
+/// What the API and the dashboard read: the catalog's records, counted and summed (J1), and
+/// VMs resolved from what a person types. It writes nothing and runs no job.
+public struct ReadModel: Sendable {
+    let catalog: any Catalog
+    let store: any PointStore
+    let clock: any TimeSource
+    /// The vault's region: only its VMs are offered for registration (R3).
+    let region: String
+
     public func dashboard() async throws -> Dashboard {
         let itemsAndPoints = try await summariesWithPoints()
         let summaries = itemsAndPoints.map(\.summary)
@@ -60,7 +68,7 @@ extension Engine {
             case .configuring: "Configuring protection"
             case .protected: points.isEmpty ? "Protected (pending initial backup)" : "Protected"
             case .stopped: "Protection stopped (data retained)"
-            case .softDeleted: "Soft deleted (purge after \(Self.day(item.purgeAfter)))"
+            case .softDeleted: "Soft deleted (purge after \(Engine.day(item.purgeAfter)))"
             }
             summaries.append((ItemSummary(item: item, status: status, pointCount: points.count, lastPoint: points.last), points))
         }
@@ -109,4 +117,51 @@ extension Engine {
         guard let job = try await catalog.job(id: id) else { throw CoffreError.jobNotFound(id) }
         return job
     }
+
+    // MARK: Naming VMs
+
+    /// The VM a user means by `name` or `cloudService/name` (R3: same names told apart by cloud service).
+    public func resolveVM(_ text: String) async throws -> VMRecord {
+        let key = VMKey(parsing: text)
+        let all = try await catalog.vms()
+        if text.contains("/") {
+            guard let record = all.first(where: { $0.key == key }) else { throw CoffreError.vmNotFound(text) }
+            return record
+        }
+        let matches = all.filter { $0.vm.name == text }
+        switch matches.count {
+        case 0: throw CoffreError.vmNotFound(text)
+        case 1: return matches[0]
+        default:
+            // A vanished twin does not make a present VM ambiguous.
+            let present = matches.filter { $0.presence == .present }
+            if present.count == 1 { return present[0] }
+            throw CoffreError.ambiguousVMName(text, candidates: matches.map(\.key))
+        }
+    }
+
+    /// Lists VMs; `unregistered` offers only those registration accepts: not yet registered,
+    /// present, in the vault's region (R3).
+    public func vms(unregistered: Bool = false) async throws -> [VMRecord] {
+        let all = try await catalog.vms()
+        guard unregistered else { return all }
+        return all.filter {
+            $0.registration != .registered && $0.presence == .present && $0.vm.region == region
+        }
+    }
+}
+
+/// The read model's queries, on the engine the application holds.
+extension Engine {
+    public func dashboard() async throws -> Dashboard { try await reads.dashboard() }
+    public func itemSummaries() async throws -> [ItemSummary] { try await reads.itemSummaries() }
+    public func points(of name: String) async throws -> (item: ProtectedItem, points: [RecoveryPointRecord], accounting: [String: PointAccounting]) {
+        try await reads.points(of: name)
+    }
+    public func jobs(_ filter: JobFilter) async throws -> [Job] { try await reads.jobs(filter) }
+    public func jobs(matching query: JobQuery) async throws -> [Job] { try await reads.jobs(matching: query) }
+    public func job(_ id: String) async throws -> Job { try await reads.job(id) }
+    public func storedBytes() async throws -> Int64 { try await reads.storedBytes() }
+    public func resolveVM(_ text: String) async throws -> VMRecord { try await reads.resolveVM(text) }
+    public func vms(unregistered: Bool = false) async throws -> [VMRecord] { try await reads.vms(unregistered: unregistered) }
 }

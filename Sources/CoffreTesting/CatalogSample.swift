@@ -1,15 +1,15 @@
-import CoffreCore
-import Foundation
+public import CoffreCore
+public import Foundation
 
 /// Records with every field set, and dates with fractions of a second, so that a round trip
 /// that loses anything shows.
-enum Sample {
+public enum CatalogSample {
     /// Its seconds since 1970 do not convert back to the same `Date`.
-    static let t0 = Date(timeIntervalSinceReferenceDate: 815_000_000.987_654_3)
+    public static let t0 = Date(timeIntervalSinceReferenceDate: 815_000_000.987_654_3)
 
-    static func at(_ seconds: Double) -> Date { t0.addingTimeInterval(seconds) }
+    public static func at(_ seconds: Double) -> Date { t0.addingTimeInterval(seconds) }
 
-    static func vm(_ name: String, in cloudService: String = "cs1", power: PowerState = .running,
+    public static func vm(_ name: String, in cloudService: String = "cs1", power: PowerState = .running,
                    diskSize: Int64 = 10 << 30) -> DiscoveredVM {
         DiscoveredVM(
             name: name, cloudService: cloudService, region: "eu-west", osType: "linux", powerState: power,
@@ -19,22 +19,22 @@ enum Sample {
             unsupportedFeatures: ["shared disk data-2.raw"])
     }
 
-    static func key(_ name: String, in cloudService: String = "cs1") -> VMKey {
+    public static func key(_ name: String, in cloudService: String = "cs1") -> VMKey {
         VMKey(cloudService: cloudService, name: name)
     }
 
-    static func policy(_ name: String, days: Int = 30) -> Policy {
+    public static func policy(_ name: String, days: Int = 30) -> Policy {
         Policy(name: name,
                schedule: .weekly(on: [.saturday, .monday], at: TimeOfDay(hour: 22, minute: 5), timeZone: "Europe/Paris"),
                retention: Retention(days: days, weeks: 12, months: nil, years: 3))
     }
 
-    static func item(_ id: String, vm: VMKey, policy: String = "gold", state: ProtectionState = .protected) -> ProtectedItem {
+    public static func item(_ id: String, vm: VMKey, policy: String = "gold", state: ProtectionState = .protected) -> ProtectedItem {
         ProtectedItem(id: id, vm: vm, policy: policy, state: state, protectedAt: at(0.25),
                       lastScheduledSlot: at(3600.5), softDeletedAt: nil, purgeAfter: nil)
     }
 
-    static func job(_ id: String, type: JobType = .backup, vm: VMKey? = key("web"), startedAt: Date = t0,
+    public static func job(_ id: String, type: JobType = .backup, vm: VMKey? = key("web"), startedAt: Date = t0,
                     status: JobStatus = .inProgress) -> Job {
         Job(id: id, type: type, status: status, vm: vm, startedAt: startedAt,
             steps: [JobStep(name: "Take snapshot", status: .succeeded, startedAt: startedAt,
@@ -43,7 +43,7 @@ enum Sample {
             owner: "host-1:4242", details: ["trigger": "schedule", "policy": "gold"])
     }
 
-    static func point(_ id: String, of item: ProtectedItem, takenAt: Date) -> RecoveryPointRecord {
+    public static func point(_ id: String, of item: ProtectedItem, takenAt: Date) -> RecoveryPointRecord {
         RecoveryPointRecord(
             id: id, item: item.id, vm: item.vm, takenAt: takenAt, type: .scheduled, consistency: .fileSystemConsistent,
             tags: [.weekly, .yearly], expiresAt: takenAt.addingTimeInterval(30 * 86400.125), retainUntil: nil,
