@@ -255,7 +255,7 @@ run_one() {
   curl -sf -m 30 -H "Authorization: Bearer $TOKEN" "${NODE_URLS[0]}/api/v1/policies/nightly" >"$RUN/policy.json" \
     || die "GET the policy through node 1 failed"
   python3 -c 'import json, sys
-p = json.load(open(sys.argv[1])); p["schedule"]["time"] = sys.argv[2]; json.dump(p, open(sys.argv[1], "w"))' "$RUN/policy.json" "$slot"
+p = json.load(open(sys.argv[1]))["policy"]; p["schedule"]["time"] = sys.argv[2]; json.dump(p, open(sys.argv[1], "w"))' "$RUN/policy.json" "$slot"
   curl -sf -m 30 -X PUT -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -H "Origin: ${NODE_URLS[0]}" \
     --data-binary @"$RUN/policy.json" "${NODE_URLS[0]}/api/v1/policies/nightly" >/dev/null \
     || die "PUT the policy (slot $slot UTC) through node 1 failed"
@@ -282,7 +282,7 @@ pids = sys.argv[6:]
 REF = 978307200.0  # 2001-01-01 in Unix time: the catalog's Dates are Swift's Double since 2001
 
 mine = [json.loads(l) for l in open(f"{run}/jobs.jsonl") if l.strip()]
-names = [(j.get("vm") or {}).get("name") for j in mine]
+names = [j.get("vm") for j in mine]  # "cloudService/name"
 twice = sorted({n for n in names if names.count(n) > 1})
 if len(mine) != vms or twice:
     print(f"{len(mine)} backups for {vms} VMs; more than one for {twice[:5]}", file=sys.stderr)
