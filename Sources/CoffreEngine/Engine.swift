@@ -6,11 +6,11 @@ import Synchronization
 /// The vault service: discovery, registration, protection, the scheduler, the job runner,
 /// backup and restore, retention and soft delete.
 ///
-/// It is assembled from parts that each do one thing: a `JobRunner` (records, claims, runs and
-/// cancels jobs), a `Scheduler` (which slots are due, what the leader does each tick; no I/O),
-/// the `BackupPipeline` and `RestorePipeline`, and the `ReadModel` the API and the dashboard
-/// read. The engine holds the operations that tie them to the catalog, the store and the
-/// fabrics, and leadership among nodes.
+/// It is assembled from parts that each do one thing (decision 0026): a `JobRunner` (records,
+/// claims, runs and cancels jobs), `Membership` (heartbeats, the leader lease), a `Scheduler`
+/// (which slots are due, what the leader does each tick; no I/O), the backup, restore and
+/// verification pipelines, and the `ReadModel` the API and the dashboard read. The engine holds
+/// the operations that tie them to the catalog, the store and the fabrics.
 ///
 /// The engine sees only protocols — a `Catalog`, a `PointStore`, `Fabric`s and a `TimeSource` —
 /// and is assembled where the application starts (the CLI, the server, tests). Every
