@@ -177,7 +177,7 @@ final class JobRunner: Sendable {
 
     /// With other nodes, whether the heartbeats lapse: less than a heartbeat is left before
     /// the others may take this node for dead.
-    private var heartbeatLapsing: Bool {
+    var heartbeatLapsing: Bool {
         guard let lease = settings.lease, let silence else { return false }
         return silence > lease.duration - lease.heartbeat
     }

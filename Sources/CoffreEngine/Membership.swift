@@ -110,9 +110,8 @@ final class Membership: Sendable {
             leader.withLock { state in
                 if !state.isValid(at: .now) { state.term = nil }
             }
-            let silent = runner.silence
             logger.warning("heartbeat failed: \(error)")
-            if let silent, silent > settings.lease - settings.heartbeat, !runner.runningJobIDs.isEmpty {
+            if runner.heartbeatLapsing, let silent = runner.silence, !runner.runningJobIDs.isEmpty {
                 logger.error("no heartbeat for \(silent): stopping this node's jobs before others take them for dead")
                 await runner.cancelAllAndWait(stopClaiming: false)
             }
