@@ -45,6 +45,8 @@ extension Engine {
         switch job.type {
         case .backup:
             return { context in try await self.runQueuedBackup(context) }
+        case .verify:
+            return { context in try await self.runQueuedVerification(context) }
         default:
             return { _ in throw CoffreError(.internalError, "A \(job.type.rawValue) job cannot be queued",
                                             workaround: "Report it with the job's id") }

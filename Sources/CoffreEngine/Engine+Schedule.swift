@@ -19,7 +19,7 @@ extension Engine {
             do {
                 // A leader that died between queuing a slot's backup and recording the slot
                 // left the job: the slot is recorded, not queued twice.
-                if try await !queuedBackup(of: due) {
+                if try await !slotQueued(.backup, of: due) {
                     queued.append(try await enqueueScheduledBackup(due.item, slot: due.slot))
                 }
                 due.item.lastScheduledSlot = due.slot
@@ -31,10 +31,10 @@ extension Engine {
         return queued
     }
 
-    /// Whether a backup of the due slot was queued already (it was queued at the slot or later).
-    private func queuedBackup(of due: Scheduler.Due) async throws -> Bool {
+    /// Whether a job of `type` for the due slot was queued already (it was queued at the slot or later).
+    func slotQueued(_ type: JobType, of due: Scheduler.Due) async throws -> Bool {
         let slot = Self.instant(due.slot)
-        return try await catalog.jobs(JobFilter(type: .backup, vm: due.item.vm, since: due.slot))
+        return try await catalog.jobs(JobFilter(type: type, vm: due.item.vm, since: due.slot))
             .contains { $0.details["trigger"] == "scheduled" && $0.details["slot"] == slot }
     }
 
@@ -135,7 +135,7 @@ extension Engine: Service {
     }
 
     /// One pass of the leader's work, as the scheduler lists it (`Scheduler.tick`): recovery of
-    /// interrupted jobs, due backups queued and claimed, due verifications, retention, and now
+    /// interrupted jobs, due backups and verifications queued and claimed, retention, and now
     /// and then the sweep for uncommitted points. A node that does not lead does none of it;
     /// errors are logged, never fatal.
     public func tick() async {
@@ -151,7 +151,7 @@ extension Engine: Service {
             case .recoverInterrupted: try await recoverInterruptedJobs()
             case .queueDueBackups: try await runDueBackups()
             case .claimQueued: await runner.claimQueued()
-            case .startDueVerifications: try await runDueVerifications()
+            case .queueDueVerifications: try await queueDueVerifications()
             case .applyRetention: try await runRetention()
             case .sweepUncommitted: try await expireOrphans()
             }

@@ -50,6 +50,9 @@ public final class Engine: Sendable {
         /// Backups a fabric runs at once on every node together, by fabric name; a fabric not
         /// listed has no limit but the nodes' (coffre.json, a fabric's `maxConcurrentBackups`).
         public var fabricBackupLimits: [String: Int] = [:]
+        /// Verifications this node runs at once; more wait queued (coffre.json
+        /// `maxConcurrentVerifications`). Boot checks are also one at a time per fabric.
+        public var maxConcurrentVerifications = 2
         /// How often `run()` looks for queued jobs to claim (and at once when one of its jobs ends).
         public var claimInterval: Duration = .seconds(1)
         /// This build's version, as nodes announce it.
@@ -114,6 +117,7 @@ public final class Engine: Sendable {
             settings: JobRunner.Settings(
                 monitorInterval: configuration.monitorInterval, maxConcurrentBackups: configuration.maxConcurrentBackups,
                 fabricBackupLimits: configuration.fabricBackupLimits,
+                maxConcurrentVerifications: configuration.maxConcurrentVerifications,
                 lease: coordinator.map { _ in (configuration.leaderLease, configuration.heartbeatInterval) }),
             logger: logger)
         self.membership = Membership(

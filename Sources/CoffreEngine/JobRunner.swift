@@ -18,6 +18,7 @@ final class JobRunner: Sendable {
         var monitorInterval: Duration
         var maxConcurrentBackups: Int
         var fabricBackupLimits: [String: Int]
+        var maxConcurrentVerifications: Int
         /// With other nodes: how long a heartbeat lasts, and how often one is sent. Without
         /// (nil), this runner never waits for heartbeats.
         var lease: (duration: Duration, heartbeat: Duration)?
@@ -102,8 +103,8 @@ final class JobRunner: Sendable {
         claims.withLock { $0.runner = true }
     }
 
-    /// Claims queued jobs up to this node's free places (`maxConcurrentBackups`, and the
-    /// fabrics' limits counted on every node) and runs them.
+    /// Claims queued jobs up to this node's free places (`maxConcurrentBackups` and the
+    /// fabrics' limits counted on every node; `maxConcurrentVerifications`) and runs them.
     func claimQueued() async {
         await claim(only: nil)
     }
@@ -144,19 +145,26 @@ final class JobRunner: Sendable {
     private func claimOnce(only id: String?) async {
         // A node whose heartbeats lapse is about to be taken for dead: it takes nothing new.
         if heartbeatLapsing { return }
-        let busy = running.withLock { $0.values.count { $0.type == .backup } }
-        var limits = ClaimLimits(type: .backup, jobs: settings.maxConcurrentBackups - busy,
-                                 perFabric: settings.fabricBackupLimits)
-        limits.only = id
-        guard limits.jobs > 0 else { return }
-        do {
-            for job in try await catalog.claimJobs(owner: owner, limits: limits, at: clock.now()) {
-                logger.info("claimed job \(job.id) (\(job.type.rawValue) of \(job.vm?.description ?? "-"))")
-                start(job, work(of: job))
+        for (type, places, perFabric) in queues {
+            let busy = running.withLock { $0.values.count { $0.type == type } }
+            let limits = ClaimLimits(type: type, jobs: places - busy, perFabric: perFabric, only: id)
+            guard limits.jobs > 0 else { continue }
+            do {
+                for job in try await catalog.claimJobs(owner: owner, limits: limits, at: clock.now()) {
+                    logger.info("claimed job \(job.id) (\(job.type.rawValue) of \(job.vm?.description ?? "-"))")
+                    start(job, work(of: job))
+                }
+            } catch {
+                logger.warning("claiming queued \(type.rawValue) jobs failed: \(error)")
             }
-        } catch {
-            logger.warning("claiming queued jobs failed: \(error)")
         }
+    }
+
+    /// The types of job that wait queued for a place, with this node's places and the fabrics'
+    /// limits (the other types run where they are asked for).
+    private var queues: [(type: JobType, places: Int, perFabric: [String: Int])] {
+        [(.backup, settings.maxConcurrentBackups, settings.fabricBackupLimits),
+         (.verify, settings.maxConcurrentVerifications, [:])]
     }
 
     private func work(of job: Job) -> JobBody {
@@ -215,7 +223,9 @@ final class JobRunner: Sendable {
         let job = await context.finish(outcome)
         _ = running.withLock { $0.removeValue(forKey: job.id) }
         // A place is free: the next queued job may start here.
-        if job.type == .backup && claims.withLock({ $0.runner && !$0.stopped }) { Task { await self.claimQueued() } }
+        if queues.contains(where: { $0.type == job.type }) && claims.withLock({ $0.runner && !$0.stopped }) {
+            Task { await self.claimQueued() }
+        }
         return job
     }
 

@@ -17,10 +17,10 @@ public struct Scheduler: Sendable, Equatable {
         case recoverInterrupted
         /// Backups due are queued.
         case queueDueBackups
-        /// This node claims queued backups at once (the others claim on their own beat).
+        /// Verifications due are queued.
+        case queueDueVerifications
+        /// This node claims queued jobs at once (the others claim on their own beat).
         case claimQueued
-        /// Verifications due are started.
-        case startDueVerifications
         /// Expired points go, soft-deleted items past their date are purged.
         case applyRetention
         /// Points the store holds but the catalog never committed are expired (decision 0025):
@@ -51,7 +51,7 @@ public struct Scheduler: Sendable, Equatable {
             role = .following
             return []
         }
-        var duties: [Duty] = [.recoverInterrupted, .queueDueBackups, .claimQueued, .startDueVerifications, .applyRetention]
+        var duties: [Duty] = [.recoverInterrupted, .queueDueBackups, .queueDueVerifications, .claimQueued, .applyRetention]
         switch role {
         case .following:
             duties.append(.sweepUncommitted)

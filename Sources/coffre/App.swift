@@ -26,6 +26,8 @@ struct AppConfiguration: Codable, Sendable {
     var heartbeatSeconds = 5
     /// Backups this node runs at once; the rest wait queued for a free place on any node.
     var maxConcurrentBackups = 4
+    /// Verifications this node runs at once; the rest wait queued.
+    var maxConcurrentVerifications = 2
     /// How often the leader looks for due backups and expired points.
     var tickSeconds = 30
     /// Local fabrics: name and folder (relative to the data folder or absolute).
@@ -83,6 +85,8 @@ struct AppConfiguration: Codable, Sendable {
         leaderLeaseSeconds = try c.decodeIfPresent(Int.self, forKey: .leaderLeaseSeconds) ?? d.leaderLeaseSeconds
         heartbeatSeconds = try c.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? d.heartbeatSeconds
         maxConcurrentBackups = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentBackups) ?? d.maxConcurrentBackups
+        maxConcurrentVerifications = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentVerifications)
+            ?? d.maxConcurrentVerifications
         tickSeconds = try c.decodeIfPresent(Int.self, forKey: .tickSeconds) ?? d.tickSeconds
         fabrics = try c.decodeIfPresent([LocalFabricEntry].self, forKey: .fabrics) ?? d.fabrics
         libvirtFabrics = try c.decodeIfPresent([LibvirtFabricEntry].self, forKey: .libvirtFabrics) ?? d.libvirtFabrics
@@ -154,6 +158,12 @@ struct AppOptions: ParsableArguments {
             }
         }
         configuration.maxConcurrentBackups = settings.maxConcurrentBackups
+        guard settings.maxConcurrentVerifications >= 1 else {
+            throw CoffreError(.invalidConfiguration,
+                              "coffre.json: maxConcurrentVerifications is \(settings.maxConcurrentVerifications); it must be at least 1",
+                              workaround: "Remove it to get the default (2 per node)")
+        }
+        configuration.maxConcurrentVerifications = settings.maxConcurrentVerifications
         guard settings.tickSeconds >= 1 else {
             throw CoffreError(.invalidConfiguration, "coffre.json: tickSeconds is \(settings.tickSeconds); it must be at least 1",
                               workaround: "Remove it to get the default (30)")

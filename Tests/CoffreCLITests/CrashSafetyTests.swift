@@ -120,13 +120,24 @@ struct CrashSafetyTests {
             #expect(try listed() == order)
             print("crash test: full backup \(durations[0])s, heavy \(heavyDuration)s, light \(backupDuration)s, expire \(expireDuration)s, gc \(gcDuration)s")
 
+            // Kill points. Each kill comes at a random moment within the operation's window; an
+            // operation that finished before its kill narrows its window to the time it took, so
+            // a slower setup run (a busy machine, a remote store) does not waste the attempts.
+            var window: [String: Double] = [
+                "backup": backupDuration, "heavy backup": heavyDuration, "expire": expireDuration,
+                "gc": gcDuration, "repack": 3 * gcDuration,
+            ]
+            func killAfter(_ key: String) -> Double { rng.double(0...window[key]!) }
+            func finishedEarly(_ key: String, _ result: RunResult) {
+                if !result.signaled { window[key] = max(0.02, min(window[key]!, result.duration)) }
+            }
             // Kill points.
             var kills: [Op: Int] = [.backup: 0, .expire: 0, .gc: 0, .repack: 0]
             var attempts = 0
             var killedBackups = 0
             var killedButCommitted = 0
             let started = Date()
-            while kills.values.reduce(0, +) < 34 && attempts < 90 {
+            while kills.values.reduce(0, +) < 34 && attempts < 120 {
                 attempts += 1
                 var op: Op = [.backup, .backup, .expire, .gc, .repack][rng.int(0..<5)]
                 // Make sure expire gets its kills even when backups keep being chosen.
@@ -147,14 +158,16 @@ struct CrashSafetyTests {
                 case .backup:
                     let heavy = rng.int(0..<3) == 0
                     try mutate(heavy: heavy)
-                    result = try runProcess(coffre.binary, backupArgs(),
-                                            killAfter: rng.double(0...(heavy ? heavyDuration : backupDuration)))
+                    let key = heavy ? "heavy backup" : "backup"
+                    result = try runProcess(coffre.binary, backupArgs(), killAfter: killAfter(key))
+                    finishedEarly(key, result)
                 case .expire:
                     // Never the newest point, so a backup always has a parent to share with.
                     let victim = order[rng.int(0..<(order.count - 1))]
                     target = victim
                     result = try runProcess(coffre.binary, ["image", "expire", "--vault", vaultName, "--point", victim],
-                                            killAfter: rng.double(0...expireDuration))
+                                            killAfter: killAfter("expire"))
+                    finishedEarly("expire", result)
                 case .gc, .repack:
                     // Give gc something to collect.
                     do {
@@ -165,8 +178,8 @@ struct CrashSafetyTests {
                     }
                     // Repacking every pack with garbage copies live blocks into new packs first.
                     let args = ["vault", "gc", "--vault", vaultName] + (op == .repack ? ["--max-unused", "0"] : [])
-                    result = try runProcess(coffre.binary, args,
-                                            killAfter: rng.double(0...(op == .repack ? 3 * gcDuration : gcDuration)))
+                    result = try runProcess(coffre.binary, args, killAfter: killAfter(op.rawValue))
+                    finishedEarly(op.rawValue, result)
                 }
                 #expect(!result.timedOut, "\(context): \(result)")
                 if result.signaled {
@@ -213,7 +226,7 @@ struct CrashSafetyTests {
             let totalKills = kills.values.reduce(0, +)
             print("crash test: \(attempts) attempts, kills \(kills.map { "\($0.key.rawValue): \($0.value)" }.sorted()), "
                   + "\(killedButCommitted) of \(killedBackups) killed backups had committed, "
-                  + "\(Date().timeIntervalSince(started))s")
+                  + "\(Date().timeIntervalSince(started))s, final windows \(window.mapValues { ($0 * 1000).rounded() / 1000 })")
             #expect(totalKills >= 30, "only \(totalKills) operations were actually killed: \(kills)")
             for op in [Op.backup, .expire, .gc, .repack] {
                 #expect(kills[op, default: 0] >= 1, "no \(op.rawValue) was killed: \(kills)")

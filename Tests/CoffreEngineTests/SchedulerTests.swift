@@ -59,7 +59,7 @@ import Testing
     @Test func onlyTheLeaderHasDutiesAndItSweepsWhenItStartsLeadingThenEveryNthTick() {
         var scheduler = Scheduler(sweepEvery: 3)
         #expect(scheduler.tick(leading: false).isEmpty)
-        let every: [Scheduler.Duty] = [.recoverInterrupted, .queueDueBackups, .claimQueued, .startDueVerifications, .applyRetention]
+        let every: [Scheduler.Duty] = [.recoverInterrupted, .queueDueBackups, .queueDueVerifications, .claimQueued, .applyRetention]
         #expect(scheduler.tick(leading: true) == every + [.sweepUncommitted], "a new leader sweeps at once")
         #expect(scheduler.tick(leading: true) == every)
         #expect(scheduler.tick(leading: true) == every)

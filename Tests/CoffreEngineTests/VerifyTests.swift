@@ -90,16 +90,87 @@ import Testing
         h.clock.advance(by: 60)
         let newest = try await h.backup("web01")
 
-        #expect(try await h.engine.runDueVerifications().isEmpty, "08:00: the 09:00 slot has not come")
+        #expect(try await h.engine.queueDueVerifications().isEmpty, "08:00: the 09:00 slot has not come")
         h.clock.advance(by: 3600 + 60)
-        let jobs = try await h.engine.runDueVerifications()
+        let jobs = try await h.engine.queueDueVerifications()
         #expect(jobs.count == 1, "db01 has no point yet: nothing to verify")
         let job = try await h.succeed(try #require(jobs.first))
         #expect(job.details["point"] == newest.id && job.details["trigger"] == "scheduled")
         #expect(try await h.catalog.point(id: newest.id)?.verification?.succeeded == true)
-        #expect(try await h.engine.runDueVerifications().isEmpty, "one job per slot")
+        #expect(try await h.engine.queueDueVerifications().isEmpty, "one job per slot")
         h.clock.advance(by: 86_400)
-        #expect(try await h.engine.runDueVerifications().count == 1)
+        #expect(try await h.engine.queueDueVerifications().count == 1)
+    }
+
+    @Test func verificationsWaitQueuedBeyondTheNodesPlacesAndAnyNodeRunsThemFromTheirRecord() async throws {
+        let h = try await Harness { $0.maxConcurrentVerifications = 1 }
+        let verification = VerificationPolicy(schedule: .daily(at: TimeOfDay(hour: 9, minute: 0)), checks: [.data])
+        let policy = Policy(name: "verified", schedule: .daily(at: TimeOfDay(hour: 22, minute: 0)), retention: Retention(days: 7),
+                            verification: verification)
+        let names = ["a", "b", "c"]
+        for (i, name) in names.enumerated() { try h.write(try h.addVM(name), at: 0, pattern(40_000, seed: 30 + UInt64(i))) }
+        try await h.protect(names, policy: policy)
+        var points: [String: RecoveryPointRecord] = [:]
+        for name in names { points[name] = try await h.backup(name) }
+        h.clock.advance(by: 3600 + 60)
+        // Queued, not run: every detail a node needs to run them is in the record.
+        let queued = try await h.engine.queueDueVerifications()
+        #expect(queued.count == 3 && queued.allSatisfy { $0.status == .queued })
+        for job in queued {
+            #expect(job.details["checks"] == "data" && job.details["trigger"] == "scheduled" && job.details["slot"] != nil)
+            #expect(job.details["point"] == points[job.vm!.name]?.id && job.details["fabric"] == "fabric0")
+        }
+        // One place: a claim takes one of them, the others wait.
+        await h.engine.runQueuedJobs()
+        let claimed = try await h.catalog.jobs(JobFilter(type: .verify)).filter { $0.status != .queued }
+        #expect(claimed.count == 1, "\(claimed.map(\.status))")
+        #expect(try await h.catalog.jobs(JobFilter(type: .verify, status: .queued)).count == 2)
+        // A restarted node, with nothing of them in memory, runs the rest from their records.
+        try await h.reconfigure { $0.maxConcurrentVerifications = 1 }
+        for job in queued {
+            let final = try await h.succeed(job)
+            #expect(final.details["verified"] == "passed" && final.details["claimedAt"] != nil)
+            #expect(try await h.catalog.point(id: final.details["point"]!)?.verification?.job == job.id)
+        }
+    }
+
+    @Test func aQueuedVerificationWhosePointExpiredMeanwhileFailsWithPointNotFound() async throws {
+        let h = try await Harness { $0.maxConcurrentVerifications = 1 }
+        try await h.protectedVM("web01")
+        let point = try await h.backup("web01")
+        let verification = VerificationPolicy(schedule: .daily(at: TimeOfDay(hour: 9, minute: 0)), checks: [.data])
+        let item = try #require(try await h.catalog.items().first)
+        var policy = try #require(try await h.catalog.policy(named: item.policy))
+        policy.verification = verification
+        try await h.engine.updatePolicy(policy)
+        h.clock.advance(by: 3600 + 60)
+        let job = try #require(try await h.engine.queueDueVerifications().first)
+        try await h.catalog.deletePoints(ids: [point.id])
+        let failed = try await h.finish(job)
+        #expect(failed.status == .failed && failed.error?.code == .pointNotFound, "\(failed.error?.description ?? "")")
+        #expect(failed.error?.message.contains(point.id) == true)
+    }
+
+    @Test func aVerificationSlotQueuedByALeaderThatDiedBeforeRecordingItIsNotQueuedAgain() async throws {
+        let h = try await Harness()
+        let verification = VerificationPolicy(schedule: .daily(at: TimeOfDay(hour: 9, minute: 0)), checks: [.data])
+        let policy = Policy(name: "verified", schedule: .daily(at: TimeOfDay(hour: 22, minute: 0)), retention: Retention(days: 7),
+                            verification: verification)
+        let key = try h.addVM("web01")
+        try h.write(key, at: 0, pattern(40_000, seed: 33))
+        try await h.protect(["web01"], policy: policy)
+        _ = try await h.backup("web01")
+        let before = try #require(try await h.catalog.item(for: key))
+        h.clock.advance(by: 3600 + 60)
+        try await h.succeed(try #require(try await h.engine.queueDueVerifications().first))
+        // As a leader killed between queuing the job and recording the slot leaves it.
+        try await h.catalog.saveItem(before)
+        h.clock.advance(by: 60)
+        #expect(try await h.engine.queueDueVerifications().isEmpty)
+        #expect(try await h.catalog.item(for: key)?.lastVerificationSlot != nil)
+        #expect(try await h.catalog.jobs(JobFilter(type: .verify)).count == 1)
+        h.clock.advance(by: 86_400)
+        #expect(try await h.engine.queueDueVerifications().count == 1)
     }
 
     @Test func aScheduledBootCheckOnAFabricThatCannotRunPointsChecksTheDataAndSaysWhyNotTheBoot() async throws {
@@ -112,7 +183,7 @@ import Testing
         try await h.protect(["web01"], policy: policy)
         let point = try await h.backup("web01")
         h.clock.advance(by: 3600 + 60)
-        let job = try await h.succeed(try #require(try await h.engine.runDueVerifications().first))
+        let job = try await h.succeed(try #require(try await h.engine.queueDueVerifications().first))
         #expect(job.steps.first { $0.name == "Boot check" }?.status == .skipped)
         let recorded = try #require(try await h.catalog.point(id: point.id)?.verification)
         #expect(recorded.succeeded && recorded.checks == [.data])
