@@ -23,6 +23,8 @@
 #                   p50/p95 in ms, over the claims after each node's first BENCH_PER_NODE
 #   queue wait      from queued (startedAt) to claimed, p50/p95 in s: what the queue's depth costs
 #   per node        backups each node ran (the job's owner, host:pid:start, matched by pid)
+#   busy            the machine's busy share (/proc/stat, sampled every 0.2 s) while they ran
+#   CPU ms/backup   CPU time of the nodes and of PostgreSQL over the timed part, per backup
 # Runs go repeat by repeat (1 2 3 nodes, then 1 2 3 again), so a drift of the machine's load
 # lands on every node count. Each node count is reported as the mean of its runs and their
 # spread (min-max), with its ratio to the smallest node count (2 nodes / 1 node, ...).
@@ -208,6 +210,17 @@ wait_alive() {
   die "node 1 does not list $want alive nodes after 60 s (it lists $alive)"
 }
 
+# cpu_ticks PID…: user + system clock ticks the processes have used so far (0 for one gone).
+cpu_ticks() {
+  local pid sum=0 t
+  for pid in "$@"; do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || t=0
+    sum=$((sum + ${t:-0}))
+  done
+  echo "$sum"
+}
+postgres_pids() { pgrep -u postgres -d ' ' . || true; }
+
 # remote ARGS…: the CLI against node 1, as its first admin.
 remote() { COFFRE_SERVER=${NODE_URLS[0]} COFFRE_TOKEN_FILE=$DATA/admin-token "$COFFRE_BIN" "$@"; }
 
@@ -260,6 +273,15 @@ p = json.load(open(sys.argv[1]))["policy"]; p["schedule"]["time"] = sys.argv[2];
     --data-binary @"$RUN/policy.json" "${NODE_URLS[0]}/api/v1/policies/nightly" >/dev/null \
     || die "PUT the policy (slot $slot UTC) through node 1 failed"
   log "run n=$n r=$r: $VMS backups at the $slot UTC slot over $n node(s)"
+  # Where the time goes: the machine's busy share sampled from /proc/stat every 0.2 s (the
+  # report takes the samples around the backups' window), and the CPU ticks of the nodes and of
+  # PostgreSQL over the whole timed part.
+  ( while :; do printf '%s %s\n' "$(date +%s.%N)" "$(head -n 1 /proc/stat)"; sleep 0.2; done ) >"$RUN/cpu.txt" &
+  local sampler=$! pg_pids
+  pg_pids=$(postgres_pids)
+  local node_ticks0 pg_ticks0
+  node_ticks0=$(cpu_ticks "${NODE_PIDS[@]}")
+  pg_ticks0=$(cpu_ticks $pg_pids)
   local deadline=$((SECONDS + (slot_epoch - now) + TIMEOUT)) last_log=$SECONDS pid
   while :; do
     IFS='|' read -r queued open < <(sql "SELECT count(*), count(*) FILTER (WHERE status IN ('Queued', 'InProgress')) FROM jobs WHERE type = 'Backup'")
@@ -270,15 +292,23 @@ p = json.load(open(sys.argv[1]))["policy"]; p["schedule"]["time"] = sys.argv[2];
     sleep 0.5
   done
 
+  local node_ticks=$(($(cpu_ticks "${NODE_PIDS[@]}") - node_ticks0))
+  # The PostgreSQL processes of the start and those started since, each once.
+  local pg_ticks=$(($(cpu_ticks $(printf '%s\n' $pg_pids $(postgres_pids) | sort -u)) - pg_ticks0))
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  printf '%s %s\n' "$(date +%s.%N)" "$(head -n 1 /proc/stat)" >>"$RUN/cpu.txt" # one after the end
   sql "SELECT doc FROM jobs WHERE type = 'Backup' ORDER BY started_at, id" >"$RUN/jobs.jsonl"
   local pids=("${NODE_PIDS[@]}") rc=0
   stop_nodes
-  python3 - "$RUN" "$n" "$r" "$VMS" "$PER_NODE" "${pids[@]}" >>"$RUNS_JSONL" <<'PY' || rc=$?
+  python3 - "$RUN" "$n" "$r" "$VMS" "$PER_NODE" "$node_ticks" "$pg_ticks" "$(getconf CLK_TCK)" "${pids[@]}" \
+    >>"$RUNS_JSONL" <<'PY' || rc=$?
 import json, sys
 from datetime import datetime
 
 run, nodes, repeat, vms, per_place = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-pids = sys.argv[6:]
+node_ticks, pg_ticks, tck = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+pids = sys.argv[9:]
 REF = 978307200.0  # 2001-01-01 in Unix time: the catalog's Dates are Swift's Double since 2001
 
 mine = [json.loads(l) for l in open(f"{run}/jobs.jsonl") if l.strip()]
@@ -325,6 +355,23 @@ for claims in by_node.values():
 first = min(j["startedAt"] for j in mine)
 last = max(j.get("endedAt") or first for j in mine)
 seconds = last - first
+
+def busy_share():
+    """The machine's busy share between the last sample before the first job and the first after the last end."""
+    samples = []
+    for line in open(f"{run}/cpu.txt"):
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "cpu":
+            continue
+        ticks = [int(x) for x in parts[2:]]
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+        samples.append((float(parts[0]) - REF, sum(ticks[:8]) - idle, sum(ticks[:8])))
+    before = [s for s in samples if s[0] <= first]
+    after = [s for s in samples if s[0] >= last]
+    if not before or not after:
+        return None
+    (_, b0, t0), (_, b1, t1) = before[-1], after[0]
+    return round((b1 - b0) / (t1 - t0), 3) if t1 > t0 else None
 out = {
     "nodes": nodes, "repeat": repeat, "jobs": len(mine),
     "succeeded": by_status.get("Succeeded", 0), "statuses": by_status,
@@ -336,6 +383,11 @@ out = {
     "queueWaitSeconds": {"p50": pct(wait_s, 50), "p95": pct(wait_s, 95)},
     "backupSeconds": {"p50": pct(run_s, 50), "p95": pct(run_s, 95)},
     "perNode": dict(sorted(per_node.items())),
+    # CPU per backup over the timed part (which includes up to a minute of idle waiting for the
+    # slot: heartbeats and claims, a few ms a second)
+    "cpuMsPerBackup": {"nodes": round(node_ticks / tck * 1000 / len(mine), 1),
+                       "postgres": round(pg_ticks / tck * 1000 / len(mine), 1)},
+    "busyShare": busy_share(),
 }
 for group in ("claimMs", "queueWaitSeconds", "backupSeconds"):
     out[group] = {k: (round(v, 3) if v is not None else None) for k, v in out[group].items()}
@@ -433,14 +485,19 @@ lines += [
     "queued every VM's backup at the slot. Queue wait: from queued to claimed. Backups per node: one",
     "figure per node, runs separated by `;`.",
     "",
-    "| nodes | run | backups | seconds | backups/min | queue pass s | claim p50 ms | claim p95 ms | queue wait p50 s | backup p50 s | per node |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "CPU: the machine's busy share while the backups ran (1.00: every core busy), and the CPU time",
+    "per backup of the nodes and of PostgreSQL over the timed part.",
+    "",
+    "| nodes | run | backups | seconds | backups/min | queue pass s | claim p50 ms | claim p95 ms | queue wait p50 s | backup p50 s | busy | CPU ms/backup: nodes | PostgreSQL | per node |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
 ]
 for r in sorted(runs, key=lambda r: (r["nodes"], r["repeat"])):
     per = ", ".join(f"{k} {v}" for k, v in r["perNode"].items())
     lines.append(f"| {r['nodes']} | {r['repeat']} | {r['succeeded']}/{r['jobs']} | {r['seconds']:.1f} | "
                  f"{r['perMinute']:.1f} | {r['queuePassSeconds']:.1f} | {r['claimMs']['p50']:.0f} | "
-                 f"{r['claimMs']['p95']:.0f} | {r['queueWaitSeconds']['p50']:.1f} | {r['backupSeconds']['p50']:.2f} | {per} |")
+                 f"{r['claimMs']['p95']:.0f} | {r['queueWaitSeconds']['p50']:.1f} | {r['backupSeconds']['p50']:.2f} | "
+                 f"{r['busyShare'] if r.get('busyShare') is not None else '?'} | {r['cpuMsPerBackup']['nodes']:.1f} | "
+                 f"{r['cpuMsPerBackup']['postgres']:.1f} | {per} |")
 lines += [
     "",
     "## The machine",
