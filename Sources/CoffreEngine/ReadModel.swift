@@ -30,6 +30,28 @@ public struct ItemSummary: Codable, Sendable, Equatable {
     public var lastPoint: RecoveryPointRecord?
 }
 
+/// What `/metrics` reads at each scrape: per protected item, and now on every node.
+public struct Monitoring: Sendable, Equatable {
+    public struct Item: Sendable, Equatable {
+        public var vm: VMKey
+        /// Backed up on a schedule (protected, or being configured); not stopped or soft-deleted.
+        public var scheduled: Bool
+        public var points: Int
+        /// When its newest point was taken: its last successful backup.
+        public var lastPointAt: Date?
+        /// What its live points wrote to the vault when each was taken (new chunks, compressed).
+        public var addedBytes: Int64
+    }
+
+    public var items: [Item]
+    /// Jobs in progress now, on every node, by type (every type present, 0 included).
+    public var running: [JobType: Int]
+    /// Jobs waiting for a node's place now, by type (every type present, 0 included).
+    public var queued: [JobType: Int]
+    /// What the vault can still take; nil when its store cannot tell (S3).
+    public var availableBytes: Int64?
+}
+
 /// What the API and the dashboard read: the catalog's records, counted and summed (J1), and
 /// VMs resolved from what a person types. It writes nothing and runs no job.
 public struct ReadModel: Sendable {
@@ -86,6 +108,22 @@ public struct ReadModel: Sendable {
 
     /// Bytes the point store holds, for `/metrics` (measured on the store's threads).
     public func storedBytes() async throws -> Int64 { try await store.storedBytes() }
+
+    public func monitoring() async throws -> Monitoring {
+        var items: [Monitoring.Item] = []
+        for item in try await catalog.items() {
+            let points = try await catalog.points(item: item.id)
+            items.append(Monitoring.Item(
+                vm: item.vm, scheduled: item.state == .protected || item.state == .configuring, points: points.count,
+                lastPointAt: points.map(\.takenAt).max(), addedBytes: points.reduce(0) { $0 + $1.stats.bytesWritten }))
+        }
+        func count(_ status: JobStatus) async throws -> [JobType: Int] {
+            let jobs = try await catalog.jobs(JobFilter(status: status))
+            return Dictionary(uniqueKeysWithValues: JobType.allCases.map { type in (type, jobs.count { $0.type == type }) })
+        }
+        return Monitoring(items: items, running: try await count(.inProgress), queued: try await count(.queued),
+                          availableBytes: try await store.availableBytes())
+    }
 
     /// Jobs matching a query as typed; an unknown type or status, a bad date or an unknown
     /// VM is an error naming what is accepted.
@@ -162,6 +200,7 @@ extension Engine {
     public func jobs(matching query: JobQuery) async throws -> [Job] { try await reads.jobs(matching: query) }
     public func job(_ id: String) async throws -> Job { try await reads.job(id) }
     public func storedBytes() async throws -> Int64 { try await reads.storedBytes() }
+    public func monitoring() async throws -> Monitoring { try await reads.monitoring() }
     public func resolveVM(_ text: String) async throws -> VMRecord { try await reads.resolveVM(text) }
     public func vms(unregistered: Bool = false) async throws -> [VMRecord] { try await reads.vms(unregistered: unregistered) }
 }

@@ -15,7 +15,7 @@ public struct ServerConfiguration: Sendable {
     /// Called once the server listens, with the bound port.
     public var onServerRunning: @Sendable (Int) async -> Void
     /// The registry `/metrics` emits; pass the one the process's `MetricsSystem` uses to see
-    /// Hummingbird's own request metrics there too.
+    /// what libraries report through swift-metrics there too.
     public var metricsRegistry: PrometheusCollectorRegistry
     /// Where folder restores requested by a relative path go; absolute paths need the admin role.
     public var restoreRoot: String
@@ -39,7 +39,7 @@ public struct ServerConfiguration: Sendable {
 struct APIServices: Sendable {
     let engine: Engine
     let tokens: TokenStore
-    let metrics: JobMetrics
+    let metrics: ServerMetrics
     let configuration: ServerConfiguration
 }
 
@@ -74,11 +74,11 @@ public func makeServiceGroup(
 func makeRouter(engine: Engine, tokens: TokenStore, configuration: ServerConfiguration) -> Router<CoffreContext> {
     let services = APIServices(
         engine: engine, tokens: tokens,
-        metrics: JobMetrics(engine: engine, registry: configuration.metricsRegistry),
+        metrics: ServerMetrics(engine: engine, registry: configuration.metricsRegistry),
         configuration: configuration)
     let router = Router(context: CoffreContext.self)
     router.add(middleware: LogRequestsMiddleware(.info))
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware(registry: configuration.metricsRegistry))
     router.add(middleware: ErrorMiddleware(logger: configuration.logger))
     router.add(middleware: AuthMiddleware(tokens: tokens))
     for route in APIRoutes.all {

@@ -24,6 +24,13 @@ public final class LocalChunkStore: ChunkStore {
 
     public var location: String { root }
 
+    /// The free space of the store's file system that an unprivileged writer may use.
+    public func availableBytes() throws -> Int64? {
+        var stats = statvfs()
+        guard statvfs(root, &stats) == 0 else { throw CoffreError.io("statvfs", root, errno: errno) }
+        return Int64(stats.f_bavail) * Int64(stats.f_frsize)
+    }
+
     /// Creates the folder of an empty store.
     public static func createLayout(at root: String) throws {
         try FileIO.makeDirectory(root, mode: 0o700)

@@ -50,6 +50,10 @@ public struct VaultPointStore: PointStore {
             try vault.storeBytes()
         }
     }
+
+    public func availableBytes() async throws -> Int64? {
+        try await runOnThread { _ in try vault.store.availableBytes() }
+    }
 }
 
 extension RecoveryPointManifest {

@@ -40,6 +40,10 @@ public protocol ChunkStore: Sendable {
     var preferredPackSize: Int? { get }
     /// How many large objects (packs) a writer should put at once.
     var concurrentWrites: Int { get }
+    /// Bytes the store can still take, for monitoring: the free space of a local store's file
+    /// system (for an unprivileged writer); nil when the store has no such limit it can tell
+    /// (an object store).
+    func availableBytes() throws -> Int64?
 }
 
 extension ChunkStore {
@@ -47,6 +51,7 @@ extension ChunkStore {
     public var readCoalescing: ReadCoalescing { .local }
     public var preferredPackSize: Int? { nil }
     public var concurrentWrites: Int { 1 }
+    public func availableBytes() throws -> Int64? { nil }
 
     @discardableResult
     public func put(_ key: String, _ bytes: [UInt8], mode: PutMode) throws -> Bool {

@@ -87,6 +87,8 @@ public protocol PointStore: Sendable {
     func accounting() async throws -> [String: PointAccounting]
     /// Bytes the store holds (data, indexes, manifests), for `/metrics`.
     func storedBytes() async throws -> Int64
+    /// Bytes the vault can still take (`ChunkStore.availableBytes`); nil when it cannot tell.
+    func availableBytes() async throws -> Int64?
 }
 
 /// A point as the point store describes it.

@@ -1,19 +1,19 @@
 import CoffreCore
 import CoffreEngine
 import Foundation
-import Metrics
 import Prometheus
 import Synchronization
 
-/// Counts jobs as they end, from the catalog: every job that ends while this server runs is
-/// counted once, whichever process ran it.
+/// What `/metrics` shows, in Prometheus's text format: jobs as they end (counted from the
+/// catalog, so every node's jobs, once each), jobs running and queued, the vault's stored and
+/// available bytes, and per protected item its last successful backup, points and bytes.
 ///
-/// `update()` runs before each `/metrics` answer, so a scrape always sees the jobs ended so
-/// far; the counters are swift-metrics objects backed by the Prometheus registry.
-final class JobMetrics: Sendable {
+/// Every metric has its HELP text, base units in its name and `_total` on counters, so that
+/// `promtool check metrics` finds nothing to lint (the CLI tests check a live server's).
+/// `update()` runs before each answer, so a scrape sees the catalog as it is.
+final class ServerMetrics: Sendable {
     let engine: Engine
     let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
     private let state: Mutex<State>
 
     private struct State {
@@ -27,23 +27,49 @@ final class JobMetrics: Sendable {
         var measuredAt: Date?
         /// A measurement is under way: other scrapes show the last value meanwhile.
         var measuring = false
+        /// The items that have per-item series, by their `vm` label.
+        var items: Set<String> = []
+    }
+
+    /// Each metric's name and HELP text (one text per name, as the registry requires).
+    enum Name {
+        static let jobs = ("coffre_jobs_total", "Jobs that ended since this server started, by type and outcome; every node's jobs are counted")
+        static let readBytes = ("coffre_read_bytes_total", "Bytes the jobs that ended since this server started read: backups from disks, restores and verifications from the vault")
+        static let writtenBytes = ("coffre_written_bytes_total", "Bytes the jobs that ended since this server started wrote: backups to the vault (new chunks, compressed), restores to disks")
+        static let backupDuration = ("coffre_backup_duration_seconds", "How long the backups that succeeded since this server started took, from queued to ended")
+        static let running = ("coffre_jobs_running", "Jobs in progress now on every node, by type")
+        static let queued = ("coffre_jobs_queued", "Jobs waiting for a place on a node now, by type")
+        static let stored = ("coffre_vault_stored_bytes", "Bytes the vault's store holds: packs, chunk index and manifests")
+        static let available = ("coffre_vault_available_bytes", "Free space of the file system of a local vault; absent for a vault on S3")
+        static let lastBackup = ("coffre_item_last_backup_timestamp_seconds", "When the newest recovery point of a protected item was taken (its last successful backup), in Unix time")
+        static let points = ("coffre_item_points", "Recovery points a protected item has")
+        static let addedBytes = ("coffre_item_added_bytes", "Bytes a protected item's recovery points wrote to the vault when each was taken (new chunks, compressed)")
+        static let scheduled = ("coffre_item_scheduled", "1 when a protected item is backed up on its policy's schedule, 0 when its protection is stopped or its data soft-deleted")
+        static let build = ("coffre_build_info", "The coffre version serving these metrics")
     }
 
     init(engine: Engine, registry: PrometheusCollectorRegistry) {
         self.engine = engine
         self.registry = registry
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets["coffre_backup_duration_seconds"] = [
-            .seconds(1), .seconds(5), .seconds(15), .seconds(60), .seconds(300), .seconds(900),
-            .seconds(3600), .seconds(4 * 3600), .seconds(12 * 3600),
-        ]
-        self.factory = factory
         let now = engine.clock.now()
         self.state = Mutex(State(watermark: now.addingTimeInterval(-86_400), since: now))
+        gauge(Name.build, [("version", engine.configuration.version)]).set(Int64(1))
     }
 
-    /// Counts the jobs that ended since the last call, and measures the vault.
+    /// Counts the jobs that ended since the last call, reads what is running and each item's
+    /// state, and measures the vault now and then.
     func update() async {
+        await countEndedJobs()
+        if let now = try? await engine.monitoring() { record(now) }
+        await measureVault()
+    }
+
+    /// The metrics in Prometheus's text format.
+    func exposition() -> String { registry.emitToString() }
+
+    // MARK: Jobs that ended
+
+    private func countEndedJobs() async {
         let now = engine.clock.now()
         let watermark = state.withLock { $0.watermark }
         guard let jobs = try? await engine.jobs(JobFilter(since: watermark)) else { return }
@@ -62,43 +88,84 @@ final class JobMetrics: Sendable {
             state.counted.formIntersection(keep)
             return ended
         }
+        if !ended.isEmpty { state.withLock { $0.measuredAt = nil } }  // the vault changed: measure again
         for job in ended { record(job) }
-        // Measuring the vault walks its objects (on the store's threads): measure again only
-        // when a job ended (backups, purges change it) or every five minutes (retention cleanup
-        // runs between jobs), and one scrape at a time.
-        let measure = state.withLock { state in
-            let due = !state.measuring
-                && (!ended.isEmpty || state.measuredAt.map { Date().timeIntervalSince($0) > 300 } ?? true)
+    }
+
+    private func record(_ job: Job) {
+        let type = [("type", job.type.rawValue)]
+        counter(Name.jobs, type + [("status", job.status.rawValue)]).increment()
+        if job.progress.readBytes > 0 { counter(Name.readBytes, type).increment(by: job.progress.readBytes) }
+        if job.progress.writtenBytes > 0 { counter(Name.writtenBytes, type).increment(by: job.progress.writtenBytes) }
+        if job.type == .backup, job.status == .succeeded, let end = job.endedAt {
+            registry.makeDurationHistogram(name: Name.backupDuration.0, labels: [], buckets: Self.backupBuckets,
+                                           help: Name.backupDuration.1)
+                .record(.nanoseconds(Int64(end.timeIntervalSince(job.startedAt) * 1e9)))
+        }
+    }
+
+    private static let backupBuckets: [Duration] = [
+        .seconds(1), .seconds(5), .seconds(15), .seconds(60), .seconds(300), .seconds(900),
+        .seconds(3600), .seconds(4 * 3600), .seconds(12 * 3600),
+    ]
+
+    // MARK: Now
+
+    private func record(_ now: Monitoring) {
+        for type in JobType.allCases {
+            gauge(Name.running, [("type", type.rawValue)]).set(Int64(now.running[type] ?? 0))
+            gauge(Name.queued, [("type", type.rawValue)]).set(Int64(now.queued[type] ?? 0))
+        }
+        if let available = now.availableBytes { gauge(Name.available, []).set(available) }
+        var present: Set<String> = []
+        for item in now.items {
+            let vm = [("vm", item.vm.description)]
+            present.insert(item.vm.description)
+            gauge(Name.points, vm).set(Int64(item.points))
+            gauge(Name.addedBytes, vm).set(item.addedBytes)
+            gauge(Name.scheduled, vm).set(Int64(item.scheduled ? 1 : 0))
+            if let last = item.lastPointAt {
+                gauge(Name.lastBackup, vm).set(last.timeIntervalSince1970)
+            } else {
+                registry.unregisterGauge(gauge(Name.lastBackup, vm))
+            }
+        }
+        // Items that are gone (purged) lose their series.
+        let gone = state.withLock { state in
+            defer { state.items = present }
+            return state.items.subtracting(present)
+        }
+        for vm in gone {
+            for name in [Name.points, Name.addedBytes, Name.scheduled, Name.lastBackup] {
+                registry.unregisterGauge(gauge(name, [("vm", vm)]))
+            }
+        }
+    }
+
+    /// Measuring the vault walks its objects (on the store's threads): again only when a job
+    /// ended (backups, purges change it) or every five minutes (retention runs between jobs),
+    /// and one scrape at a time.
+    private func measureVault() async {
+        let due = state.withLock { state in
+            let due = !state.measuring && (state.measuredAt.map { Date().timeIntervalSince($0) > 300 } ?? true)
             if due {
                 state.measuredAt = Date()
                 state.measuring = true
             }
             return due
         }
-        if measure {
-            if let bytes = try? await engine.storedBytes() {
-                Gauge(label: "coffre_vault_stored_bytes", factory: factory).record(bytes)
-            }
-            state.withLock { $0.measuring = false }
-        }
+        guard due else { return }
+        if let bytes = try? await engine.storedBytes() { gauge(Name.stored, []).set(bytes) }
+        state.withLock { $0.measuring = false }
     }
 
-    private func record(_ job: Job) {
-        let labels = [("type", job.type.rawValue), ("status", job.status.rawValue)]
-        Counter(label: "coffre_jobs_total", dimensions: labels, factory: factory).increment()
-        let typeLabel = [("type", job.type.rawValue)]
-        if job.progress.readBytes > 0 {
-            Counter(label: "coffre_read_bytes_total", dimensions: typeLabel, factory: factory).increment(by: Int(job.progress.readBytes))
-        }
-        if job.progress.writtenBytes > 0 {
-            Counter(label: "coffre_written_bytes_total", dimensions: typeLabel, factory: factory).increment(by: Int(job.progress.writtenBytes))
-        }
-        if job.type == .backup, job.status == .succeeded, let end = job.endedAt {
-            Metrics.Timer(label: "coffre_backup_duration_seconds", factory: factory)
-                .recordNanoseconds(Int64(end.timeIntervalSince(job.startedAt) * 1e9))
-        }
+    // MARK: Instruments
+
+    private func counter(_ name: (String, String), _ labels: [(String, String)]) -> Counter {
+        registry.makeCounter(name: name.0, labels: labels, help: name.1)
     }
 
-    /// The metrics in Prometheus's text format.
-    func exposition() -> String { registry.emitToString() }
+    private func gauge(_ name: (String, String), _ labels: [(String, String)]) -> Gauge {
+        registry.makeGauge(name: name.0, labels: labels, help: name.1)
+    }
 }
