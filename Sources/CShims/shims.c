@@ -39,3 +39,12 @@ int coffre_open_beneath(int dirfd, const char *path, int flags) {
     };
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
+
+#include <sys/timex.h>
+
+int coffre_clock_synchronized(void) {
+    struct timex tx = {0};
+    int state = adjtimex(&tx);
+    if (state < 0) return -1;
+    return state == TIME_ERROR ? 0 : 1;
+}

@@ -5,6 +5,16 @@ internal import PostgresNIO
 /// Nodes and the leader lease in the database, on its clock: a lease is `now() + interval`
 /// when granted and is over when `now()` passes it, whatever the nodes' own clocks say.
 extension PostgresCatalog: NodeCoordinator {
+    public func databaseTime() async throws -> Date {
+        try await withConnection { connection in
+            let rows = try await connection.rows("SELECT extract(epoch FROM clock_timestamp())::float8", logger: connection.logger)
+            guard let seconds = try rows.first?.decode(Double.self) else {
+                throw CoffreError(.internalError, "PostgreSQL did not answer SELECT clock_timestamp()", workaround: "Report it")
+            }
+            return Date(timeIntervalSince1970: seconds)
+        }
+    }
+
     public func heartbeat(_ node: NodeAnnouncement, runningJobs: Int) async throws {
         try await withConnection { connection in
             try await connection.rows("""

@@ -83,4 +83,6 @@ public final class MemoryCoordinator: NodeCoordinator {
             state.nodes[node].map { now.timeIntervalSince($0.heartbeat) < lease.inSeconds }
         }
     }
+
+    public func databaseTime() async throws -> Date { clock.now() }
 }

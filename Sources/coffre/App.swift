@@ -125,15 +125,7 @@ struct AppOptions: ParsableArguments {
         let vault = try backend.openVault(encryptionKeyFile: ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"],
                                           creating: true)
         let catalog = try await catalogBackend(settings: settings).open()
-        var fabrics: [any Fabric] = try settings.fabrics.map { entry in
-            let path = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            var configuration = LocalFabric.Configuration(root: path)
-            configuration.name = entry.name
-            configuration.region = entry.region ?? settings.region
-            return LocalFabric(configuration: configuration)
-        }
-        fabrics += try settings.libvirtFabrics.map { try Self.libvirtFabric($0, settings: settings, root: root) }
+        let fabrics = try Self.fabrics(settings, root: root)
         var configuration = Engine.Configuration(region: settings.region)
         configuration.maxDataDisks = settings.maxDataDisks
         configuration.minimumAgentVersion = settings.minimumAgentVersion
@@ -180,6 +172,19 @@ struct AppOptions: ParsableArguments {
         if !serving { engine.heartbeatAsClient() }
         try await engine.start()
         return engine
+    }
+
+    /// The fabrics coffre.json names: local folders (made when missing) and libvirt hosts.
+    static func fabrics(_ settings: AppConfiguration, root: String, creatingFolders: Bool = true) throws -> [any Fabric] {
+        let local: [any Fabric] = try settings.fabrics.map { entry in
+            let path = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path
+            if creatingFolders { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+            var configuration = LocalFabric.Configuration(root: path)
+            configuration.name = entry.name
+            configuration.region = entry.region ?? settings.region
+            return LocalFabric(configuration: configuration)
+        }
+        return try local + settings.libvirtFabrics.map { try libvirtFabric($0, settings: settings, root: root) }
     }
 
     private static func libvirtFabric(

@@ -38,7 +38,7 @@ struct Coffre: AsyncParsableCommand {
             BackupCommand.self, JobsCommand.self, JobCommand.self, PointsCommand.self, RestoreCommand.self, VerifyCommand.self,
             MountCommand.self, UnmountCommand.self, FilesCommand.self, ExportCommand.self,
             StopProtectionCommand.self, UndeleteCommand.self, ResumeCommand.self, DashboardCommand.self,
-            SchedulerCommand.self, ServeCommand.self, TokenCommand.self, NodesCommand.self, CatalogCommand.self, DemoCommand.self, VaultCommand.self, ImageCommand.self,
+            SchedulerCommand.self, ServeCommand.self, DoctorCommand.self, TokenCommand.self, NodesCommand.self, CatalogCommand.self, DemoCommand.self, VaultCommand.self, ImageCommand.self,
         ]
     )
 }

@@ -29,4 +29,8 @@ extern const int coffre_O_PATH;
 /// RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV); O_CLOEXEC added. Fails with EXDEV on an escape.
 int coffre_open_beneath(int dirfd, const char *path, int flags);
 
+/// Whether the kernel takes the clock for synchronized (adjtimex(2) does not answer TIME_ERROR):
+/// 1 yes, 0 no, -1 when it cannot tell.
+int coffre_clock_synchronized(void);
+
 #endif

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A process sharing the catalog as it announces itself to the others.
 public struct NodeAnnouncement: Codable, Sendable, Equatable {
@@ -92,4 +92,6 @@ public protocol NodeCoordinator: Sendable {
     /// Whether `node` (or client) heartbeated in the last `lease`; nil when it never announced
     /// itself.
     func isAlive(node: String, lease: Duration) async throws -> Bool?
+    /// The database's clock now (`coffre doctor` compares this machine's with it).
+    func databaseTime() async throws -> Date
 }

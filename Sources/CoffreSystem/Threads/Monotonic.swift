@@ -1,3 +1,4 @@
+import CShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,5 +19,18 @@ package enum Monotonic {
         var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
         var remaining = timespec()
         while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    }
+}
+
+/// The wall clock as the kernel sees it.
+package enum WallClock {
+    /// Whether the kernel takes the clock for synchronized (an NTP client keeps it in step);
+    /// nil when it cannot tell.
+    package static var isSynchronized: Bool? {
+        switch coffre_clock_synchronized() {
+        case 1: true
+        case 0: false
+        default: nil
+        }
     }
 }
