@@ -83,7 +83,7 @@ extension Engine {
     }
 
     /// Runs a claimed Verify job as its record describes it. The point may have expired while
-    /// the job waited: the job then fails with RecoveryPointNotFound.
+    /// the job waited: the job then fails with PointNotFound.
     func runQueuedVerification(_ job: JobContext) async throws {
         let queued = job.snapshot
         guard let key = queued.vm, let pointID = queued.details["point"],
