@@ -120,26 +120,19 @@ public final class PostgresCatalog: Catalog {
         }
     }
 
+    /// Runs `operation` in a task of its own, raced against the timeout. When the time is up the
+    /// caller gets `CatalogUnreachable` at once and the operation is cancelled but not waited
+    /// for: a query on a connection whose server went away (PostgreSQL restarted) may ignore
+    /// cancellation, and a task group waiting for it held a job in its step for ever (the
+    /// restart test caught it). As before, the outcome of an operation that timed out is
+    /// unknown: a write may still land, which every caller already allows for.
     private func run<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = configuration.timeout
         let location = location
-        let task = Task {
-            try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await operation() }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
-                    throw CoffreError.catalogUnreachable(location, seconds: timeout.inSeconds,
-                                                         detail: "no connection or no answer in time")
-                }
-                return value
-            }
-        }
         do {
-            return try await task.value
+            return try await within(timeout, operation) {
+                CoffreError.catalogUnreachable(location, seconds: timeout.inSeconds, detail: "no connection or no answer in time")
+            }
         } catch {
             throw Self.coffreError(error, location: location)
         }
@@ -207,3 +200,4 @@ extension PostgresConnection {
         return all.first
     }
 }
+
