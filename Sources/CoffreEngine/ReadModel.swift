@@ -30,7 +30,8 @@ public struct ItemSummary: Codable, Sendable, Equatable {
     public var lastPoint: RecoveryPointRecord?
 }
 
-/// What `/metrics` reads at each scrape: per protected item, and now on every node.
+/// What `/metrics` reads at each scrape: each protected item, and the jobs running and queued
+/// on every node.
 public struct Monitoring: Sendable, Equatable {
     public struct Item: Sendable, Equatable {
         public var vm: VMKey
