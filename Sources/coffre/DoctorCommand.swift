@@ -272,8 +272,8 @@ struct Doctor {
                 let before = Date()
                 let database = try await coordinator.databaseTime()
                 let roundTrip = Date().timeIntervalSince(before)
-                // The database's instant is somewhere within the round trip: take its middle.
-                let skew = mine.addingTimeInterval(roundTrip / 2).timeIntervalSince(database) - roundTrip / 2
+                // The database read its clock about half a round trip after this one was read.
+                let skew = mine.addingTimeInterval(roundTrip / 2).timeIntervalSince(database)
                 notes.append(String(format: "%+.1f s from PostgreSQL's clock", skew))
                 if abs(skew) >= Self.clockFailure {
                     status = .failed
