@@ -111,12 +111,11 @@ public struct ReadModel: Sendable {
     public func storedBytes() async throws -> Int64 { try await store.storedBytes() }
 
     public func monitoring() async throws -> Monitoring {
-        var items: [Monitoring.Item] = []
-        for item in try await catalog.items() {
-            let points = try await catalog.points(item: item.id)
-            items.append(Monitoring.Item(
-                vm: item.vm, scheduled: item.state == .protected || item.state == .configuring, points: points.count,
-                lastPointAt: points.map(\.takenAt).max(), addedBytes: points.reduce(0) { $0 + $1.stats.bytesWritten }))
+        let items = try await summariesWithPoints().map { summary, points in
+            Monitoring.Item(
+                vm: summary.item.vm, scheduled: summary.item.state == .protected || summary.item.state == .configuring,
+                points: summary.pointCount, lastPointAt: points.map(\.takenAt).max(),
+                addedBytes: points.reduce(0) { $0 + $1.stats.bytesWritten })
         }
         func count(_ status: JobStatus) async throws -> [JobType: Int] {
             let jobs = try await catalog.jobs(JobFilter(status: status))

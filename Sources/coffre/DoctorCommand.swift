@@ -170,14 +170,16 @@ struct Doctor {
         // The catalog: opens (and takes its migrations).
         let catalogBackend = app.catalogBackend(settings: settings)
         var catalog: (any Catalog)?
+        var protected: Set<VMKey> = []
         if case .sqlite(let path) = catalogBackend, !FileManager.default.fileExists(atPath: path) {
             add("catalog", .warning, "no catalog at \(path) yet", advice: "The first command creates it")
         } else {
             do {
                 let opened = try await catalogBackend.open()
                 catalog = opened
-                let count = try await opened.items().count
-                add("catalog", .ok, "\(describe(catalogBackend)): opened, migrations applied, \(count) protected items")
+                let items = try await opened.items()
+                protected = Set(items.filter { $0.state == .protected }.map(\.vm))
+                add("catalog", .ok, "\(describe(catalogBackend)): opened, migrations applied, \(items.count) protected items")
             } catch {
                 add("catalog", failure: error, context: describe(catalogBackend))
             }
@@ -187,7 +189,7 @@ struct Doctor {
         await checkClock(catalog as? any NodeCoordinator)
 
         // The fabrics.
-        await checkFabrics(settings, root: root, catalog: catalog)
+        await checkFabrics(settings, root: root, protected: protected)
 
         checkKernel()
         add("tls", .skipped, "coffre serve has no TLS certificate to check: it serves plain HTTP")
@@ -301,7 +303,8 @@ struct Doctor {
         add("clock", status, notes.joined(separator: "; "), advice: advice)
     }
 
-    private mutating func checkFabrics(_ settings: AppConfiguration, root: String, catalog: (any Catalog)?) async {
+    /// - Parameter protected: the VMs the catalog protects (their guest agents are checked).
+    private mutating func checkFabrics(_ settings: AppConfiguration, root: String, protected: Set<VMKey>) async {
         let fabrics: [any Fabric]
         do {
             fabrics = try AppOptions.fabrics(settings, root: root, creatingFolders: false)
@@ -309,7 +312,6 @@ struct Doctor {
             add("fabrics", failure: error, context: "coffre.json")
             return
         }
-        let protected = Set((try? await catalog?.items().filter { $0.state == .protected }.map(\.vm)) ?? [])
         let missingFolders = Dictionary(settings.fabrics.map { entry in
             (entry.name, entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path)
         }.filter { !FileManager.default.fileExists(atPath: $0.1) }) { first, _ in first }
