@@ -62,11 +62,8 @@ let package = Package(
             pkgConfig: "fuse3",
             providers: [.apt(["libfuse3-dev"])]
         ),
-        .systemLibrary(
-            name: "CLibvirt",
-            pkgConfig: "libvirt",
-            providers: [.apt(["libvirt-dev"])]
-        ),
+        // libvirt's headers (libvirt-dev); the library itself is opened at run time (lazy.c).
+        .target(name: "CLibvirt"),
         .target(name: "CoffreCore", swiftSettings: swiftSettings),
         .target(name: "CoffreSystem", dependencies: ["CoffreCore", "CShims"], swiftSettings: swiftSettings,
                 plugins: ["BuildCommit"]),

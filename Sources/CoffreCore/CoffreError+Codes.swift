@@ -147,6 +147,7 @@ extension CoffreError.Code {
     public static let libvirtError = Self("LibvirtError")
     public static let originalDefinitionMissing = Self("OriginalDefinitionMissing")
     public static let qemuImgFailed = Self("QemuImgFailed")
+    public static let libvirtMissing = Self("LibvirtMissing")
     public static let qemuImgMissing = Self("QemuImgMissing")
     public static let qemuNBDFailed = Self("QemuNBDFailed")
     public static let qemuNBDMissing = Self("QemuNBDMissing")
@@ -210,7 +211,7 @@ extension CoffreError.Code {
         .preScriptNotFound, .preScriptTimeout, .thawFailed, .thawedByWatchdog, .watchdogFailed, .nbdConnectFailed,
         .nbdConnectionLost, .nbdExportNotFound, .nbdInvalidRequest, .nbdMetaContextUnavailable,
         .nbdNegotiationFailed, .nbdProtocolError, .nbdServerError, .nbdTimeout, .extensionPackageMissing,
-        .libvirtError, .originalDefinitionMissing, .qemuImgFailed, .qemuImgMissing, .qemuNBDFailed, .qemuNBDMissing,
+        .libvirtError, .libvirtMissing, .originalDefinitionMissing, .qemuImgFailed, .qemuImgMissing, .qemuNBDFailed, .qemuNBDMissing,
         .restoreNotSupported, .scratchFolderUnusable, .unsupportedDisk, .instantRestoreFailed, .dataVerificationFailed,
         .bootVerificationFailed, .badRequest, .crossSiteRequest, .forbidden,
         .invalidConfiguration, .invalidForm, .invalidRequest, .invalidRestoreTarget, .methodNotAllowed,

@@ -24,12 +24,11 @@ public final class LibvirtConnection: @unchecked Sendable {
     }
 
     /// Opens a read-write connection.
-    /// - Throws: `FabricUnreachable` when libvirtd cannot be reached at `uri`.
+    /// - Throws: `FabricUnreachable` when libvirtd cannot be reached at `uri`, `LibvirtMissing`
+    ///   when this host has no libvirt library.
     public static func open(_ uri: String) async throws -> LibvirtConnection {
         try await runOnThread { _ in
-            guard LibvirtLibrary.initialized else {
-                throw CoffreError.libvirtUnreachable(uri, detail: "libvirt could not be initialised")
-            }
+            if let unavailable = LibvirtLibrary.unavailable { throw unavailable }
             guard let pointer = virConnectOpen(uri) else {
                 throw CoffreError.libvirtUnreachable(uri, detail: takeLastError().message)
             }

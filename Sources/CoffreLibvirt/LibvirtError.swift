@@ -41,13 +41,23 @@ func takeLastError() -> (code: Int32, message: String) {
     return (code, message)
 }
 
-/// One-time process setup: thread-safe initialisation, and no printing of every error on
-/// stderr (libvirt's default); errors reach the caller as `CoffreError`s instead.
+/// One-time process setup: libvirt's library opened (coffre does not link it, see CLibvirt.h),
+/// thread-safe initialisation, and no printing of every error on stderr (libvirt's default);
+/// errors reach the caller as `CoffreError`s instead.
 enum LibvirtLibrary {
-    static let initialized: Bool = {
-        guard virInitialize() == 0 else { return false }
+    /// nil when libvirt is ready, else why not.
+    static let unavailable: CoffreError? = {
+        var reason = [CChar](repeating: 0, count: 512)
+        guard coffre_libvirt_load(&reason, reason.count) == 0 else {
+            let detail = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return CoffreError(.libvirtMissing, "libvirt's client library is not installed on this host (\(detail))",
+                               workaround: "apt-get install -y libvirt0, or remove libvirtFabrics from coffre.json")
+        }
+        guard virInitialize() == 0 else {
+            return CoffreError(.libvirtError, "libvirt could not be initialised: \(takeLastError().message)")
+        }
         virSetErrorFunc(nil) { _, _ in }
-        return true
+        return nil
     }()
 }
 #endif

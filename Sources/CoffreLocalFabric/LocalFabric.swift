@@ -26,12 +26,23 @@ public final class LocalFabric: Fabric {
             self.agentCommand = [Self.defaultAgentPath()]
         }
 
+        /// coffre-agent beside the running coffre (a build folder), else the package's, else PATH's.
         static func defaultAgentPath() -> String {
-            if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
-                let sibling = executable.deletingLastPathComponent().appendingPathComponent("coffre-agent").path
+            if let folder = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent() {
+                let sibling = folder.appendingPathComponent("coffre-agent").path
                 if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
             }
-            return "coffre-agent"
+            return packagedAgentPath() ?? "coffre-agent"
+        }
+
+        /// The static coffre-agent of the Debian package, /usr/lib/coffre/coffre-agent beside
+        /// /usr/bin/coffre, when this coffre is the package's.
+        public static func packagedAgentPath() -> String? {
+            guard let folder = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent() else {
+                return nil
+            }
+            let path = folder.deletingLastPathComponent().appendingPathComponent("lib/coffre/coffre-agent").standardized.path
+            return FileManager.default.isExecutableFile(atPath: path) ? path : nil
         }
     }
 

@@ -29,7 +29,7 @@ struct LocalGuestChannel: GuestChannel {
         } catch ChildProcess.Failure.couldNotStart(let code) {
             throw CoffreError(.guestAgentUnavailable,
                               "Cannot start coffre-agent (\(command[0])) for \(vm): \(errnoDescription(code))",
-                              workaround: "Build it next to coffre (`swift build --product coffre-agent`) or put it on PATH")
+                              workaround: "Build it next to coffre (`swift build --product coffre-agent`), put it on PATH, or reinstall the coffre package (/usr/lib/coffre/coffre-agent)")
         } catch ChildProcess.Failure.timedOut {
             throw CoffreError(.guestAgentTimeout,
                               "coffre-agent \(verb) for \(vm) did not answer within \(formatSeconds(timeout.inSeconds)); it was stopped",

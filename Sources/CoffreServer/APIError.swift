@@ -91,7 +91,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .internalError, .ioError, .chunkDamaged, .chunkMissing, .indexDamaged, .wrongEncryptionKey,
             .encryptionKeyMissing, .vaultNotFound, .vaultFormatUnsupported, .catalogFailed, .catalogUnreadable,
             .backupInternalError, .discoveryInternalError, .restoreIncomplete, .jobInterrupted, .invalidConfiguration,
-            .libvirtNotBuilt, .extensionPackageMissing, .scratchFolderUnusable, .qemuImgMissing, .qemuImgFailed,
+            .libvirtNotBuilt, .libvirtMissing, .extensionPackageMissing, .scratchFolderUnusable, .qemuImgMissing, .qemuImgFailed,
             .qemuNBDMissing, .qemuNBDFailed, .fuseUnavailable, .mountFailed, .fileReadFailed, .dataVerificationFailed,
         ]),
         // 502: what the server relies on (a fabric, a guest, its extension, an NBD server) failed.

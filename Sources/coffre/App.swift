@@ -39,6 +39,9 @@ struct AppConfiguration: Codable, Sendable {
     var catalog: String?
     /// libvirt hosts (a coffre built with `--traits Libvirt`), see docs/libvirt.md.
     var libvirtFabrics: [LibvirtFabricEntry] = []
+    /// Where `coffre serve` listens when the command line does not say (default 127.0.0.1:8080).
+    var host: String?
+    var port: Int?
 
     struct LocalFabricEntry: Codable, Sendable {
         var name: String
@@ -61,8 +64,9 @@ struct AppConfiguration: Codable, Sendable {
         var scratchDirectory: String?
         /// Disks of VMs restored as new domains (default `<data>/restored-vms`).
         var restoreDirectory: String?
-        /// A statically linked coffre-agent to install in guests; without it guests are
-        /// frozen through qemu-guest-agent only (no pre/post scripts).
+        /// A statically linked coffre-agent to install in guests (default: the Debian package's
+        /// /usr/lib/coffre/coffre-agent); without one, guests are frozen through
+        /// qemu-guest-agent only (no pre/post scripts).
         var agentBinary: String?
         /// The most an instant restore's background copy moves per second, in MiB (default: no limit).
         var instantCopyMiBPerSecond: Int?
@@ -92,24 +96,55 @@ struct AppConfiguration: Codable, Sendable {
         libvirtFabrics = try c.decodeIfPresent([LibvirtFabricEntry].self, forKey: .libvirtFabrics) ?? d.libvirtFabrics
         vault = try c.decodeIfPresent(VaultBackend.self, forKey: .vault)
         catalog = try c.decodeIfPresent(String.self, forKey: .catalog)
+        host = try c.decodeIfPresent(String.self, forKey: .host)
+        port = try c.decodeIfPresent(Int.self, forKey: .port)
     }
 
     static let fileName = "coffre.json"
 }
 
 /// Options of every command that works on the vault's data folder.
+///
+/// An installation from the Debian package keeps its settings in /etc/coffre/coffre.json and its
+/// data in /var/lib/coffre: while that settings file exists, those are the defaults of every
+/// command that names no data folder, so that `sudo coffre jobs` on the host sees the service's
+/// installation. Elsewhere the defaults are ./coffre-data and its coffre.json.
 struct AppOptions: ParsableArguments {
-    @Option(name: .long, help: "The data folder: settings, catalog, vault and local fabric (default $COFFRE_DATA or ./coffre-data).")
+    @Option(name: .long, help: "The data folder: catalog, vault and local fabric (default $COFFRE_DATA, then /var/lib/coffre when /etc/coffre/coffre.json exists, then ./coffre-data).")
     var data: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "The settings file (default $COFFRE_CONFIG, then /etc/coffre/coffre.json when it exists and no data folder is named, then coffre.json of the data folder).",
+        valueName: "path"))
+    var config: String?
 
     @Option(name: .long, help: ArgumentHelp(
         "The catalog: a SQLite file (default catalog.sqlite of the data folder) or postgres://USER@HOST:PORT/DB, shared by several nodes (default $COFFRE_CATALOG, then coffre.json's \"catalog\").",
         valueName: "path|url"))
     var catalog: String?
 
+    /// Where the Debian package puts the settings and the data (docs/install.md).
+    static let packagedConfig = "/etc/coffre/coffre.json"
+    static let packagedData = "/var/lib/coffre"
+
+    private var environment: [String: String] { ProcessInfo.processInfo.environment }
+    private var namedData: String? { data ?? environment["COFFRE_DATA"] }
+    private var namedConfig: String? { config ?? environment["COFFRE_CONFIG"] }
+    private var packaged: Bool { FileManager.default.fileExists(atPath: Self.packagedConfig) }
+
     var dataPath: String {
-        let path = data ?? ProcessInfo.processInfo.environment["COFFRE_DATA"] ?? "coffre-data"
-        return path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        Self.absolute(namedData ?? (packaged ? Self.packagedData : "coffre-data"))
+    }
+
+    /// The settings file; relative paths inside it are relative to the data folder.
+    var configPath: String {
+        if let namedConfig { return Self.absolute(namedConfig) }
+        if namedData == nil, packaged { return Self.packagedConfig }
+        return dataPath + "/" + AppConfiguration.fileName
+    }
+
+    private static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// Opens the installation, creating it on first use, and recovers what a killed process left.
@@ -117,10 +152,12 @@ struct AppOptions: ParsableArguments {
     ///   - vault: the vault named on the command line (`serve --vault`), before coffre.json's.
     ///   - serving: for `coffre serve`, whose engine heartbeats as a node once it runs; any other
     ///     command heartbeats as a client on a shared catalog, so that the leader sees it die.
-    func makeEngine(vault named: VaultBackend? = nil, serving: Bool = false) async throws -> Engine {
+    ///   - settings: the settings already read (`serve`); nil: read them here.
+    func makeEngine(vault named: VaultBackend? = nil, serving: Bool = false,
+                    settings read: AppConfiguration? = nil) async throws -> Engine {
         let root = dataPath
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let settings = try loadConfiguration(root)
+        let settings = try read ?? loadConfiguration()
         let backend = (named ?? settings.vault ?? .local(path: "vault")).resolved(against: root)
         let vault = try backend.openVault(encryptionKeyFile: ProcessInfo.processInfo.environment["COFFRE_ENCRYPTION_KEY_FILE"],
                                           creating: true)
@@ -200,7 +237,8 @@ struct AppOptions: ParsableArguments {
             scratchDirectory: path(entry.scratchDirectory, "libvirt-scratch"),
             restoreDirectory: path(entry.restoreDirectory, "restored-vms"))
         configuration.cloudService = entry.cloudService
-        configuration.agentBinary = entry.agentBinary.map { path($0, $0) }
+        // Default: the package's static agent; a build folder's coffre-agent is not static.
+        configuration.agentBinary = entry.agentBinary.map { path($0, $0) } ?? LocalFabric.Configuration.packagedAgentPath()
         configuration.instantCopyBandwidth = entry.instantCopyMiBPerSecond.map { Int64($0) << 20 }
         return LibvirtFabric(configuration: configuration)
         #else
@@ -216,28 +254,38 @@ struct AppOptions: ParsableArguments {
         return CatalogBackend(location ?? CatalogBackend.defaultFile, root: dataPath)
     }
 
-    /// coffre.json of the data folder, written with the defaults when missing.
-    private func loadConfiguration(_ root: String) throws -> AppConfiguration {
-        let path = root + "/" + AppConfiguration.fileName
+    /// The settings file; coffre.json of the data folder is written with the defaults when
+    /// missing, a settings file named by --config, $COFFRE_CONFIG or the package must exist.
+    func loadConfiguration() throws -> AppConfiguration {
+        let path = configPath
         guard FileManager.default.fileExists(atPath: path) else {
+            guard namedConfig == nil else { throw missingConfiguration(path) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(AppConfiguration()).write(to: URL(fileURLWithPath: path), options: .atomic)
             return AppConfiguration()
         }
-        return try readConfiguration(root)
+        return try readConfiguration()
     }
 
-    /// coffre.json of the data folder, or the defaults when there is none (nothing is written).
-    func readConfiguration(_ root: String) throws -> AppConfiguration {
-        let path = root + "/" + AppConfiguration.fileName
-        guard let data = FileManager.default.contents(atPath: path) else { return AppConfiguration() }
+    /// The settings file, or the defaults when the data folder has none (nothing is written).
+    func readConfiguration() throws -> AppConfiguration {
+        let path = configPath
+        guard let data = FileManager.default.contents(atPath: path) else {
+            guard namedConfig == nil else { throw missingConfiguration(path) }
+            return AppConfiguration()
+        }
         do {
             return try JSONDecoder().decode(AppConfiguration.self, from: data)
         } catch {
             throw CoffreError(.invalidConfiguration, "\(path) is not valid: \(error)",
                               workaround: "Fix the file or remove it to get the defaults back")
         }
+    }
+
+    private func missingConfiguration(_ path: String) -> CoffreError {
+        CoffreError(.invalidConfiguration, "The settings file \(path) does not exist",
+                    workaround: "Name an existing file with --config or $COFFRE_CONFIG, or leave both out for coffre.json of the data folder")
     }
 
     /// Where mounts of points for file recovery go: `$COFFRE_RUN_DIR`, else /run/coffre.

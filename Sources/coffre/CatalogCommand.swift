@@ -30,7 +30,7 @@ struct CatalogCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let target = try PostgresURL(to)
-                let source = app.catalogBackend(settings: try app.readConfiguration(app.dataPath))
+                let source = app.catalogBackend(settings: try app.readConfiguration())
                 if case .sqlite(let path) = source, !FileManager.default.fileExists(atPath: path) {
                     throw CoffreError.catalogUnreadable(path, reason: "there is no catalog there to migrate")
                 }

@@ -112,8 +112,8 @@ struct Doctor {
         // coffre.json
         let settings: AppConfiguration
         do {
-            settings = try app.readConfiguration(root)
-            let file = root + "/" + AppConfiguration.fileName
+            settings = try app.readConfiguration()
+            let file = app.configPath
             add("config", .ok, FileManager.default.fileExists(atPath: file) ? "\(file) is valid" : "no \(file): the defaults apply")
         } catch {
             add("config", failure: error, context: "coffre.json")

@@ -25,8 +25,8 @@ struct ServeCommand: AsyncParsableCommand {
             The API is described in docs/api.md and served at /api/v1/openapi.json.
             """)
     @OptionGroup var app: AppOptions
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on (0: any free port, printed at start).") var port = 8080
+    @Option(help: "Address to listen on (default coffre.json's \"host\", then 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on, 0 for any free port, printed at start (default coffre.json's \"port\", then 8080).") var port: Int?
     @Flag(help: "Create the sample VMs of `coffre demo` in the local fabric first.") var demo = false
     @Option(help: ArgumentHelp(
         "The vault: a folder or s3://BUCKET/PREFIX (default coffre.json's \"vault\", then the data folder's vault). Nodes sharing a catalog share it.",
@@ -42,7 +42,12 @@ struct ServeCommand: AsyncParsableCommand {
                 let created = try DemoFabric.populate(dataPath: dataPath)
                 if !created.isEmpty { say("Created \(created.count) sample VMs in \(dataPath)/fabric") }
             }
-            let engine = try await app.makeEngine(vault: try vault.map { try VaultBackend.parse($0, s3: s3) }, serving: true)
+            try FileManager.default.createDirectory(atPath: dataPath, withIntermediateDirectories: true)
+            let settings = try app.loadConfiguration()
+            let host = host ?? settings.host ?? "127.0.0.1"
+            let port = port ?? settings.port ?? 8080
+            let engine = try await app.makeEngine(vault: try vault.map { try VaultBackend.parse($0, s3: s3) }, serving: true,
+                                                  settings: settings)
             let (tokens, newTokenFile) = try await TokenStore.openCreatingAdmin(catalog: engine.catalog, dataFolder: dataPath) { path, bytes in
                 try await runOnThread { _ in try FileIO.writeFileAtomically(path, bytes, mode: 0o600) }
             }

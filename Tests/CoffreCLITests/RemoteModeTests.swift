@@ -14,10 +14,12 @@ final class ServerProcess {
 
     /// Starts the server on `data` (with `environment` added to the test's) and waits for its
     /// "listens on" line.
-    init(_ coffre: Coffre, data: URL, environment: [String: String] = [:], arguments: [String] = []) throws {
+    /// - Parameter anyPort: `--port 0`; false: the port comes from `arguments` or the settings.
+    init(_ coffre: Coffre, data: URL, environment: [String: String] = [:], arguments: [String] = [],
+         anyPort: Bool = true) throws {
         self.data = data
         process.executableURL = coffre.binary
-        process.arguments = ["serve", "--data", data.path, "--port", "0"] + arguments
+        process.arguments = ["serve", "--data", data.path] + (anyPort ? ["--port", "0"] : []) + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
