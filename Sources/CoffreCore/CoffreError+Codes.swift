@@ -180,6 +180,7 @@ extension CoffreError.Code {
     public static let libvirtNotBuilt = Self("LibvirtNotBuilt")
     public static let serverRequired = Self("ServerRequired")
     public static let serverUnreachable = Self("ServerUnreachable")
+    public static let tlsFingerprintMismatch = Self("TLSFingerprintMismatch")
     public static let tokenMissing = Self("TokenMissing")
     public static let unexpectedResponse = Self("UnexpectedResponse")
 }
@@ -216,6 +217,6 @@ extension CoffreError.Code {
         .bootVerificationFailed, .badRequest, .crossSiteRequest, .forbidden,
         .invalidConfiguration, .invalidForm, .invalidRequest, .invalidRestoreTarget, .methodNotAllowed,
         .recoveryPointNotFound, .routeNotFound, .unauthenticated, .invalidOption, .invalidPercent, .invalidServer,
-        .libvirtNotBuilt, .serverRequired, .serverUnreachable, .tokenMissing, .unexpectedResponse
+        .libvirtNotBuilt, .serverRequired, .serverUnreachable, .tlsFingerprintMismatch, .tokenMissing, .unexpectedResponse
     ]
 }

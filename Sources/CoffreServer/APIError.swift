@@ -104,7 +104,7 @@ public struct APIError: HTTPResponseError, Sendable {
             .insufficientPermissionForPreScript, .insufficientPermissionForPostScript, .preScriptExecutionFailed,
             .postScriptExecutionFailed, .preScriptNotFound, .postScriptNotFound, .preScriptTimeout, .postScriptTimeout,
             .nbdConnectFailed, .nbdConnectionLost, .nbdExportNotFound, .nbdInvalidRequest, .nbdMetaContextUnavailable,
-            .nbdNegotiationFailed, .nbdProtocolError, .nbdServerError, .serverUnreachable, .unexpectedResponse,
+            .nbdNegotiationFailed, .nbdProtocolError, .nbdServerError, .serverUnreachable, .tlsFingerprintMismatch, .unexpectedResponse,
             .instantRestoreFailed, .bootVerificationFailed,
         ]),
         // 503: try again later.

@@ -1,6 +1,7 @@
 public import CoffreEngine
 import Foundation
 public import Hummingbird
+import HummingbirdTLS
 public import Logging
 public import Prometheus
 public import ServiceLifecycle
@@ -19,13 +20,17 @@ public struct ServerConfiguration: Sendable {
     public var metricsRegistry: PrometheusCollectorRegistry
     /// Where folder restores requested by a relative path go; absolute paths need the admin role.
     public var restoreRoot: String
+    /// HTTPS with this certificate; nil: plain HTTP.
+    public var tls: ServerTLS?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, logger: Logger = Logger(label: "coffre.server"),
         restoreRoot: String = FileManager.default.currentDirectoryPath + "/restores",
         metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        tls: ServerTLS? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.logger = logger
@@ -47,10 +52,11 @@ struct APIServices: Sendable {
 /// The engine is not run here: run it beside the application in one `ServiceGroup`.
 public func makeServerApplication(
     engine: Engine, tokens: TokenStore, configuration: ServerConfiguration
-) -> some ApplicationProtocol {
+) throws -> some ApplicationProtocol {
     let router = makeRouter(engine: engine, tokens: tokens, configuration: configuration)
     return Application(
         router: router,
+        server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: $0.serverConfiguration) } ?? .http1(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coffre"),
         onServerRunning: { channel in await configuration.onServerRunning(channel.localAddress?.port ?? 0) },
         logger: configuration.logger)
@@ -61,8 +67,8 @@ public func makeServerApplication(
 public func makeServiceGroup(
     engine: Engine, tokens: TokenStore, configuration: ServerConfiguration,
     gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]
-) -> ServiceGroup {
-    let server = makeServerApplication(engine: engine, tokens: tokens, configuration: configuration)
+) throws -> ServiceGroup {
+    let server = try makeServerApplication(engine: engine, tokens: tokens, configuration: configuration)
     // Services shut down in reverse order: the server before the engine.
     return ServiceGroup(configuration: .init(
         services: [.init(service: engine), .init(service: server)],
@@ -86,6 +92,6 @@ func makeRouter(engine: Engine, tokens: TokenStore, configuration: ServerConfigu
             try await route.respond(request, context, services)
         }
     }
-    DashboardRoutes.register(on: router, engine: engine)
+    DashboardRoutes.register(on: router, engine: engine, tls: configuration.tls)
     return router
 }

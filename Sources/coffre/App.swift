@@ -42,6 +42,13 @@ struct AppConfiguration: Codable, Sendable {
     /// Where `coffre serve` listens when the command line does not say (default 127.0.0.1:8080).
     var host: String?
     var port: Int?
+    /// HTTPS: a PEM certificate chain and its key (relative to the data folder or absolute), or
+    /// a self-signed certificate made in `<data>/tls` on the first start.
+    var tlsCertificate: String?
+    var tlsKey: String?
+    var tlsSelfSigned: Bool?
+    /// Plain HTTP on an address other than loopback (refused unless this is true).
+    var allowPlainHTTP: Bool?
 
     struct LocalFabricEntry: Codable, Sendable {
         var name: String
@@ -98,6 +105,10 @@ struct AppConfiguration: Codable, Sendable {
         catalog = try c.decodeIfPresent(String.self, forKey: .catalog)
         host = try c.decodeIfPresent(String.self, forKey: .host)
         port = try c.decodeIfPresent(Int.self, forKey: .port)
+        tlsCertificate = try c.decodeIfPresent(String.self, forKey: .tlsCertificate)
+        tlsKey = try c.decodeIfPresent(String.self, forKey: .tlsKey)
+        tlsSelfSigned = try c.decodeIfPresent(Bool.self, forKey: .tlsSelfSigned)
+        allowPlainHTTP = try c.decodeIfPresent(Bool.self, forKey: .allowPlainHTTP)
     }
 
     static let fileName = "coffre.json"

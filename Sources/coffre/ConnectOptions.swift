@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoffreCore
+import CoffreServer
 import Foundation
 
 /// Options of the commands that work either in-process on a data folder or against a
@@ -19,6 +20,16 @@ struct ConnectOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("File holding the token for --server (default $COFFRE_TOKEN_FILE).", valueName: "path"))
     var tokenFile: String?
+
+    @Option(help: ArgumentHelp(
+        "Trust only the https:// server certificate with this SHA-256 fingerprint, as `coffre serve` prints it (default $COFFRE_FINGERPRINT).",
+        valueName: "sha256"))
+    var fingerprint: String?
+
+    @Option(help: ArgumentHelp(
+        "PEM file of the authorities to trust for an https:// --server instead of the system's (default $COFFRE_SERVER_CA).",
+        valueName: "path"))
+    var serverCa: String?
 
     /// The server to use, if any: `--server`, else `COFFRE_SERVER`.
     var serverURL: String? {
@@ -42,7 +53,26 @@ struct ConnectOptions: ParsableArguments {
             throw CoffreError(.serverRequired, "This command talks to a running server",
                               workaround: "Give --server URL (or COFFRE_SERVER) and an admin token")
         }
-        return try RemoteControlPlane(server: url, token: try resolveToken())
+        return try RemoteControlPlane(server: url, token: try resolveToken(), trust: try resolveTrust())
+    }
+
+    /// `--fingerprint` (or $COFFRE_FINGERPRINT), else `--server-ca` (or $COFFRE_SERVER_CA), else the system's.
+    private func resolveTrust() throws -> ServerTrust {
+        let environment = ProcessInfo.processInfo.environment
+        let pin = fingerprint ?? environment["COFFRE_FINGERPRINT"].flatMap { $0.isEmpty ? nil : $0 }
+        let authorities = serverCa ?? environment["COFFRE_SERVER_CA"].flatMap { $0.isEmpty ? nil : $0 }
+        if let pin {
+            guard authorities == nil else {
+                throw CoffreError(.invalidOption, "Give either --fingerprint or --server-ca, not both",
+                                  workaround: "--fingerprint pins one certificate; --server-ca trusts the authorities that sign them")
+            }
+            guard let normalized = ServerTLS.normalizedFingerprint(pin) else {
+                throw CoffreError(.invalidOption, "'\(pin)' is not a SHA-256 fingerprint",
+                                  workaround: "Give the 64 hex digits `coffre serve` prints (colons optional), e.g. 3F:A2:…")
+            }
+            return .fingerprint(normalized)
+        }
+        return authorities.map { .authorities(file: $0) } ?? .system
     }
 
     private func resolveToken() throws -> String {

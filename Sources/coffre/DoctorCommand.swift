@@ -1,5 +1,7 @@
 import ArgumentParser
 import CoffreCore
+import CoffreEngine
+import CoffreServer
 import CoffrePostgres
 import CoffreStorage
 import CoffreSystem
@@ -192,7 +194,51 @@ struct Doctor {
         await checkFabrics(settings, root: root, protected: protected)
 
         checkKernel()
-        add("tls", .skipped, "coffre serve has no TLS certificate to check: it serves plain HTTP")
+        checkCertificate(settings, root: root)
+    }
+
+    /// The certificate `coffre serve` answers HTTPS with: coffre.json's, else the self-signed one
+    /// of `<data>/tls`; failed when it cannot be read or has expired, warned within 30 days.
+    private mutating func checkCertificate(_ settings: AppConfiguration, root: String) {
+        func resolved(_ path: String) -> String { path.hasPrefix("/") ? path : root + "/" + path }
+        let files: (certificate: String, key: String)
+        if let certificate = settings.tlsCertificate {
+            guard let key = settings.tlsKey else {
+                add("tls", .failed, "coffre.json names tlsCertificate without tlsKey: coffre serve will not start",
+                    advice: "Add \"tlsKey\": the PEM private key of \(certificate)")
+                return
+            }
+            files = (resolved(certificate), resolved(key))
+        } else if FileManager.default.fileExists(atPath: root + "/tls/coffre.crt") {
+            files = (root + "/tls/coffre.crt", root + "/tls/coffre.key")
+        } else {
+            add("tls", .skipped, settings.tlsSelfSigned == true
+                ? "the self-signed certificate is made on the first start of coffre serve"
+                : "no certificate in coffre.json and none made by --tls-self-signed: coffre serve speaks plain HTTP (loopback only)")
+            return
+        }
+        let tls: ServerTLS
+        do {
+            tls = try ServerTLS.load(certificateFile: files.certificate, keyFile: files.key)
+        } catch {
+            add("tls", failure: error, context: "the TLS certificate")
+            return
+        }
+        let left = tls.notValidAfter.timeIntervalSince(AppOptions.clock().now())
+        let detail = "\(files.certificate): SHA-256 fingerprint \(tls.fingerprint), valid until \(Engine.instant(tls.notValidAfter))"
+        if left <= 0 {
+            add("tls", .failed, detail + ": expired",
+                advice: "Renew it (a self-signed one: remove \(files.certificate) and its key, restart coffre serve, and pin the new fingerprint)")
+        } else if left < 30 * 86_400 {
+            add("tls", .warning, detail + ": expires in \(Int(left / 86_400)) days",
+                advice: "Renew it before it expires: clients refuse an expired certificate")
+        } else if let mode = try? FileManager.default.attributesOfItem(atPath: files.key)[.posixPermissions] as? Int,
+                  mode & 0o077 != 0 {
+            add("tls", .warning, detail + "; its key \(files.key) has mode \(String(mode, radix: 8))",
+                advice: "chmod 600 \(files.key): whoever reads it can pretend to be this server")
+        } else {
+            add("tls", .ok, detail)
+        }
     }
 
     private func describe(_ backend: VaultBackend) -> String {

@@ -3,6 +3,7 @@ import CoffreCore
 import CoffreEngine
 import CoffreServer
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 
@@ -17,15 +18,23 @@ struct RemoteControlPlane: ControlPlane {
     /// How often `wait` asks for a running job.
     var pollInterval: Duration = .milliseconds(300)
 
-    init(server: String, token: String) throws {
+    /// How an https:// server's certificate is checked.
+    let trust: ServerTrust
+
+    init(server: String, token: String, trust: ServerTrust = .system) throws {
         var base = server.trimmingCharacters(in: .whitespaces)
         while base.hasSuffix("/") { base.removeLast() }
         guard let url = URL(string: base), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
             throw CoffreError(.invalidServer, "'\(server)' is not an http(s) URL",
                               workaround: "Give the address `coffre serve` prints, e.g. --server http://127.0.0.1:8080")
         }
+        if url.scheme == "http", trust != .system {
+            throw CoffreError(.invalidOption, "--fingerprint and --server-ca check an https:// server, and \(base) is http://",
+                              workaround: "Give the https:// address `coffre serve` prints, or leave out --fingerprint and --server-ca")
+        }
         self.server = base
         self.token = token.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.trust = trust
     }
 
     func discover() async throws -> Job { try await call(.POST, "/discovery") }
@@ -100,14 +109,29 @@ struct RemoteControlPlane: ControlPlane {
 
     // MARK: HTTP
 
-    /// One client for the process. A refused connection fails at once instead of being retried
-    /// until the request's deadline (the shared client's default): a person is waiting.
-    private static let client: HTTPClient = {
+    /// One client per server and trust for the process. A refused connection fails at once
+    /// instead of being retried until the request's deadline (the shared client's default): a
+    /// person is waiting.
+    private static let clients = Mutex<[String: HTTPClient]>([:])
+
+    private func client() async throws -> HTTPClient {
+        let key = trust.description + " " + server
+        if let client = Self.clients.withLock({ $0[key] }) { return client }
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(10)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+        if let url = URL(string: server), url.scheme == "https", let host = url.host {
+            configuration.tlsConfiguration = try await trust.configuration(host: host, port: url.port ?? 443)
+        }
+        let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = Self.clients.withLock { clients in
+            if let existing = clients[key] { return existing }
+            clients[key] = made
+            return made
+        }
+        if client !== made { try? await made.shutdown() }
+        return client
+    }
 
     /// `/vms/prod%2Fweb01/backup`: a VM named `cloudService/name` is one path segment.
     static func vmPath(_ vm: String, _ action: String) -> String { "/vms/" + segment(vm) + "/" + action }
@@ -146,14 +170,17 @@ struct RemoteControlPlane: ControlPlane {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         do {
-            let response = try await Self.client.execute(request, timeout: .seconds(60))
+            let response = try await client().execute(request, timeout: .seconds(60))
             let buffer = try await response.body.collect(upTo: 64 << 20)
             return (response.status, Data(buffer.readableBytesView))
         } catch let error as CoffreError {
             throw error
         } catch {
+            let untrusted = "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
             throw CoffreError(.serverUnreachable, "Cannot reach the Coffre server at \(server): \(error)",
-                              workaround: "Check --server (or COFFRE_SERVER) and that `coffre serve` runs there")
+                              workaround: untrusted
+                                ? "Its certificate is not trusted: pin it with --fingerprint (or COFFRE_FINGERPRINT; `coffre serve` prints it), or give the authority that signed it with --server-ca"
+                                : "Check --server (or COFFRE_SERVER) and that `coffre serve` runs there")
         }
     }
 

@@ -79,7 +79,7 @@ struct MetricsTests {
         let token = try String(contentsOf: server.data.appendingPathComponent("admin-token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let result = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"),
-                                    ["-sf", "-m", "30", "-H", "Authorization: Bearer \(token)", server.url + "/metrics"])
+                                    ["-sf", "-m", "30", "-H", "Authorization: Bearer \(token)"] + server.curlTrust + [server.url + "/metrics"])
         guard result.status == 0 else { throw HarnessError("GET /metrics failed: \(result)") }
         var values: [String: Double] = [:]
         for line in result.stdout.split(separator: "\n") where !line.hasPrefix("#") {

@@ -142,7 +142,7 @@ struct NodeTests {
         let body = method == "POST" ? ["-H", "Content-Type: application/json", "--data-binary", "{}"] : []
         let result = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"), [
             "-sf", "-m", "10", "-X", method, "-H", "Authorization: Bearer \(token)", "-H", "Origin: \(server.url)",
-        ] + body + [server.url + path])
+        ] + server.curlTrust + body + [server.url + path])
         guard result.status == 0 else { throw HarnessError("\(method) \(path) failed: \(result)") }
         return try decodeJSON(T.self, result.stdout)
     }

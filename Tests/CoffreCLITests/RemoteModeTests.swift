@@ -5,21 +5,28 @@ import Testing
 import Glibc
 #endif
 
-/// `coffre serve` on a free port, started and stopped by a test.
+/// `coffre serve` on a free port, started and stopped by a test. With `COFFRE_TEST_TLS=1` in
+/// the tests' environment (CI runs the live-server suites a second time so), or `tls: true`, it
+/// serves HTTPS with its self-signed certificate, and the remote-mode environment pins it.
 final class ServerProcess {
     let process = Process()
     let url: String
     let data: URL
+    /// The SHA-256 fingerprint the server printed (HTTPS), else nil.
+    let fingerprint: String?
     private let output = DataBox()
+
+    static var tlsByDefault: Bool { ProcessInfo.processInfo.environment["COFFRE_TEST_TLS"] == "1" }
 
     /// Starts the server on `data` (with `environment` added to the test's) and waits for its
     /// "listens on" line.
     /// - Parameter anyPort: `--port 0`; false: the port comes from `arguments` or the settings.
     init(_ coffre: Coffre, data: URL, environment: [String: String] = [:], arguments: [String] = [],
-         anyPort: Bool = true) throws {
+         anyPort: Bool = true, tls: Bool = ServerProcess.tlsByDefault) throws {
         self.data = data
         process.executableURL = coffre.binary
-        process.arguments = ["serve", "--data", data.path] + (anyPort ? ["--port", "0"] : []) + arguments
+        process.arguments = ["serve", "--data", data.path] + (anyPort ? ["--port", "0"] : [])
+            + (tls ? ["--tls-self-signed"] : []) + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
@@ -33,9 +40,10 @@ final class ServerProcess {
         }
         try process.run()
         var found: String?
+        var text = ""
         for _ in 0..<600 where found == nil && process.isRunning {
-            let text = String(decoding: box.data, as: UTF8.self)
-            if let range = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression),
+            text = String(decoding: box.data, as: UTF8.self)
+            if let range = text.range(of: #"https?://[0-9.]+:[0-9]+"#, options: .regularExpression),
                text.contains("listens on") {
                 found = String(text[range])
             } else {
@@ -47,12 +55,23 @@ final class ServerProcess {
             throw HarnessError("coffre serve did not start: \(String(decoding: box.data, as: UTF8.self))")
         }
         url = found
+        fingerprint = text.range(of: #"fingerprint [0-9A-F:]{95}"#, options: .regularExpression)
+            .map { String(text[$0].dropFirst("fingerprint ".count)) }
+    }
+
+    /// What curl needs to trust the server: its self-signed certificate when it serves HTTPS.
+    var curlTrust: [String] {
+        fingerprint == nil ? [] : ["--cacert", data.appendingPathComponent("tls/coffre.crt").path]
     }
 
     /// The environment of a remote-mode command with the server's first admin token.
     var adminEnvironment: [String: String] {
         ["COFFRE_SERVER": url, "COFFRE_TOKEN_FILE": data.appendingPathComponent("admin-token").path]
+            .merging(trustEnvironment) { $1 }
     }
+
+    /// The pin of the server's certificate when it serves HTTPS.
+    var trustEnvironment: [String: String] { fingerprint.map { ["COFFRE_FINGERPRINT": $0] } ?? [:] }
 
     /// SIGTERM, then the exit status (0 when the server stopped gracefully).
     func stop() -> Int32 {
@@ -78,7 +97,7 @@ struct RemoteModeTests {
 
     struct Board: Decodable { var protectedVMs: Int; var pendingInitialBackup: Int }
 
-    @Test("discover → register → protect → backup (progress bar on a terminal) → restore, over HTTP")
+    @Test("discover → register → protect → backup (progress bar on a terminal) → restore, over HTTP (HTTPS with COFFRE_TEST_TLS=1)")
     func remoteFlow() throws {
         let coffre = try Coffre()
         try withTempDir { tmp in
@@ -126,12 +145,12 @@ struct RemoteModeTests {
             // Roles: a reader looks but cannot start a backup; an unknown token is refused.
             let reader = try coffre.ok(["token", "create", "ci-reader", "--role", "reader"], env: env).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
-            let readerEnv = ["COFFRE_SERVER": server.url, "COFFRE_TOKEN": reader]
+            let readerEnv = ["COFFRE_SERVER": server.url, "COFFRE_TOKEN": reader].merging(server.trustEnvironment) { $1 }
             try coffre.ok(["jobs"], env: readerEnv)
             let refused = try coffre.run(["backup", "web01"], env: readerEnv)
             expectOneLineError(refused, "Forbidden")
             #expect(refused.stderr.contains("[Forbidden]"))
-            let unknown = try coffre.run(["jobs"], env: ["COFFRE_SERVER": server.url, "COFFRE_TOKEN": "cof_nope"])
+            let unknown = try coffre.run(["jobs"], env: ["COFFRE_SERVER": server.url, "COFFRE_TOKEN": "cof_nope"].merging(server.trustEnvironment) { $1 })
             expectOneLineError(unknown, "Unauthenticated")
             #expect(unknown.stderr.contains("[Unauthenticated]: This server does not know the token sent"))
             // Errors of the engine come back with their code, message and workaround.

@@ -38,7 +38,7 @@ extension ServerHarness {
     /// real HTTP with the token of `role`.
     func withLiveServer(as role: Role, _ body: (Live) async throws -> Void) async throws {
         let port = AsyncStream<Int>.makeStream()
-        let app = makeServerApplication(engine: engine, tokens: tokens,
+        let app = try makeServerApplication(engine: engine, tokens: tokens,
                                         configuration: configuration { port.continuation.yield($0) })
         let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -115,7 +115,7 @@ struct Live {
         for job in await harness.engine.protect(["web01"], policy: "p").jobs { try await harness.finish(job.id) }
 
         let port = AsyncStream<Int>.makeStream()
-        let group = makeServiceGroup(engine: harness.engine, tokens: harness.tokens,
+        let group = try makeServiceGroup(engine: harness.engine, tokens: harness.tokens,
                                      configuration: harness.configuration { port.continuation.yield($0) },
                                      gracefulShutdownSignals: [])
         harness.holdSnapshots.set(true)

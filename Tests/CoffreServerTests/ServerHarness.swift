@@ -57,7 +57,7 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     var app: some ApplicationProtocol {
-        makeServerApplication(engine: engine, tokens: tokens, configuration: configuration())
+        get throws { try makeServerApplication(engine: engine, tokens: tokens, configuration: configuration()) }
     }
 
     /// Writes a VM folder: `vm.json` and sparse disks with a few bytes of content.

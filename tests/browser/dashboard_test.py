@@ -7,16 +7,21 @@ token from <data>/admin-token, then drives seed 000's flow: discover, register t
 watch the job complete on its page without a reload, see the dashboard counts change, open the
 recovery points, browse the point's file systems (its OS disk is a GPT image with an ext4 and a
 vfat partition) and download a file and a folder (.tar) through Chromium, and restore the point
-as a new VM. A screenshot of every tab goes to the artifacts folder. Any JavaScript console
-error (Chromium's browser log at SEVERE) fails the test.
+as a new VM, and read the About page. A screenshot of every tab goes to the artifacts folder.
+Any JavaScript console error (Chromium's browser log at SEVERE) fails the test.
 
-Usage: dashboard_test.py --coffre PATH/TO/coffre [--artifacts DIR] [--keep-data] [--no-demo]
+With --https the server answers HTTPS with its self-signed certificate (--tls-self-signed), which
+Chromium trusts by its key's hash, and the About page must show the fingerprint it printed.
+
+Usage: dashboard_test.py --coffre PATH/TO/coffre [--artifacts DIR] [--keep-data] [--no-demo] [--https]
 """
 
 import argparse
 import json
 import os
+import re
 import shutil
+import ssl
 import socket
 import subprocess
 import sys
@@ -114,11 +119,14 @@ def make_partitioned_disk(path, work):
 
 
 class Server:
-    def __init__(self, coffre, artifacts, demo=True):
+    def __init__(self, coffre, artifacts, demo=True, https=False):
         self.data = tempfile.mkdtemp(prefix="coffre-browser-")
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.https = https
+        self.base = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         args = [coffre, "serve", "--port", str(self.port), "--data", self.data]
+        if https:
+            args.append("--tls-self-signed")
         if demo and supports_demo(coffre):
             args.append("--demo")
         else:
@@ -128,9 +136,29 @@ class Server:
         environment = dict(os.environ, COFFRE_RUN_DIR=os.path.join(self.data, "run"))
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=environment)
         self.token = self._wait_until_ready()
+        self.fingerprint = self._printed_fingerprint() if https else None
         # Before discovery: prod/web01's OS disk gets file systems to browse.
         self.source = make_partitioned_disk(os.path.join(self.data, "fabric", "prod", "web01", "os.img"),
                                             tempfile.mkdtemp(prefix="coffre-browser-source-"))
+
+    @property
+    def certificate(self):
+        return os.path.join(self.data, "tls", "coffre.crt")
+
+    def _printed_fingerprint(self):
+        with open(self.log.name) as log:
+            match = re.search(r"SHA-256 fingerprint ([0-9A-F:]{95})", log.read())
+        if not match:
+            raise Failure("coffre serve --tls-self-signed printed no fingerprint; see server.log")
+        return match.group(1)
+
+    def spki_hash(self):
+        """base64 SHA-256 of the certificate's public key: what Chromium's
+        --ignore-certificate-errors-spki-list trusts (the test's stand-in for adding the
+        self-signed certificate to a browser's trust store)."""
+        script = (f"openssl x509 -in '{self.certificate}' -pubkey -noout | openssl pkey -pubin -outform der"
+                  " | openssl dgst -sha256 -binary | base64")
+        return subprocess.run(["bash", "-c", script], check=True, capture_output=True, text=True).stdout.strip()
 
     def _wait_until_ready(self):
         deadline = time.time() + 60
@@ -139,7 +167,8 @@ class Server:
             if self.process.poll() is not None:
                 raise Failure(f"coffre serve exited with {self.process.returncode}; see server.log")
             try:
-                with urllib.request.urlopen(self.base + "/login", timeout=2) as response:
+                context = ssl.create_default_context(cafile=self.certificate) if self.https else None
+                with urllib.request.urlopen(self.base + "/login", timeout=2, context=context) as response:
                     if response.status == 200 and os.path.exists(token_file):
                         return open(token_file).read().strip()
             except (urllib.error.URLError, ConnectionError, OSError):
@@ -381,6 +410,17 @@ class Flow:
                     f"the node should be alive and the leader: {rows[0].text}")
         self.screenshot("nodes")
 
+        print("the about page: the version, and the certificate's fingerprint over HTTPS")
+        self.tab("about", "about-table")
+        if self.server.fingerprint:
+            shown = self.find("#tls-fingerprint").text
+            self.expect(shown == self.server.fingerprint,
+                        f"the about page should show the fingerprint coffre serve printed: {shown} != {self.server.fingerprint}")
+            self.expect(self.driver.current_url.startswith("https://"), f"the page should be served over HTTPS: {self.driver.current_url}")
+        else:
+            self.expect("plain HTTP" in self.find("#about-certificate").text, "the about page should say HTTPS is off")
+        self.screenshot("about")
+
         self.collect_console()
         if self.console_errors:
             raise Failure("JavaScript console errors:\n  " + "\n  ".join(self.console_errors))
@@ -464,8 +504,10 @@ class Flow:
         raise Failure(f"the job did not finish within {JOB_TIMEOUT} s (saw {seen})")
 
 
-def make_driver():
+def make_driver(trusted_spki=None):
     options = webdriver.ChromeOptions()
+    if trusted_spki:
+        options.add_argument(f"--ignore-certificate-errors-spki-list={trusted_spki}")
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
@@ -481,18 +523,20 @@ def main():
     parser.add_argument("--artifacts", default=".build/browser-artifacts")
     parser.add_argument("--keep-data", action="store_true", help="keep the server's data folder")
     parser.add_argument("--no-demo", action="store_true", help="write the sample VMs here instead of `serve --demo`")
+    parser.add_argument("--https", action="store_true",
+                        help="serve HTTPS with --tls-self-signed; Chromium trusts that certificate's key")
     args = parser.parse_args()
     os.makedirs(args.artifacts, exist_ok=True)
     for old in os.listdir(args.artifacts):
         if old.endswith(".png") or old == "failure.html":
             os.remove(os.path.join(args.artifacts, old))
 
-    server = Server(os.path.abspath(args.coffre), args.artifacts, demo=not args.no_demo)
+    server = Server(os.path.abspath(args.coffre), args.artifacts, demo=not args.no_demo, https=args.https)
     driver = None
     flow = None
     ok = False
     try:
-        driver = make_driver()
+        driver = make_driver(server.spki_hash() if args.https else None)
         flow = Flow(driver, server, args.artifacts)
         flow.run()
         ok = True

@@ -83,6 +83,18 @@ extension DashboardController {
         return pages.page("nodes", title: "Nodes", tab: .nodes, role: context.role, body: Body(nodes: rows))
     }
 
+    // MARK: About
+
+    func about(_ context: CoffreContext) -> Response {
+        struct Certificate { var file: String; var fingerprint: String; var notValidAfter: String }
+        struct Body { var version: String; var node: String; var tls: Certificate? }
+        let body = Body(
+            version: engine.configuration.version, node: engine.owner,
+            tls: tls.map { Certificate(file: $0.certificateFile, fingerprint: $0.fingerprint,
+                                       notValidAfter: DashboardFormat.instant($0.notValidAfter)) })
+        return pages.page("about", title: "About", tab: .about, role: context.role, body: body)
+    }
+
     // MARK: Policies
 
     func policies(_ context: CoffreContext) async throws -> Response {

@@ -7,8 +7,9 @@ import Hummingbird
 enum DashboardSession {
     static let cookieName = "coffre_token"
 
-    static func cookie(_ token: String) -> Cookie {
-        Cookie(name: cookieName, value: token, path: "/", httpOnly: true, sameSite: .strict)
+    /// - Parameter secure: the server speaks HTTPS: the browser never sends the cookie over plain HTTP.
+    static func cookie(_ token: String, secure: Bool) -> Cookie {
+        Cookie(name: cookieName, value: token, path: "/", secure: secure, httpOnly: true, sameSite: .strict)
     }
 
     static var expiredCookie: Cookie {
@@ -46,7 +47,7 @@ extension DashboardController {
             return DashboardPages.redirect("/login?invalid=1&next=" + DashboardFormat.segment(next))
         }
         var response = DashboardPages.redirect(next)
-        response.setCookie(DashboardSession.cookie(token))
+        response.setCookie(DashboardSession.cookie(token, secure: tls != nil))
         return response
     }
 

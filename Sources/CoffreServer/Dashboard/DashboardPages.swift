@@ -8,7 +8,7 @@ import Mustache
 struct DashboardPages: Sendable {
     /// The portal's tabs, in order.
     enum Tab: String, CaseIterable {
-        case overview, vms, protected, jobs, policies, nodes
+        case overview, vms, protected, jobs, policies, nodes, about
 
         var label: String {
             switch self {
@@ -18,6 +18,7 @@ struct DashboardPages: Sendable {
             case .jobs: "Jobs"
             case .policies: "Policies"
             case .nodes: "Nodes"
+            case .about: "About"
             }
         }
 

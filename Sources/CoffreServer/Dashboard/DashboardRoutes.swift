@@ -10,8 +10,8 @@ enum DashboardRoutes {
     ///
     /// Pages need the reader role, actions the operator role (restoring into a server folder:
     /// admin). A browser without a valid `coffre_token` cookie is sent to `/login`.
-    static func register(on router: Router<CoffreContext>, engine: Engine) {
-        let dashboard = DashboardController(engine: engine, pages: DashboardPages())
+    static func register(on router: Router<CoffreContext>, engine: Engine, tls: ServerTLS? = nil) {
+        let dashboard = DashboardController(engine: engine, pages: DashboardPages(), tls: tls)
         router.get("/login", use: dashboard.loginPage)
         router.post("/login", use: dashboard.login)
         router.post("/logout", use: dashboard.logout)
@@ -71,6 +71,9 @@ enum DashboardRoutes {
         router.get("/nodes") { request, context in
             await dashboard.guarded(request, context, tab: .nodes) { try await dashboard.nodes(context) }
         }
+        router.get("/about") { request, context in
+            await dashboard.guarded(request, context, tab: .about) { dashboard.about(context) }
+        }
         router.get("/policies") { request, context in
             await dashboard.guarded(request, context, tab: .policies) { try await dashboard.policies(context) }
         }
@@ -103,6 +106,8 @@ enum DashboardRoutes {
 struct DashboardController: Sendable {
     let engine: Engine
     let pages: DashboardPages
+    /// The certificate the server answers HTTPS with (the About page shows its fingerprint).
+    var tls: ServerTLS?
 
     /// Runs a page or an action for a signed-in caller.
     ///

@@ -7,7 +7,7 @@
 enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "login": login, "error": error, "overview": overview, "vms": vms,
-        "protected": protected, "policies": policies, "nodes": nodes, "jobs": jobs, "job": job, "points": points, "files": files,
+        "protected": protected, "policies": policies, "nodes": nodes, "about": about, "jobs": jobs, "job": job, "points": points, "files": files,
         "started": started, "jobRows": jobRows, "errorBox": errorBox,
     ]
 
@@ -180,6 +180,25 @@ enum DashboardTemplates {
           {{#nodes}}<tr data-node="{{id}}" data-alive="{{alive}}" data-leader="{{leader}}"><td>{{id}}</td><td>{{address}}</td><td>{{version}}</td><td>{{heartbeat}}</td><td class="status-{{state}}">{{state}}</td><td>{{runningJobs}}</td><td>{{#leader}}<strong>leader</strong>{{/leader}}</td></tr>{{/nodes}}
           </tbody>
         </table>
+        {{/body}}{{/content}}{{/layout}}
+        """
+
+    static let about = """
+        {{<layout}}{{$content}}{{#body}}
+        <table class="grid" id="about-table">
+          <tbody>
+          <tr><th scope="row">Version</th><td id="about-version">{{version}}</td></tr>
+          <tr><th scope="row">This node</th><td id="about-node">{{node}}</td></tr>
+          {{#tls}}
+          <tr><th scope="row">HTTPS certificate</th><td id="about-certificate"><code>{{file}}</code>, valid until {{notValidAfter}}</td></tr>
+          <tr><th scope="row">SHA-256 fingerprint</th><td><code id="tls-fingerprint">{{fingerprint}}</code></td></tr>
+          {{/tls}}
+          {{^tls}}
+          <tr><th scope="row">HTTPS</th><td id="about-certificate">off: this server speaks plain HTTP</td></tr>
+          {{/tls}}
+          </tbody>
+        </table>
+        {{#tls}}<p>Pin this certificate from the command line with <code>coffre --fingerprint {{fingerprint}}</code> (or <code>COFFRE_FINGERPRINT</code>): compare the fingerprint with the one <code>coffre serve</code> printed at start before you trust it.</p>{{/tls}}
         {{/body}}{{/content}}{{/layout}}
         """
 
