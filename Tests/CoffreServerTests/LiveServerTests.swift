@@ -7,15 +7,19 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import ServiceLifecycle
 import Testing
 
-/// The seed 000 flow against a real server on port 0 with a real HTTP client.
+/// The seed 000 flow against a real server on port 0 with a real HTTP client, over plain HTTP
+/// and over HTTPS (a certificate made by openssl, the client trusting only it).
 @Suite struct LiveServerTests {
-    @Test func discoverRegisterProtectBackupOverHTTP() async throws {
+    @Test(arguments: [false, true])
+    func discoverRegisterProtectBackupOverHTTP(tls: Bool) async throws {
         let harness = try await ServerHarness()
         try harness.addVM("web01")
-        try await harness.withLiveServer(as: .operator) { http in
+        try await harness.withLiveServer(as: .operator, tls: tls ? try harness.testCertificate() : nil) { http in
+            #expect(http.base.hasPrefix(tls ? "https://" : "http://"))
             #expect(try await http.call(.GET, "/healthz", anonymous: true).status == .ok)
             #expect(try await http.call(.GET, "/api/v1/dashboard", anonymous: true).status == .unauthorized)
 
@@ -36,23 +40,28 @@ import Testing
 extension ServerHarness {
     /// Runs the server on a free port for as long as `body` runs, `body` talking to it over
     /// real HTTP with the token of `role`.
-    func withLiveServer(as role: Role, _ body: (Live) async throws -> Void) async throws {
+    func withLiveServer(as role: Role, tls: ServerTLS? = nil, _ body: (Live) async throws -> Void) async throws {
         let port = AsyncStream<Int>.makeStream()
-        let app = try makeServerApplication(engine: engine, tokens: tokens,
-                                        configuration: configuration { port.continuation.yield($0) })
+        var configuration = configuration { port.continuation.yield($0) }
+        configuration.tls = tls
+        let app = try makeServerApplication(engine: engine, tokens: tokens, configuration: configuration)
         let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await services.run() }
             var ports = port.stream.makeAsyncIterator()
             let bound = try #require(await ports.next())
             #expect(bound > 0)
+            let live = Live(base: "\(tls == nil ? "http" : "https")://127.0.0.1:\(bound)", token: tokenByRole[role]!,
+                            trusting: tls?.chain)
             do {
-                try await body(Live(base: "http://127.0.0.1:\(bound)", token: tokenByRole[role]!))
+                try await body(live)
             } catch {
                 await services.triggerGracefulShutdown()
+                try await live.shutdown()
                 throw error
             }
             await services.triggerGracefulShutdown()
+            try await live.shutdown()
         }
     }
 }
@@ -61,6 +70,27 @@ extension ServerHarness {
 struct Live {
     let base: String
     let token: String
+    /// A client of its own trusting only these certificates (HTTPS), else the shared one.
+    private let client: HTTPClient
+    private let ownsClient: Bool
+
+    init(base: String, token: String, trusting certificates: [NIOSSLCertificate]? = nil) {
+        self.base = base
+        self.token = token
+        if let certificates {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(certificates)
+            client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            ownsClient = true
+        } else {
+            client = HTTPClient.shared
+            ownsClient = false
+        }
+    }
+
+    func shutdown() async throws {
+        if ownsClient { try await client.shutdown() }
+    }
 
     struct Answer {
         var status: HTTPResponseStatus
@@ -76,7 +106,7 @@ struct Live {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: json))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await client.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Answer(status: response.status, body: Data(buffer: body))
     }

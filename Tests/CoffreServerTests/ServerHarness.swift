@@ -49,6 +49,38 @@ final class ServerHarness: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: folder) }
 
+    /// A self-signed certificate for 127.0.0.1 (made once with openssl, valid until 2126),
+    /// written into the harness's folder.
+    func testCertificate() throws -> ServerTLS {
+        let certificate = folder + "/tls.crt", key = folder + "/tls.key"
+        try Data(Self.certificatePEM.utf8).write(to: URL(fileURLWithPath: certificate))
+        try Data(Self.keyPEM.utf8).write(to: URL(fileURLWithPath: key))
+        return try ServerTLS.load(certificateFile: certificate, keyFile: key)
+    }
+
+    static let certificatePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIBkTCCATagAwIBAgIUemaeC7MdLjOo/CRFXZAYoL86YQ0wCgYIKoZIzj0EAwIw
+        FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTIwNjA4MDI1NloYDzIxMjYxMTEy
+        MDgwMjU2WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
+        PQMBBwNCAASfSWs8rJbAS6nteajyn6xMkEn+k7Inx9LHaiEAdmL2ca0V69dY1AK4
+        LWzWeyZiXHlgd74twuZ94co0YNq7qKtPo2QwYjAdBgNVHQ4EFgQU0bp7/YDQQXSI
+        553NzTsc9yXp/VQwHwYDVR0jBBgwFoAU0bp7/YDQQXSI553NzTsc9yXp/VQwDwYD
+        VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0kAMEYC
+        IQDyM41tqlrrN8pxUnTeAx5kCp4nAySbX6pF3mBjUTZkhgIhAMtL3BAiSY2X+aRG
+        i0syKRd4gtwhVfQ4AcB/4b4O2Zli
+        -----END CERTIFICATE-----
+        """
+
+    /// The test certificate's key: it protects nothing but this test.
+    static let keyPEM = """
+        -----BEGIN PRIVATE KEY-----
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXdETVWpBQfQj3fRV
+        hoE0sOpNwtS8BTGyWmVtpmPSxaKhRANCAASfSWs8rJbAS6nteajyn6xMkEn+k7In
+        x9LHaiEAdmL2ca0V69dY1AK4LWzWeyZiXHlgd74twuZ94co0YNq7qKtP
+        -----END PRIVATE KEY-----
+        """
+
     func configuration(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> ServerConfiguration {
         var logger = Logger(label: "coffre.server.test")
         logger.logLevel = .warning
