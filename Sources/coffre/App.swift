@@ -155,7 +155,12 @@ struct AppOptions: ParsableArguments {
     }
 
     private static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        resolve(path, against: FileManager.default.currentDirectoryPath)
+    }
+
+    /// `path` when absolute, else taken from `root` (the data folder for coffre.json's paths).
+    static func resolve(_ path: String, against root: String) -> String {
+        path.hasPrefix("/") ? path : root + "/" + path
     }
 
     /// Opens the installation, creating it on first use, and recovers what a killed process left.
@@ -225,7 +230,7 @@ struct AppOptions: ParsableArguments {
     /// The fabrics coffre.json names: local folders (made when missing) and libvirt hosts.
     static func fabrics(_ settings: AppConfiguration, root: String, creatingFolders: Bool = true) throws -> [any Fabric] {
         let local: [any Fabric] = try settings.fabrics.map { entry in
-            let path = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path
+            let path = resolve(entry.path, against: root)
             if creatingFolders { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
             var configuration = LocalFabric.Configuration(root: path)
             configuration.name = entry.name
@@ -239,10 +244,7 @@ struct AppOptions: ParsableArguments {
         _ entry: AppConfiguration.LibvirtFabricEntry, settings: AppConfiguration, root: String
     ) throws -> any Fabric {
         #if Libvirt
-        func path(_ value: String?, _ fallback: String) -> String {
-            let value = value ?? fallback
-            return value.hasPrefix("/") ? value : root + "/" + value
-        }
+        func path(_ value: String?, _ fallback: String) -> String { resolve(value ?? fallback, against: root) }
         var configuration = LibvirtFabric.Configuration(
             name: entry.name, uri: entry.uri, region: entry.region ?? settings.region,
             scratchDirectory: path(entry.scratchDirectory, "libvirt-scratch"),
@@ -271,6 +273,7 @@ struct AppOptions: ParsableArguments {
         let path = configPath
         guard FileManager.default.fileExists(atPath: path) else {
             guard namedConfig == nil else { throw missingConfiguration(path) }
+            try FileManager.default.createDirectory(atPath: dataPath, withIntermediateDirectories: true)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(AppConfiguration()).write(to: URL(fileURLWithPath: path), options: .atomic)

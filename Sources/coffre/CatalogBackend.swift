@@ -16,7 +16,7 @@ enum CatalogBackend: Equatable {
         if PostgresURL.isPostgres(text) {
             self = .postgres(url: text)
         } else {
-            self = .sqlite(path: text.hasPrefix("/") ? text : root + "/" + text)
+            self = .sqlite(path: AppOptions.resolve(text, against: root))
         }
     }
 

@@ -200,7 +200,7 @@ struct Doctor {
     /// The certificate `coffre serve` answers HTTPS with: coffre.json's, else the self-signed one
     /// of `<data>/tls`; failed when it cannot be read or has expired, warned within 30 days.
     private mutating func checkCertificate(_ settings: AppConfiguration, root: String) {
-        func resolved(_ path: String) -> String { path.hasPrefix("/") ? path : root + "/" + path }
+        let selfSigned = SelfSignedCertificate.files(dataPath: root)
         let files: (certificate: String, key: String)
         if let certificate = settings.tlsCertificate {
             guard let key = settings.tlsKey else {
@@ -208,9 +208,9 @@ struct Doctor {
                     advice: "Add \"tlsKey\": the PEM private key of \(certificate)")
                 return
             }
-            files = (resolved(certificate), resolved(key))
-        } else if FileManager.default.fileExists(atPath: root + "/tls/coffre.crt") {
-            files = (root + "/tls/coffre.crt", root + "/tls/coffre.key")
+            files = (AppOptions.resolve(certificate, against: root), AppOptions.resolve(key, against: root))
+        } else if FileManager.default.fileExists(atPath: selfSigned.certificate) {
+            files = (selfSigned.certificate, selfSigned.key)
         } else {
             add("tls", .skipped, settings.tlsSelfSigned == true
                 ? "the self-signed certificate is made on the first start of coffre serve"
@@ -232,8 +232,7 @@ struct Doctor {
         } else if left < 30 * 86_400 {
             add("tls", .warning, detail + ": expires in \(Int(left / 86_400)) days",
                 advice: "Renew it before it expires: clients refuse an expired certificate")
-        } else if let mode = try? FileManager.default.attributesOfItem(atPath: files.key)[.posixPermissions] as? Int,
-                  mode & 0o077 != 0 {
+        } else if let mode = try? Self.permissions(files.key), mode & 0o077 != 0 {
             add("tls", .warning, detail + "; its key \(files.key) has mode \(String(mode, radix: 8))",
                 advice: "chmod 600 \(files.key): whoever reads it can pretend to be this server")
         } else {
@@ -295,19 +294,28 @@ struct Doctor {
                 advice: "Pass --encryption-key FILE or set COFFRE_ENCRYPTION_KEY_FILE")
             return
         }
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            add("key", .failed, "\(path): \(String(cString: strerror(errno)))",
+        let mode: mode_t
+        do {
+            mode = try Self.permissions(path)
+        } catch {
+            add("key", .failed, "\(path): \(error)",
                 advice: "Restore the key file from where you keep its copy: without it no point of this vault can be read")
             return
         }
-        let mode = info.st_mode & 0o777
         if mode & 0o077 != 0 {
             add("key", .failed, "\(path) has mode \(String(mode, radix: 8)): other users may read the vault's key",
                 advice: "chmod 600 \(path) (and keep a copy of it away from the vault)")
         } else {
             add("key", .ok, "\(path) has mode \(String(mode, radix: 8))")
         }
+    }
+
+    /// The permission bits of a file; throws the system's reason when it cannot be read.
+    private static func permissions(_ path: String) throws -> mode_t {
+        struct Unreadable: Error, CustomStringConvertible { var description: String }
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw Unreadable(description: String(cString: strerror(errno))) }
+        return info.st_mode & 0o777
     }
 
     private mutating func checkClock(_ coordinator: (any NodeCoordinator)?) async {
@@ -359,7 +367,7 @@ struct Doctor {
             return
         }
         let missingFolders = Dictionary(settings.fabrics.map { entry in
-            (entry.name, entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path)
+            (entry.name, AppOptions.resolve(entry.path, against: root))
         }.filter { !FileManager.default.fileExists(atPath: $0.1) }) { first, _ in first }
         for fabric in fabrics {
             let name = "fabric " + fabric.name

@@ -14,12 +14,17 @@ import Glibc
 enum SelfSignedCertificate {
     static let validity: TimeInterval = 10 * 365 * 86_400
 
+    /// Where the certificate and its key are kept: `<data>/tls/coffre.crt` and `coffre.key`.
+    static func files(dataPath: String) -> (folder: String, certificate: String, key: String) {
+        let folder = dataPath + "/tls"
+        return (folder, folder + "/coffre.crt", folder + "/coffre.key")
+    }
+
     /// The certificate and key files, made when missing.
     /// - Parameter host: the address `coffre serve` listens on; added to the names when specific.
     /// - Returns: the two paths, and whether they were made now.
-    static func ensure(folder: String, host: String) throws -> (certificate: String, key: String, created: Bool) {
-        let certificate = folder + "/coffre.crt"
-        let key = folder + "/coffre.key"
+    static func ensure(dataPath: String, host: String) throws -> (certificate: String, key: String, created: Bool) {
+        let (folder, certificate, key) = files(dataPath: dataPath)
         let fm = FileManager.default
         // The key is written before the certificate: a certificate alone means its key was lost.
         if fm.fileExists(atPath: certificate) {

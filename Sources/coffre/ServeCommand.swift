@@ -53,7 +53,6 @@ struct ServeCommand: AsyncParsableCommand {
                 let created = try DemoFabric.populate(dataPath: dataPath)
                 if !created.isEmpty { say("Created \(created.count) sample VMs in \(dataPath)/fabric") }
             }
-            try FileManager.default.createDirectory(atPath: dataPath, withIntermediateDirectories: true)
             let settings = try app.loadConfiguration()
             let host = host ?? settings.host ?? "127.0.0.1"
             let port = port ?? settings.port ?? 8080
@@ -90,18 +89,18 @@ struct ServeCommand: AsyncParsableCommand {
 extension ServeCommand {
     /// The certificate to serve HTTPS with, if any; nil (plain HTTP) only on loopback unless allowed.
     func serverTLS(_ settings: AppConfiguration, dataPath: String, host: String) throws -> ServerTLS? {
-        func resolved(_ path: String) -> String { path.hasPrefix("/") ? path : dataPath + "/" + path }
         if let certificate = tlsCert ?? settings.tlsCertificate {
             guard let key = tlsKey ?? settings.tlsKey else {
                 throw CoffreError(.invalidOption, "--tls-cert needs --tls-key", workaround: "Give the certificate's PEM private key with --tls-key (or \"tlsKey\" in coffre.json)")
             }
-            return try ServerTLS.load(certificateFile: resolved(certificate), keyFile: resolved(key))
+            return try ServerTLS.load(certificateFile: AppOptions.resolve(certificate, against: dataPath),
+                                      keyFile: AppOptions.resolve(key, against: dataPath))
         }
         if tlsKey != nil {
             throw CoffreError(.invalidOption, "--tls-key needs --tls-cert", workaround: "Give the PEM certificate chain with --tls-cert")
         }
         if tlsSelfSigned || settings.tlsSelfSigned == true {
-            let files = try SelfSignedCertificate.ensure(folder: dataPath + "/tls", host: host)
+            let files = try SelfSignedCertificate.ensure(dataPath: dataPath, host: host)
             if files.created { say("Made a self-signed TLS certificate in \(files.certificate), valid 10 years") }
             return try ServerTLS.load(certificateFile: files.certificate, keyFile: files.key)
         }

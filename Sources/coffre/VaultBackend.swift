@@ -80,7 +80,7 @@ enum VaultBackend: Codable, Sendable, Equatable {
     /// A relative folder is taken from `root`.
     func resolved(against root: String) -> VaultBackend {
         switch self {
-        case .local(let path): .local(path: path.hasPrefix("/") ? path : root + "/" + path)
+        case .local(let path): .local(path: AppOptions.resolve(path, against: root))
         case .s3: self
         }
     }
