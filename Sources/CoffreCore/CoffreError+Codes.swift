@@ -94,6 +94,7 @@ extension CoffreError.Code {
     public static let catalogUnreadable = Self("CatalogUnreadable")
     public static let catalogUnreachable = Self("CatalogUnreachable")
     public static let catalogNotEmpty = Self("CatalogNotEmpty")
+    public static let catalogCopyNotFound = Self("CatalogCopyNotFound")
     public static let jobLeaseLost = Self("JobLeaseLost")
 
     // MARK: The engine
@@ -203,7 +204,7 @@ extension CoffreError.Code {
         .wrongEncryptionKey, .s3AccessDenied, .s3BucketNotFound, .s3ClockSkew, .s3ConditionalCreateUnsupported,
         .s3RequestFailed, .s3Unreachable, .s3WrongRegion, .fuseUnavailable, .mountFailed, .mountPointUnusable, .mountBusy,
         .notMounted, .fileSystemNotMounted, .pathNotFound, .pathOutsidePoint, .fileReadFailed, .catalogBusy, .catalogFailed, .catalogUnreadable,
-        .catalogUnreachable, .catalogNotEmpty, .jobLeaseLost, .guestPrepareFailed,
+        .catalogUnreachable, .catalogNotEmpty, .catalogCopyNotFound, .jobLeaseLost, .guestPrepareFailed,
         .guestReleaseFailed, .internalError, .fabricUnreachable, .guestAgentTimeout, .guestAgentUnavailable,
         .invalidArgument, .invalidVMDefinition, .restoreIncomplete, .vmAlreadyExists, .agentBusy, .agentStateDamaged,
         .freezeFailed, .guestAlreadyFrozen, .guestAlreadyPrepared, .incorrectJSONConfigFile,

@@ -8,6 +8,7 @@ extension Engine {
     public func createPolicy(_ policy: Policy) async throws {
         try policy.validate()
         try await catalog.insertPolicy(policy)
+        await catalogChanged()
     }
 
     /// Replaces a policy; the expiry of every existing point of its items is recomputed (P6).
@@ -17,6 +18,7 @@ extension Engine {
         for item in try await catalog.items() where item.policy == policy.name {
             try await recomputeExpiries(of: item, policy: policy)
         }
+        await catalogChanged()
     }
 
     public func policies() async throws -> [Policy] { try await catalog.policies() }

@@ -67,7 +67,10 @@ extension Engine {
                 continue
             }
         }
-        if !removed.isEmpty { _ = try await store.collectGarbage() }
+        if !removed.isEmpty {
+            _ = try await store.collectGarbage()
+            await catalogChanged()
+        }
         return removed
     }
 
@@ -154,6 +157,7 @@ extension Engine: Service {
             case .queueDueVerifications: try await queueDueVerifications()
             case .applyRetention: try await runRetention()
             case .sweepUncommitted: try await expireOrphans()
+            case .copyCatalog: try await copyCatalogIfStale()
             }
         } catch {
             logger.error("\(duty): \(error)")

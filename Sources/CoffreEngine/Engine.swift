@@ -57,6 +57,11 @@ public final class Engine: Sendable {
         public var claimInterval: Duration = .seconds(1)
         /// This build's version, as nodes announce it.
         public var version = "unknown"
+        /// A copy of the catalog goes into the vault after every job that changes it, and at
+        /// least this often (the leader's schedule); nil: no copies (decision 0030).
+        public var catalogCopyInterval: Duration? = .seconds(24 * 3600)
+        /// A catalog copy holds the finished jobs of these last days (and those that made a point).
+        public var catalogCopyJobDays = 31
 
         public init(region: String) {
             self.region = region
@@ -87,6 +92,10 @@ public final class Engine: Sendable {
     /// The one run of `start()`: the CLI starts the engine it assembles, and `run()` (under
     /// `coffre serve`) starts it too.
     private let startup = Mutex<Task<Void, any Error>?>(nil)
+    /// Writes the catalog's copies into the vault, one at a time.
+    let catalogCopier = CatalogCopier()
+    /// When this engine last wrote a catalog copy (nil: not yet known).
+    let lastCatalogCopy = Mutex<Date?>(nil)
 
     /// - Parameters:
     ///   - owner: this instance's name in job records (CoffreSystem's `ProcessIdentity.current`
@@ -131,6 +140,11 @@ public final class Engine: Sendable {
                 return { _ in throw CoffreError(.internalError, "The engine stopped", workaround: "Run the operation again") }
             }
             return self.work(of: job)
+        }
+        runner.onJobEnded { [weak self] job in
+            // Restores and verifications change only their own job's record: the next copy has it.
+            guard let self, job.type != .restore, job.type != .verify else { return }
+            await self.catalogChanged()
         }
     }
 

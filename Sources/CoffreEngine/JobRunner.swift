@@ -36,6 +36,7 @@ final class JobRunner: Sendable {
     /// The last heartbeat the database took, on the monotonic clock.
     private let lastHeartbeat = Mutex<ContinuousClock.Instant?>(nil)
     private let resolver = Mutex<(@Sendable (Job) -> JobBody)?>(nil)
+    private let ended = Mutex<(@Sendable (Job) async -> Void)?>(nil)
 
     init(catalog: any Catalog, clock: any TimeSource, owner: String, settings: Settings, logger: Logger) {
         self.catalog = catalog
@@ -48,6 +49,11 @@ final class JobRunner: Sendable {
     /// Sets what a claimed job does, from its record (it may have been queued by another node).
     func resolveWork(_ work: @escaping @Sendable (Job) -> JobBody) {
         resolver.withLock { $0 = work }
+    }
+
+    /// Sets what runs once a job's end is recorded, before those waiting for it learn of it.
+    func onJobEnded(_ action: @escaping @Sendable (Job) async -> Void) {
+        ended.withLock { $0 = action }
     }
 
     // MARK: Recording and starting
@@ -221,6 +227,9 @@ final class JobRunner: Sendable {
             return outcome
         }
         let job = await context.finish(outcome)
+        // Before the job leaves `running`: whoever waits for it (a CLI command about to exit)
+        // waits for this too.
+        await ended.withLock { $0 }?(job)
         _ = running.withLock { $0.removeValue(forKey: job.id) }
         // A place is free: the next queued job may start here.
         if queues.contains(where: { $0.type == job.type }) && claims.withLock({ $0.runner && !$0.stopped }) {

@@ -42,6 +42,8 @@ public struct Monitoring: Sendable, Equatable {
         public var lastPointAt: Date?
         /// What its live points wrote to the vault when each was taken (new chunks, compressed).
         public var addedBytes: Int64
+        /// Stored bytes no other item's point references: what deleting its data would free.
+        public var storedBytes: Int64
     }
 
     public var items: [Item]
@@ -110,12 +112,17 @@ public struct ReadModel: Sendable {
     /// Bytes the point store holds, for `/metrics` (measured on the store's threads).
     public func storedBytes() async throws -> Int64 { try await store.storedBytes() }
 
+    /// The newest copy of the catalog in the vault (decision 0030), for `/metrics`.
+    public func newestCatalogCopy() async throws -> StoredCatalogCopy? { try await store.catalogCopies().last }
+
     public func monitoring() async throws -> Monitoring {
+        let held = try await store.itemAccounting()
         let items = try await summariesWithPoints().map { summary, points in
             Monitoring.Item(
                 vm: summary.item.vm, scheduled: summary.item.state == .protected || summary.item.state == .configuring,
                 points: summary.pointCount, lastPointAt: points.map(\.takenAt).max(),
-                addedBytes: points.reduce(0) { $0 + $1.stats.bytesWritten })
+                addedBytes: points.reduce(0) { $0 + $1.stats.bytesWritten },
+                storedBytes: held[summary.item.id]?.bytesOnlyHere ?? 0)
         }
         func count(_ status: JobStatus) async throws -> [JobType: Int] {
             let jobs = try await catalog.jobs(JobFilter(status: status))
@@ -200,6 +207,7 @@ extension Engine {
     public func jobs(matching query: JobQuery) async throws -> [Job] { try await reads.jobs(matching: query) }
     public func job(_ id: String) async throws -> Job { try await reads.job(id) }
     public func storedBytes() async throws -> Int64 { try await reads.storedBytes() }
+    public func newestCatalogCopy() async throws -> StoredCatalogCopy? { try await reads.newestCatalogCopy() }
     public func monitoring() async throws -> Monitoring { try await reads.monitoring() }
     public func resolveVM(_ text: String) async throws -> VMRecord { try await reads.resolveVM(text) }
     public func vms(unregistered: Bool = false) async throws -> [VMRecord] { try await reads.vms(unregistered: unregistered) }

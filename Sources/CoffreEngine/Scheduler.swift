@@ -26,6 +26,9 @@ public struct Scheduler: Sendable, Equatable {
         /// Points the store holds but the catalog never committed are expired (decision 0025):
         /// it lists the whole store, so not on every tick.
         case sweepUncommitted
+        /// A copy of the catalog goes into the vault when none was written for a while
+        /// (decision 0030); checked with the sweep.
+        case copyCatalog
     }
 
     private enum Role: Sendable, Equatable {
@@ -54,10 +57,10 @@ public struct Scheduler: Sendable, Equatable {
         var duties: [Duty] = [.recoverInterrupted, .queueDueBackups, .queueDueVerifications, .claimQueued, .applyRetention]
         switch role {
         case .following:
-            duties.append(.sweepUncommitted)
+            duties += [.sweepUncommitted, .copyCatalog]
             role = .leading(ticksSinceSweep: 0)
         case .leading(let ticks) where ticks + 1 >= sweepEvery:
-            duties.append(.sweepUncommitted)
+            duties += [.sweepUncommitted, .copyCatalog]
             role = .leading(ticksSinceSweep: 0)
         case .leading(let ticks):
             role = .leading(ticksSinceSweep: ticks + 1)

@@ -156,7 +156,7 @@ extension PostgresCatalog {
         }
     }
 
-    private static func jobs(_ query: PostgresQuery, _ connection: PostgresConnection, logger: Logger) async throws -> [Job] {
+    static func jobs(_ query: PostgresQuery, _ connection: PostgresConnection, logger: Logger) async throws -> [Job] {
         try await connection.rows(query, logger: logger).map { row in
             let (doc, cancelRequested) = try row.decode((String, Bool).self)
             var job: Job = try JSONColumn.decode(doc, column: "jobs.doc")

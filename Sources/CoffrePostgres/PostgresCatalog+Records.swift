@@ -281,7 +281,7 @@ extension PostgresCatalog {
         }
     }
 
-    private static func points(
+    static func points(
         _ query: PostgresQuery, _ connection: PostgresConnection, logger: Logger
     ) async throws -> [RecoveryPointRecord] {
         try await connection.rows(query, logger: logger).map { row in

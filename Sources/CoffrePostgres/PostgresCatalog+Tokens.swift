@@ -39,7 +39,7 @@ extension PostgresCatalog {
         }
     }
 
-    private static func token(_ row: PostgresRow) throws -> APIToken {
+    static func token(_ row: PostgresRow) throws -> APIToken {
         let (name, role, hash, created) = try row.decode((String, String, String, Double).self)
         guard let known = Role(rawValue: role) else {
             throw CoffreError.catalogUnreadable("api_tokens.role", reason: "unknown role '\(role)'")

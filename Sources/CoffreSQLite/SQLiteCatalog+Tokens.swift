@@ -8,10 +8,14 @@ extension SQLiteCatalog {
         // One IMMEDIATE transaction: the check and the insert see the same table.
         try await write { db in
             if ifNoneExists, try Int.fetchOne(db, sql: "SELECT count(*) FROM api_tokens") ?? 0 > 0 { return false }
-            try db.execute(sql: "INSERT INTO api_tokens (hash, name, role, createdAt) VALUES (?, ?, ?, ?)",
-                           arguments: [token.hash, token.name, token.role.rawValue, token.createdAt.stored])
+            try Self.insert(token, db)
             return true
         }
+    }
+
+    static func insert(_ token: APIToken, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO api_tokens (hash, name, role, createdAt) VALUES (?, ?, ?, ?)",
+                       arguments: [token.hash, token.name, token.role.rawValue, token.createdAt.stored])
     }
 
     public func tokens() async throws -> [APIToken] {
@@ -26,7 +30,7 @@ extension SQLiteCatalog {
         }
     }
 
-    private static func token(_ row: Row) throws -> APIToken {
+    static func token(_ row: Row) throws -> APIToken {
         APIToken(name: row["name"], role: try decodeRaw(row["role"], column: "api_tokens.role"), hash: row["hash"],
                  createdAt: Date(stored: row["createdAt"]))
     }

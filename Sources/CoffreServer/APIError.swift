@@ -73,7 +73,7 @@ public struct APIError: HTTPResponseError, Sendable {
         // 404: the thing named does not exist.
         (.notFound, [
             .vmNotFound, .policyNotFound, .jobNotFound, .recoveryPointNotFound, .pointNotFound, .fabricNotFound,
-            .notProtected, .noRecoveryPoint, .routeNotFound, .pathNotFound,
+            .notProtected, .noRecoveryPoint, .routeNotFound, .pathNotFound, .catalogCopyNotFound,
         ]),
         (.methodNotAllowed, [.methodNotAllowed]),
         // 409: the request is valid but the current state forbids it.

@@ -5,7 +5,13 @@ import Synchronization
 ///
 /// For every object a live point references: how many points reference it, the XOR of their
 /// ordinals (with one referrer left, that is its ordinal) and its stored size. For every point:
-/// the data chunks only it references and the bytes expiring it would free. A commit adds the
+/// the data chunks only it references and the bytes expiring it would free.
+///
+/// Per protected item the same (the storage a VM holds alone): each object also keeps the sum
+/// of its referrers' item ordinals and the sum of their squares. All referrers are of one item
+/// exactly when `count · Σx² = (Σx)²` (equality in Cauchy–Schwarz), and that item is `Σx / count`;
+/// so whether an object belongs to one item alone is known in O(1) at every change, and each
+/// item's total moves when an object enters or leaves that state. A commit adds the
 /// new point's references, an expiry removes the expired point's (one walk of that point's
 /// index each); reading the accounting walks nothing.
 ///
@@ -24,13 +30,51 @@ final class AccountingLedger: Sendable {
         /// XOR of the ordinals of the points referencing it.
         var owners: UInt32
         var size: Int64
+        /// Σ and Σ² of the item ordinals of the points referencing it (one term per point).
+        var itemSum: UInt64 = 0
+        var itemSquares: UInt64 = 0
+
+        /// The one item every referrer belongs to; nil when several items share it.
+        var soleItem: UInt32? {
+            guard count > 0 else { return nil }
+            let n = UInt64(count)
+            guard itemSum % n == 0 else { return nil }
+            let item = itemSum / n
+            return n &* item &* item == itemSquares ? UInt32(item) : nil
+        }
+
+        mutating func add(point: UInt32, item: UInt32) {
+            count += 1
+            owners ^= point
+            itemSum &+= UInt64(item)
+            itemSquares &+= UInt64(item) * UInt64(item)
+        }
+
+        mutating func remove(point: UInt32, item: UInt32) {
+            count -= 1
+            owners ^= point
+            itemSum &-= UInt64(item)
+            itemSquares &-= UInt64(item) * UInt64(item)
+        }
     }
 
     private struct Point {
         var ordinal: UInt32
+        var item: UInt32
         var blocksAdded: Int
         var onlyHere = 0
         var freed: Int64 = 0
+    }
+
+    /// What one item's points alone reference.
+    private struct Held {
+        var blocks = 0
+        var bytes: Int64 = 0
+
+        mutating func change(_ object: Object, chunk: Bool, by sign: Int) {
+            if chunk { blocks += sign }
+            bytes += Int64(sign) * object.size
+        }
     }
 
     private struct State {
@@ -39,6 +83,10 @@ final class AccountingLedger: Sendable {
         var nextOrdinal: UInt32 = 1
         var points: [String: Point] = [:]
         var ids: [UInt32: String] = [:]
+        /// Items get small ordinals (1, 2, …) so that Σx² of an object stays far from overflow
+        /// (below 2^56 with 65 536 items and 16 M points referencing one object).
+        var itemOrdinals: [String: UInt32] = [:]
+        var held: [UInt32: Held] = [:]
         var chunks: [ChunkID: Object] = [:]
         var indexes: [ChunkID: Object] = [:]
         /// Points whose manifest is damaged: left out (verify names them), not walked again.
@@ -68,6 +116,21 @@ final class AccountingLedger: Sendable {
             s.points.mapValues {
                 PointAccounting(blocksAdded: $0.blocksAdded, blocksOnlyHere: $0.onlyHere, bytesFreedIfExpired: $0.freed)
             }
+        }
+    }
+
+    /// Per protected item (the manifests' `item`): the data chunks and stored bytes (data and
+    /// index) no point of another item references. Items without live points are absent. **Blocks.**
+    func itemAccounting(vault: Vault) throws -> [String: ItemAccounting] {
+        try reconcile(vault: vault)
+        return state.withLock { s in
+            let live = Set(s.points.values.map(\.item))
+            var items: [String: ItemAccounting] = [:]
+            for (item, ordinal) in s.itemOrdinals where live.contains(ordinal) {
+                let held = s.held[ordinal] ?? Held()
+                items[item] = ItemAccounting(blocksOnlyHere: held.blocks, bytesOnlyHere: held.bytes)
+            }
+            return items
         }
     }
 
@@ -153,8 +216,13 @@ final class AccountingLedger: Sendable {
             s.ids[point.ordinal] = nil
             func release(_ id: ChunkID, in objects: inout [ChunkID: Object], chunk: Bool) {
                 guard var object = objects[id] else { return }
-                object.count -= 1
-                object.owners ^= point.ordinal
+                let before = object.soleItem
+                object.remove(point: point.ordinal, item: point.item)
+                let after = object.soleItem
+                if before != after {
+                    if let before { s.held[before, default: Held()].change(object, chunk: chunk, by: -1) }
+                    if let after { s.held[after, default: Held()].change(object, chunk: chunk, by: 1) }
+                }
                 if object.count == 0 {
                     objects[id] = nil
                     return
@@ -196,22 +264,26 @@ final class AccountingLedger: Sendable {
             let ordinal = s.nextOrdinal
             s.nextOrdinal += 1
             s.ids[ordinal] = manifest.id
-            var point = Point(ordinal: ordinal, blocksAdded: manifest.stats.blocksAdded)
+            let item = s.itemOrdinals[manifest.item] ?? UInt32(s.itemOrdinals.count + 1)
+            s.itemOrdinals[manifest.item] = item
+            var point = Point(ordinal: ordinal, item: item, blocksAdded: manifest.stats.blocksAdded)
             func hold(_ id: ChunkID, in objects: inout [ChunkID: Object], chunk: Bool) {
-                guard var object = objects[id] else {
-                    let size = sizes[id] ?? 0
-                    objects[id] = Object(count: 1, owners: ordinal, size: size)
+                var object = objects[id] ?? Object(count: 0, owners: 0, size: sizes[id] ?? 0)
+                if object.count == 0 {
                     if chunk { point.onlyHere += 1 }
-                    point.freed += size
-                    return
-                }
-                // Its only referrer shares it from now on.
-                if object.count == 1, let owner = s.ids[object.owners] {
+                    point.freed += object.size
+                } else if object.count == 1, let owner = s.ids[object.owners] {
+                    // Its only referrer shares it from now on.
                     if chunk { s.points[owner]?.onlyHere -= 1 }
                     s.points[owner]?.freed -= object.size
                 }
-                object.count += 1
-                object.owners ^= ordinal
+                let before = object.soleItem
+                object.add(point: ordinal, item: item)
+                let after = object.soleItem
+                if before != after {
+                    if let before { s.held[before, default: Held()].change(object, chunk: chunk, by: -1) }
+                    if let after { s.held[after, default: Held()].change(object, chunk: chunk, by: 1) }
+                }
                 objects[id] = object
             }
             for id in references.chunks { hold(id, in: &s.chunks, chunk: true) }

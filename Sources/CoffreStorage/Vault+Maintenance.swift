@@ -133,6 +133,13 @@ extension Vault {
         return try ledger.accounting(vault: self)
     }
 
+    /// Per item id: the data chunks and stored bytes its points alone reference (what deleting
+    /// its backup data would free once collected). Kept up to date like `accounting()`. **Blocks.**
+    public func itemAccounting() throws -> [String: ItemAccounting] {
+        try refreshIndex(with: CodecWorkspace(codec: codec))
+        return try ledger.itemAccounting(vault: self)
+    }
+
     // MARK: Verify
 
     /// Re-reads stored objects and checks them against their ids, then names the points that a

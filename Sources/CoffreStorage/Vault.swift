@@ -11,7 +11,7 @@ import Synchronization
 /// docs/decisions/0016-storage-v2-packs.md.
 ///
 /// Keys in the store: `coffre-vault.json`, `packs/<2 hex>/<pack>`, `index/<segment>`,
-/// `points/<point>`, `sessions/<session>`, `gc/lock`, `gc/condemned`.
+/// `points/<point>`, `sessions/<session>`, `gc/lock`, `gc/condemned`, `catalog/<copy>`.
 public final class Vault: Sendable {
     /// Where the vault is (the store's location), for messages.
     public let path: String

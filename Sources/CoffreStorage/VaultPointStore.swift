@@ -45,6 +45,10 @@ public struct VaultPointStore: PointStore {
         try await runOnThread { _ in try vault.accounting() }
     }
 
+    public func itemAccounting() async throws -> [String: ItemAccounting] {
+        try await runOnThread { _ in try vault.itemAccounting() }
+    }
+
     public func storedBytes() async throws -> Int64 {
         try await runOnThread { _ in
             try vault.storeBytes()
@@ -53,6 +57,22 @@ public struct VaultPointStore: PointStore {
 
     public func availableBytes() async throws -> Int64? {
         try await runOnThread { _ in try vault.store.availableBytes() }
+    }
+
+    public func saveCatalogCopy(_ copy: [UInt8], name: String) async throws {
+        try await runOnThread { _ in try vault.saveCatalogCopy(copy, name: name) }
+    }
+
+    public func catalogCopies() async throws -> [StoredCatalogCopy] {
+        try await runOnThread { _ in try vault.catalogCopies() }
+    }
+
+    public func readCatalogCopy(_ name: String) async throws -> [UInt8] {
+        try await runOnThread { _ in try vault.readCatalogCopy(name) }
+    }
+
+    public func deleteCatalogCopies(_ names: [String]) async throws {
+        try await runOnThread { _ in try vault.deleteCatalogCopies(names) }
     }
 }
 

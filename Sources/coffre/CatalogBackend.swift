@@ -6,7 +6,7 @@ import CoffreSQLite
 /// it: a SQLite file (the embedded default, `catalog.sqlite` of the data folder; a relative
 /// path is taken from the data folder) or a PostgreSQL database that several nodes share
 /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`).
-enum CatalogBackend: Equatable {
+enum CatalogBackend: Equatable, CustomStringConvertible {
     case sqlite(path: String)
     case postgres(url: String)
 
@@ -17,6 +17,14 @@ enum CatalogBackend: Equatable {
             self = .postgres(url: text)
         } else {
             self = .sqlite(path: AppOptions.resolve(text, against: root))
+        }
+    }
+
+    /// The file, or the URL without its password.
+    var description: String {
+        switch self {
+        case .sqlite(let path): path
+        case .postgres(let url): (try? PostgresURL(url).description) ?? "postgres"
         }
     }
 

@@ -56,11 +56,16 @@ struct MetricsTests {
             #expect(abs(last - takenAt) < 1, "last backup \(last), point taken at \(takenAt)")
             #expect(after.values["coffre_item_points" + web] == 1)
             #expect(after.values["coffre_item_added_bytes" + web] == Double(point.stats.bytesWritten) && point.stats.bytesWritten > 0)
+            // Its only point holds every object it references alone: at least what it wrote.
+            let held = try #require(after.values["coffre_item_stored_bytes" + web])
+            #expect(held >= Double(point.stats.bytesWritten) && held > 0, "stored bytes \(held), written \(point.stats.bytesWritten)")
             #expect(after.values[#"coffre_jobs_total{type="Backup",status="Succeeded"}"#] == 1)
             #expect(after.values[#"coffre_jobs_running{type="Backup"}"#] == 0 && after.values[#"coffre_jobs_queued{type="Backup"}"#] == 0)
             #expect((after.values["coffre_vault_available_bytes"] ?? 0) > 0)
             #expect((after.values["coffre_vault_stored_bytes"] ?? 0) >= Double(point.stats.bytesWritten))
             #expect(after.values["coffre_backup_duration_seconds_count"] == 1)
+            let copied = try #require(after.values["coffre_catalog_copy_timestamp_seconds"], "no catalog copy measured")
+            #expect(copied >= takenAt - 1, "the newest catalog copy (\(copied)) predates the backup (\(takenAt))")
             #expect(after.values.keys.contains { $0.hasPrefix("coffre_http_requests_total{route=\"/api/v1/") && $0.contains(#"code="200""#) },
                     "\(after.text)")
             #expect(after.values.keys.contains { $0.hasPrefix("coffre_build_info{version=") })

@@ -14,6 +14,28 @@ import Testing
         try t.reopen().accounting()
     }
 
+    /// Per item, from every live point's references, without the ledger: the objects no point
+    /// of another item references, and their stored sizes.
+    func itemsByBruteForce(_ vault: Vault) throws -> [String: ItemAccounting] {
+        let workspace = CodecWorkspace(codec: vault.codec)
+        var byItem: [String: AccountingLedger.References] = [:]
+        for manifest in try vault.points() {
+            let references = try vault.references(of: manifest, with: workspace)
+            byItem[manifest.item, default: .init()].chunks.formUnion(references.chunks)
+            byItem[manifest.item, default: .init()].indexes.formUnion(references.indexes)
+        }
+        var result: [String: ItemAccounting] = [:]
+        for (item, references) in byItem {
+            let others = byItem.filter { $0.key != item }.map(\.value)
+            let chunks = references.chunks.filter { id in !others.contains { $0.chunks.contains(id) } }
+            let indexes = references.indexes.filter { id in !others.contains { $0.indexes.contains(id) } }
+            let bytes = chunks.reduce(Int64(0)) { $0 + (vault.storedSize(.chunk, $1) ?? -1_000_000) }
+                + indexes.reduce(Int64(0)) { $0 + (vault.storedSize(.index, $1) ?? -1_000_000) }
+            result[item] = ItemAccounting(blocksOnlyHere: chunks.count, bytesOnlyHere: bytes)
+        }
+        return result
+    }
+
     @Test(arguments: [1, 2, 3, 4])
     func keptUpToDateEqualsWalkedFromScratch(seed: UInt64) async throws {
         let t = try TestVault(blockSize: Self.block)
@@ -44,6 +66,10 @@ import Testing
             let kept = try t.vault.accounting()
             #expect(kept == (try walkedFromScratch(t)), "step \(step)")
             #expect(Set(kept.keys) == Set(live))
+            let items = try t.vault.itemAccounting()
+            #expect(Set(items.keys) == Set(try t.vault.points().map(\.item)))
+            #expect(items == (try itemsByBruteForce(t.vault)), "step \(step)")
+            #expect(items == (try t.reopen().itemAccounting()), "step \(step)")
         }
         // Kept up to date, not walked again: one walk, at the first read.
         #expect(t.vault.ledger.rebuilds == 1)

@@ -101,6 +101,12 @@ public protocol Catalog: Sendable {
     /// Oldest first.
     func tokens() async throws -> [APIToken]
     func token(hash: String) async throws -> APIToken?
+
+    // MARK: All of it
+
+    /// Every record, as one consistent view: what a catalog copy in the vault and a migration
+    /// hold. The default reads call after call (`MemoryCatalog`).
+    func snapshot() async throws -> CatalogSnapshot
 }
 
 /// A fabric the vault is configured with.

@@ -1,6 +1,6 @@
-/// Everything a catalog holds, read through the `Catalog` calls: what `coffre catalog migrate`
-/// copies from one catalog into another and compares afterwards.
-public struct CatalogSnapshot: Sendable, Equatable {
+/// Everything a catalog holds: what `coffre catalog migrate` copies from one catalog into
+/// another and compares afterwards, and what a catalog copy in the vault holds (`CatalogCopy`).
+public struct CatalogSnapshot: Codable, Sendable, Equatable {
     public var fabrics: [FabricRecord] = []
     public var vms: [VMRecord] = []
     public var policies: [Policy] = []
@@ -23,6 +23,39 @@ public struct CatalogSnapshot: Sendable, Equatable {
 
     public var isEmpty: Bool { counts.allSatisfy { $0.count == 0 } }
 
+    private enum CodingKeys: String, CodingKey {
+        case fabrics, vms, policies, items, points, jobs, tokens, definitions
+    }
+
+    // A point's VM definition is not part of its encoded record (it has no place in listings),
+    // but a snapshot must carry it: restores of a point need it. It travels beside, by point id.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        fabrics = try container.decode([FabricRecord].self, forKey: .fabrics)
+        vms = try container.decode([VMRecord].self, forKey: .vms)
+        policies = try container.decode([Policy].self, forKey: .policies)
+        items = try container.decode([ProtectedItem].self, forKey: .items)
+        points = try container.decode([RecoveryPointRecord].self, forKey: .points)
+        jobs = try container.decode([Job].self, forKey: .jobs)
+        tokens = try container.decode([APIToken].self, forKey: .tokens)
+        let definitions = try container.decodeIfPresent([String: String].self, forKey: .definitions) ?? [:]
+        for index in points.indices { points[index].definition = definitions[points[index].id] }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(fabrics, forKey: .fabrics)
+        try container.encode(vms, forKey: .vms)
+        try container.encode(policies, forKey: .policies)
+        try container.encode(items, forKey: .items)
+        try container.encode(points, forKey: .points)
+        try container.encode(jobs, forKey: .jobs)
+        try container.encode(tokens, forKey: .tokens)
+        var definitions: [String: String] = [:]
+        for point in points { definitions[point.id] = point.definition }
+        try container.encode(definitions, forKey: .definitions)
+    }
+
     /// The kinds of record whose lists differ between `self` and `other`.
     public func differences(from other: CatalogSnapshot) -> [String] {
         let same = [fabrics == other.fabrics, vms == other.vms, policies == other.policies, items == other.items,
@@ -34,8 +67,8 @@ public struct CatalogSnapshot: Sendable, Equatable {
 }
 
 extension Catalog {
-    /// Reads every record. Consistent when nothing writes meanwhile (the migration refuses to
-    /// run while a job is in progress).
+    /// Reads every record, one call after another: consistent only when nothing writes
+    /// meanwhile. The SQLite and PostgreSQL catalogs read in one transaction instead.
     public func snapshot() async throws -> CatalogSnapshot {
         var snapshot = CatalogSnapshot()
         snapshot.fabrics = try await fabrics()
@@ -63,5 +96,16 @@ extension CoffreError {
         let held = counts.filter { $0.count > 0 }.map { "\($0.count) \($0.kind)" }.joined(separator: ", ")
         return CoffreError(.catalogNotEmpty, "The catalog \(location) is not empty (it holds \(held)); nothing was copied",
                            workaround: "Migrate into a new, empty database (CREATE DATABASE …), or drop and create this one again if what it holds is not needed")
+    }
+}
+
+extension CoffreError {
+    /// No catalog copy by that name in the vault (or none at all).
+    public static func catalogCopyNotFound(_ name: String?, vault: String) -> CoffreError {
+        CoffreError(.catalogCopyNotFound,
+                    name.map { "The vault \(vault) holds no catalog copy \($0)" } ?? "The vault \(vault) holds no catalog copy",
+                    workaround: name == nil
+                        ? "Copies are written after every job from this version on: run a job or coffre catalog save, then try again"
+                        : "List the copies with coffre catalog copies and pass one of their names")
     }
 }

@@ -16,6 +16,20 @@ public struct TransferProgress: Sendable, Equatable {
 public typealias ProgressHandler = @Sendable (TransferProgress) -> Void
 
 /// The accounting of one point against all other live points (K2).
+/// What one protected item's points alone hold in the store (K2 per item): what deleting the
+/// item's backup data and collecting would free.
+public struct ItemAccounting: Codable, Sendable, Equatable {
+    /// Data chunks no point of another item references.
+    public var blocksOnlyHere: Int
+    /// Stored bytes (data and index, compressed) no point of another item references.
+    public var bytesOnlyHere: Int64
+
+    public init(blocksOnlyHere: Int, bytesOnlyHere: Int64) {
+        self.blocksOnlyHere = blocksOnlyHere
+        self.bytesOnlyHere = bytesOnlyHere
+    }
+}
+
 public struct PointAccounting: Codable, Sendable, Equatable {
     /// Data chunks the backup stored that the vault did not already hold.
     public var blocksAdded: Int
@@ -85,10 +99,24 @@ public protocol PointStore: Sendable {
     /// Per point id: the blocks it added and only it holds (K2). Kept up to date as points are
     /// committed, expired and collected: answering it walks no index.
     func accounting() async throws -> [String: PointAccounting]
+    /// Per item id: what its points alone hold, kept up to date like `accounting()`.
+    func itemAccounting() async throws -> [String: ItemAccounting]
     /// Bytes the store holds (data, indexes, manifests), for `/metrics`.
     func storedBytes() async throws -> Int64
     /// Bytes the vault can still take (`ChunkStore.availableBytes`); nil when it cannot tell.
     func availableBytes() async throws -> Int64?
+
+    // MARK: Catalog copies (decision 0030)
+
+    /// Stores `copy` (`CatalogCopy.encoded()`), sealed like a manifest, durable when this returns.
+    func saveCatalogCopy(_ copy: [UInt8], name: String) async throws
+    /// The catalog copies the store holds, oldest first.
+    func catalogCopies() async throws -> [StoredCatalogCopy]
+    /// A copy's bytes, verified against their hash (and key).
+    /// - Throws: `CatalogCopyNotFound`; `ChunkDamaged` when they do not verify.
+    func readCatalogCopy(_ name: String) async throws -> [UInt8]
+    /// Removes catalog copies (never anything else); absent ones are not an error.
+    func deleteCatalogCopies(_ names: [String]) async throws
 }
 
 /// A point as the point store describes it.

@@ -6,7 +6,7 @@ import Synchronization
 
 /// What `/metrics` shows, in Prometheus's text format: jobs as they end (counted from the
 /// catalog, so every node's jobs, once each), jobs running and queued, the vault's stored and
-/// available bytes, and per protected item its last successful backup, points and bytes.
+/// available bytes, when the newest catalog copy was taken, and per protected item its last successful backup, points and bytes.
 ///
 /// Every metric has its HELP text, base units in its name and `_total` on counters, so that
 /// `promtool check metrics` finds nothing to lint (the CLI tests check a live server's).
@@ -44,7 +44,9 @@ final class ServerMetrics: Sendable {
         static let lastBackup = ("coffre_item_last_backup_timestamp_seconds", "When the newest recovery point of a protected item was taken (its last successful backup), in Unix time")
         static let points = ("coffre_item_points", "Recovery points a protected item has")
         static let addedBytes = ("coffre_item_added_bytes", "Bytes a protected item's recovery points wrote to the vault when each was taken (new chunks, compressed)")
+        static let itemStored = ("coffre_item_stored_bytes", "Stored bytes (data and index, compressed) that only a protected item's recovery points reference: what deleting its backup data frees once collected")
         static let scheduled = ("coffre_item_scheduled", "1 when a protected item is backed up on its policy's schedule, 0 when its protection is stopped or its data soft-deleted")
+        static let catalogCopy = ("coffre_catalog_copy_timestamp_seconds", "When the newest copy of the catalog in the vault was taken, in Unix time (one is written after every job that changes the catalog, and daily)")
         static let build = ("coffre_build_info", "The coffre version serving these metrics")
     }
 
@@ -123,6 +125,7 @@ final class ServerMetrics: Sendable {
             present.insert(item.vm.description)
             gauge(Name.points, vm).set(Int64(item.points))
             gauge(Name.addedBytes, vm).set(item.addedBytes)
+            gauge(Name.itemStored, vm).set(item.storedBytes)
             gauge(Name.scheduled, vm).set(Int64(item.scheduled ? 1 : 0))
             if let last = item.lastPointAt {
                 gauge(Name.lastBackup, vm).set(last.timeIntervalSince1970)
@@ -136,7 +139,7 @@ final class ServerMetrics: Sendable {
             return state.items.subtracting(present)
         }
         for vm in gone {
-            for name in [Name.points, Name.addedBytes, Name.scheduled, Name.lastBackup] {
+            for name in [Name.points, Name.addedBytes, Name.itemStored, Name.scheduled, Name.lastBackup] {
                 registry.unregisterGauge(gauge(name, [("vm", vm)]))
             }
         }
@@ -156,6 +159,7 @@ final class ServerMetrics: Sendable {
         }
         guard due else { return }
         if let bytes = try? await engine.storedBytes() { gauge(Name.stored, []).set(bytes) }
+        if let copy = try? await engine.newestCatalogCopy() { gauge(Name.catalogCopy, []).set(copy.takenAt.timeIntervalSince1970) }
         state.withLock { $0.measuring = false }
     }
 

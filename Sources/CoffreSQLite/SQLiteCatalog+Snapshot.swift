@@ -1,0 +1,48 @@
+public import CoffreCore
+import Foundation
+internal import GRDB
+
+extension SQLiteCatalog: CatalogImporting {
+    /// Every record, read in one transaction: a consistent view even while other processes write
+    /// (WAL: readers see the last commit before their first read).
+    public func snapshot() async throws -> CatalogSnapshot {
+        try await read { db in
+            var snapshot = CatalogSnapshot()
+            snapshot.fabrics = try FabricRow.order(FabricRow.Columns.name).fetchAll(db).map(\.record)
+            snapshot.vms = try VMRow.order(VMRow.Columns.name, VMRow.Columns.cloudService).fetchAll(db).map { try $0.record() }
+            snapshot.policies = try PolicyRow.order(PolicyRow.Columns.name).fetchAll(db).map { try $0.record() }
+            snapshot.items = try ItemRow.order(ItemRow.Columns.vmName, ItemRow.Columns.vmCloudService).fetchAll(db)
+                .map { try $0.record() }
+            for item in snapshot.items {
+                snapshot.points += try PointRow.filter(PointRow.Columns.item == item.id)
+                    .order(PointRow.Columns.takenAt, PointRow.Columns.id).fetchAll(db).map { try $0.record() }
+            }
+            snapshot.jobs = try JobRow.matching(JobFilter()).fetchAll(db).map { try $0.record() }
+            snapshot.tokens = try Row.fetchAll(db, sql: "SELECT * FROM api_tokens ORDER BY createdAt, hash").map(Self.token)
+            return snapshot
+        }
+    }
+
+    /// Writes every record of `snapshot` in one IMMEDIATE transaction, after checking in it that
+    /// the catalog holds nothing: a failure leaves the file as it was.
+    public func importSnapshot(_ snapshot: CatalogSnapshot) async throws {
+        let path = path
+        try await write { db in
+            let tables = [("fabrics", "fabrics"), ("VMs", "vms"), ("policies", "policies"),
+                          ("protected items", "protected_items"), ("recovery points", "recovery_points"),
+                          ("jobs", "jobs"), ("API tokens", "api_tokens")]
+            let counts = try tables.map { kind, table in
+                (kind: kind, count: try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0)
+            }
+            guard counts.allSatisfy({ $0.count == 0 }) else { throw CoffreError.catalogNotEmpty(path, counts: counts) }
+            for fabric in snapshot.fabrics { try FabricRow(fabric).insert(db) }
+            for vm in snapshot.vms { try VMRow(vm).insert(db) }
+            for policy in snapshot.policies { try PolicyRow(policy).insert(db) }
+            for item in snapshot.items { try ItemRow(item).insert(db) }
+            for point in snapshot.points { try PointRow(point).insert(db) }
+            // A job's lock matters only while it runs; an import holds no running job.
+            for job in snapshot.jobs { try JobRow(job, lock: nil).insert(db) }
+            for token in snapshot.tokens { try Self.insert(token, db) }
+        }
+    }
+}
