@@ -70,6 +70,7 @@ extension Engine {
         if !removed.isEmpty {
             _ = try await store.collectGarbage()
             await catalogChanged()
+            await sampleVaultIfOlder(than: 60)
         }
         return removed
     }
@@ -158,6 +159,7 @@ extension Engine: Service {
             case .applyRetention: try await runRetention()
             case .sweepUncommitted: try await expireOrphans()
             case .copyCatalog: try await copyCatalogIfStale()
+            case .sampleVault: await sampleVaultIfOlder(than: 3600)
             }
         } catch {
             logger.error("\(duty): \(error)")

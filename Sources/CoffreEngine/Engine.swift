@@ -62,6 +62,8 @@ public final class Engine: Sendable {
         public var catalogCopyInterval: Duration? = .seconds(24 * 3600)
         /// A catalog copy holds the finished jobs of these last days (and those that made a point).
         public var catalogCopyJobDays = 31
+        /// Days of vault samples the catalog keeps for the storage chart.
+        public var historyDays = 400
 
         public init(region: String) {
             self.region = region
@@ -96,6 +98,8 @@ public final class Engine: Sendable {
     let catalogCopier = CatalogCopier()
     /// When this engine last wrote a catalog copy (nil: not yet known).
     let lastCatalogCopy = Mutex<Date?>(nil)
+    /// When this engine last measured the vault for its history (nil: not yet).
+    let lastVaultSample = Mutex<Date?>(nil)
 
     /// - Parameters:
     ///   - owner: this instance's name in job records (CoffreSystem's `ProcessIdentity.current`
@@ -145,6 +149,7 @@ public final class Engine: Sendable {
             // Restores and verifications change only their own job's record: the next copy has it.
             guard let self, job.type != .restore, job.type != .verify else { return }
             await self.catalogChanged()
+            if job.type == .backup || job.type == .deleteBackupData { await self.sampleVaultIfOlder(than: 60) }
         }
     }
 

@@ -30,6 +30,9 @@ final class JobRunner: Sendable {
     let logger: Logger
     private let settings: Settings
     private let running = Mutex<[String: RunningJob]>([:])
+    /// Jobs whose end is recorded, while `onJobEnded` runs for them: no longer running (they
+    /// take no place and heartbeats do not count them), but `wait` still waits for them.
+    private let ending = Mutex<[String: RunningJob]>([:])
     private let claims = Mutex(ClaimState())
     /// Own jobs the catalog showed in progress that this runner did not run, at the last check.
     private let unaccounted = Mutex<Set<String>>([])
@@ -227,14 +230,16 @@ final class JobRunner: Sendable {
             return outcome
         }
         let job = await context.finish(outcome)
-        // Before the job leaves `running`: whoever waits for it (a CLI command about to exit)
-        // waits for this too.
-        await ended.withLock { $0 }?(job)
+        // Into `ending` before out of `running`: `wait` always finds the job in one of them.
+        if let entry = running.withLock({ $0[job.id] }) { ending.withLock { $0[job.id] = entry } }
         _ = running.withLock { $0.removeValue(forKey: job.id) }
         // A place is free: the next queued job may start here.
         if queues.contains(where: { $0.type == job.type }) && claims.withLock({ $0.runner && !$0.stopped }) {
             Task { await self.claimQueued() }
         }
+        // Whoever waits for the job (a CLI command about to exit) waits for this too.
+        await ended.withLock { $0 }?(job)
+        _ = ending.withLock { $0.removeValue(forKey: job.id) }
         return job
     }
 
@@ -268,7 +273,7 @@ final class JobRunner: Sendable {
     /// when a place is free, unless another node claims it first.
     func wait(for id: String, onUpdate: (@Sendable (Job) -> Void)?) async throws -> Job {
         while true {
-            if let local = running.withLock({ $0[id] }) {
+            if let local = running.withLock({ $0[id] }) ?? ending.withLock({ $0[id] }) {
                 let poller = Task {
                     while !Task.isCancelled {
                         onUpdate?(local.context.snapshot)
@@ -299,6 +304,8 @@ final class JobRunner: Sendable {
             for job in jobs { job.task.cancel() }
             for job in jobs { _ = await job.task.value }
         }
+        // Ended jobs finish what follows their end (the catalog's copy), uncancelled.
+        for job in ending.withLock({ Array($0.values) }) { _ = await job.task.value }
     }
 
     /// Of `mine` (this runner's jobs the catalog shows in progress), those it does not run, at

@@ -29,6 +29,8 @@ public struct Scheduler: Sendable, Equatable {
         /// A copy of the catalog goes into the vault when none was written for a while
         /// (decision 0030); checked with the sweep.
         case copyCatalog
+        /// The vault is measured for the storage chart's history, at most hourly.
+        case sampleVault
     }
 
     private enum Role: Sendable, Equatable {
@@ -57,10 +59,10 @@ public struct Scheduler: Sendable, Equatable {
         var duties: [Duty] = [.recoverInterrupted, .queueDueBackups, .queueDueVerifications, .claimQueued, .applyRetention]
         switch role {
         case .following:
-            duties += [.sweepUncommitted, .copyCatalog]
+            duties += [.sweepUncommitted, .copyCatalog, .sampleVault]
             role = .leading(ticksSinceSweep: 0)
         case .leading(let ticks) where ticks + 1 >= sweepEvery:
-            duties += [.sweepUncommitted, .copyCatalog]
+            duties += [.sweepUncommitted, .copyCatalog, .sampleVault]
             role = .leading(ticksSinceSweep: 0)
         case .leading(let ticks):
             role = .leading(ticksSinceSweep: ticks + 1)

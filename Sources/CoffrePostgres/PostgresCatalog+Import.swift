@@ -1,5 +1,6 @@
 public import CoffreCore
 internal import PostgresNIO
+import Foundation
 
 extension PostgresCatalog: CatalogImporting {
     /// Every record, read in one REPEATABLE READ transaction: one consistent view of the
@@ -56,6 +57,34 @@ extension PostgresCatalog: CatalogImporting {
             // A job's lock matters only while it runs; the migration copies no running job.
             for job in snapshot.jobs { _ = try await Self.insert(job, lock: nil, connection) }
             for token in snapshot.tokens { try await Self.insert(token, connection) }
+        }
+    }
+}
+
+extension PostgresCatalog {
+    // MARK: History
+
+    public func recordVaultSample(_ sample: VaultSample, keepingDays: Int) async throws {
+        let oldest = VaultSample.oldestDayKept(by: sample, keepingDays: keepingDays)
+        try await transaction { connection in
+            try await connection.rows("""
+                INSERT INTO vault_samples (day, taken_at, stored_bytes, logical_bytes)
+                VALUES (\(sample.day), \(sample.takenAt.timeIntervalSinceReferenceDate), \(sample.storedBytes), \(sample.logicalBytes))
+                ON CONFLICT (day) DO UPDATE SET taken_at = EXCLUDED.taken_at, stored_bytes = EXCLUDED.stored_bytes,
+                    logical_bytes = EXCLUDED.logical_bytes
+                """, logger: connection.logger)
+            try await connection.rows("DELETE FROM vault_samples WHERE day < \(oldest)", logger: connection.logger)
+        }
+    }
+
+    public func vaultSamples() async throws -> [VaultSample] {
+        try await withConnection { [logger] connection in
+            try await connection.rows("SELECT day, taken_at, stored_bytes, logical_bytes FROM vault_samples ORDER BY day",
+                                      logger: logger).map { row in
+                let (day, taken, stored, logical) = try row.decode((String, Double, Int64, Int64).self)
+                return VaultSample(day: day, takenAt: Date(timeIntervalSinceReferenceDate: taken), storedBytes: stored,
+                                   logicalBytes: logical)
+            }
         }
     }
 }

@@ -140,6 +140,8 @@ extension PostgresCatalog {
                    OR (vm_cloud_service = \(filter.vm?.cloudService) AND vm_name = \(filter.vm?.name)))
               AND (\(filter.since?.timeIntervalSinceReferenceDate)::float8 IS NULL
                    OR started_at >= \(filter.since?.timeIntervalSinceReferenceDate))
+              AND (\(filter.until?.timeIntervalSinceReferenceDate)::float8 IS NULL
+                   OR started_at < \(filter.until?.timeIntervalSinceReferenceDate))
             ORDER BY started_at DESC, id DESC
             LIMIT \(filter.limit)
             """

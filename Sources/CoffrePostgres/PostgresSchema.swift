@@ -122,6 +122,16 @@ enum PostgresSchema {
             // not nodes (not listed, never lead).
             "ALTER TABLE nodes ADD COLUMN kind text NOT NULL DEFAULT 'node'",
         ]),
+        Migration(version: 6, name: "vault samples", statements: [
+            // One measure of the vault per UTC day, for the dashboard's storage chart.
+            """
+            CREATE TABLE vault_samples (
+                day text COLLATE "C" PRIMARY KEY,
+                taken_at double precision NOT NULL,
+                stored_bytes bigint NOT NULL,
+                logical_bytes bigint NOT NULL)
+            """,
+        ]),
     ]
 
     /// Applies the migrations the database lacks, each in its own transaction. The table of

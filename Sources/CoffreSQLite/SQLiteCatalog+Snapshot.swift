@@ -46,3 +46,28 @@ extension SQLiteCatalog: CatalogImporting {
         }
     }
 }
+
+extension SQLiteCatalog {
+    // MARK: History
+
+    public func recordVaultSample(_ sample: VaultSample, keepingDays: Int) async throws {
+        let oldest = VaultSample.oldestDayKept(by: sample, keepingDays: keepingDays)
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO vault_samples (day, takenAt, storedBytes, logicalBytes) VALUES (?, ?, ?, ?)
+                ON CONFLICT (day) DO UPDATE SET takenAt = excluded.takenAt, storedBytes = excluded.storedBytes,
+                    logicalBytes = excluded.logicalBytes
+                """, arguments: [sample.day, sample.takenAt.stored, sample.storedBytes, sample.logicalBytes])
+            try db.execute(sql: "DELETE FROM vault_samples WHERE day < ?", arguments: [oldest])
+        }
+    }
+
+    public func vaultSamples() async throws -> [VaultSample] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM vault_samples ORDER BY day").map { row in
+                VaultSample(day: row["day"], takenAt: Date(stored: row["takenAt"]), storedBytes: row["storedBytes"],
+                            logicalBytes: row["logicalBytes"])
+            }
+        }
+    }
+}

@@ -41,6 +41,15 @@ enum Schema {
                 t.column("createdAt", .double).notNull()
             }
         }
+        migrator.registerMigration("v7-vault-samples") { db in
+            // One measure of the vault per UTC day, for the dashboard's storage chart.
+            try db.create(table: "vault_samples") { t in
+                t.primaryKey("day", .text)
+                t.column("takenAt", .double).notNull()
+                t.column("storedBytes", .integer).notNull()
+                t.column("logicalBytes", .integer).notNull()
+            }
+        }
         return migrator
     }
 

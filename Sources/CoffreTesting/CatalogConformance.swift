@@ -41,6 +41,8 @@ public enum CatalogConformance {
         ("aJobThatChangedHandsOrEndedTakesNoMoreWritesFromItsFormerOwner", aJobThatChangedHandsOrEndedTakesNoMoreWritesFromItsFormerOwner),
         ("tokensAreKeptByHashOldestFirst", tokensAreKeptByHashOldestFirst),
         ("ofManyFirstTokensInsertedAtOnceOneIsKept", ofManyFirstTokensInsertedAtOnceOneIsKept),
+        ("vaultSamplesAreOnePerDayAndBounded", vaultSamplesAreOnePerDayAndBounded),
+        ("jobsStartedBeforeUntilAreSelected", jobsStartedBeforeUntilAreSelected),
     ]
 
     /// The names of `checks`, as test arguments.

@@ -19,6 +19,7 @@ public final class MemoryCatalog: Catalog {
         var jobs: [String: StoredJob] = [:]
         var points: [String: RecoveryPointRecord] = [:]
         var tokens: [APIToken] = []
+        var samples: [String: VaultSample] = [:]
 
         /// Inserts or replaces `item` by id, one item per VM.
         mutating func save(_ item: ProtectedItem) throws {
@@ -193,6 +194,7 @@ public final class MemoryCatalog: Catalog {
                     && (filter.status.map { job.status == $0 } ?? true)
                     && (filter.vm.map { job.vm == $0 } ?? true)
                     && (filter.since.map { job.startedAt >= $0 } ?? true)
+                    && (filter.until.map { job.startedAt < $0 } ?? true)
             }
             .sorted { ($0.startedAt, $0.id) > ($1.startedAt, $1.id) }
         return filter.limit.map { Array(jobs.prefix($0)) } ?? jobs
@@ -261,6 +263,18 @@ public final class MemoryCatalog: Catalog {
             state.tokens.append(token)
             return true
         }
+    }
+
+    public func recordVaultSample(_ sample: VaultSample, keepingDays: Int) async throws {
+        let oldest = VaultSample.oldestDayKept(by: sample, keepingDays: keepingDays)
+        state.withLock { state in
+            state.samples[sample.day] = sample
+            state.samples = state.samples.filter { $0.key >= oldest }
+        }
+    }
+
+    public func vaultSamples() async throws -> [VaultSample] {
+        state.withLock { $0.samples.values.sorted { $0.day < $1.day } }
     }
 
     public func tokens() async throws -> [APIToken] {

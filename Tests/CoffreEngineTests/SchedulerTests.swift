@@ -60,14 +60,14 @@ import Testing
         var scheduler = Scheduler(sweepEvery: 3)
         #expect(scheduler.tick(leading: false).isEmpty)
         let every: [Scheduler.Duty] = [.recoverInterrupted, .queueDueBackups, .queueDueVerifications, .claimQueued, .applyRetention]
-        #expect(scheduler.tick(leading: true) == every + [.sweepUncommitted, .copyCatalog], "a new leader sweeps at once")
+        #expect(scheduler.tick(leading: true) == every + [.sweepUncommitted, .copyCatalog, .sampleVault], "a new leader sweeps at once")
         #expect(scheduler.tick(leading: true) == every)
         #expect(scheduler.tick(leading: true) == every)
-        #expect(scheduler.tick(leading: true) == every + [.sweepUncommitted, .copyCatalog])
+        #expect(scheduler.tick(leading: true) == every + [.sweepUncommitted, .copyCatalog, .sampleVault])
         #expect(scheduler.tick(leading: true) == every)
         // Leadership lost and won again: what the other leader left is swept at once.
         #expect(scheduler.tick(leading: false).isEmpty)
-        #expect(scheduler.tick(leading: true) == every + [.sweepUncommitted, .copyCatalog])
+        #expect(scheduler.tick(leading: true) == every + [.sweepUncommitted, .copyCatalog, .sampleVault])
         #expect(Scheduler().sweepEvery == 10)
     }
 }

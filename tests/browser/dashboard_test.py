@@ -399,6 +399,9 @@ class Flow:
         self.expect(self.count("count-verified") == 1 and self.count("count-verification-failed") == 0,
                     "the dashboard should count one verified point and no failure")
 
+        print("the charts draw the history API's numbers")
+        self.charts()
+
         self.tab("jobs", "job-table")
         self.screenshot("jobs")
 
@@ -424,6 +427,69 @@ class Flow:
         self.collect_console()
         if self.console_errors:
             raise Failure("JavaScript console errors:\n  " + "\n  ".join(self.console_errors))
+
+    def api(self, path):
+        context = ssl.create_default_context(cafile=self.server.certificate) if self.server.https else None
+        request = urllib.request.Request(self.server.base + path, headers={"Authorization": "Bearer " + self.server.token})
+        with urllib.request.urlopen(request, timeout=20, context=context) as response:
+            return json.loads(response.read())
+
+    def screenshot_of(self, css, name):
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", self.find(css))
+        self.screenshot(name)
+
+    def charts(self):
+        storage = self.api("/api/v1/history/storage?days=30")
+        backups = self.api("/api/v1/history/backups?days=30")
+        items = self.api("/api/v1/history/items")
+        history = self.api("/api/v1/vms/prod%2Fweb01/history?days=30")
+        self.expect(storage["samples"], "a backup should have measured the vault")
+        self.expect(len(backups) == 30 and backups[-1]["succeeded"] >= 1, f"today's backups: {backups[-1]}")
+
+        self.tab("overview", "chart-storage")
+        sample = storage["samples"][-1]
+        for series, key in (("stored", "storedBytes"), ("logical", "logicalBytes")):
+            dots = self.finds(f"#chart-storage circle[data-series='{series}'][data-day='{sample['day']}']")
+            self.expect(len(dots) == 1 and dots[0].get_attribute("data-bytes") == str(sample[key]),
+                        f"the storage chart's {series} mark of {sample['day']} should carry {sample[key]} bytes")
+        self.expect(len(self.finds("#chart-storage circle")) == 2 * len(storage["samples"]), "one mark per sample and series")
+        days = self.finds("#chart-backups g.day")
+        self.expect(len(days) == len(backups), f"one bar per day: {len(days)} for {len(backups)}")
+        for group, day in zip(days, backups):
+            shown = [group.get_attribute("data-" + k) for k in ("day", "succeeded", "failed", "cancelled")]
+            wanted = [day["day"], str(day["succeeded"]), str(day["failed"]), str(day["cancelled"])]
+            self.expect(shown == wanted, f"the backup chart shows {shown}, the API says {wanted}")
+        self.expect(self.find("#chart-backups figcaption").text and self.finds("#chart-backups table.sr-only"),
+                    "the chart has a caption and a table for screen readers")
+        self.screenshot_of("#chart-storage", "charts-dashboard")
+        old = self.find("html")
+        days[-1].find_element(By.CSS_SELECTOR, "rect.hit").click()
+        self.wait(page_replaced(old), message="today's bar should link to its jobs")
+        self.collect_console()
+        self.expect(backups[-1]["day"] in self.find("#day-filter").text, "the jobs page should be filtered to that day")
+        self.expect(len(self.finds("#job-table tbody tr[data-job]")) >= backups[-1]["succeeded"],
+                    "the day's backup jobs should be listed")
+        self.screenshot("charts-day-jobs")
+
+        self.tab("protected", "chart-item-storage")
+        bar = self.find("#chart-item-storage rect[data-vm='prod/web01']")
+        wanted = next(row for row in items if row["vm"] == "prod/web01")
+        self.expect(bar.get_attribute("data-bytes") == str(wanted["bytesOnlyHere"]) and int(wanted["bytesOnlyHere"]) > 0,
+                    f"prod/web01's bar should carry the {wanted['bytesOnlyHere']} bytes only its points hold")
+        self.screenshot_of("#chart-item-storage", "charts-item-storage")
+
+        self.open("/vms/prod%2Fweb01/points")
+        marks = self.finds("#chart-timeline circle.point")
+        self.expect(sorted(m.get_attribute("data-point") for m in marks) == sorted(p["id"] for p in history["points"]),
+                    "the timeline should mark every point the API lists")
+        self.expect(all("on-demand" in m.get_attribute("class") for m in marks), "backup-now points are hollow (on demand)")
+        bars = self.finds("#chart-durations rect[data-series='duration']")
+        self.expect(sorted(b.get_attribute("data-job") for b in bars) == sorted(r["job"] for r in history["backups"]),
+                    "one duration bar per backup the API lists")
+        for run in history["backups"]:
+            written = self.find(f"#chart-transfers rect[data-job='{run['job']}'][data-series='written']")
+            self.expect(written.get_attribute("data-value") == str(run["writtenBytes"]), "the transfer bar carries the written bytes")
+        self.screenshot_of("#chart-timeline", "charts-recovery-points")
 
     def browse_and_download(self):
         ext4, vfat = self.server.source

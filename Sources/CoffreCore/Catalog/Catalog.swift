@@ -102,6 +102,14 @@ public protocol Catalog: Sendable {
     func tokens() async throws -> [APIToken]
     func token(hash: String) async throws -> APIToken?
 
+    // MARK: History
+
+    /// Records the day's sample (replacing an earlier one of the same day) and forgets samples
+    /// of days more than `keepingDays` before it: the history stays bounded.
+    func recordVaultSample(_ sample: VaultSample, keepingDays: Int) async throws
+    /// Oldest first.
+    func vaultSamples() async throws -> [VaultSample]
+
     // MARK: All of it
 
     /// Every record, as one consistent view: what a catalog copy in the vault and a migration
@@ -230,4 +238,36 @@ public protocol TimeSource: Sendable {
 public struct SystemTimeSource: TimeSource {
     public init() {}
     public func now() -> Date { Date() }
+}
+
+/// One day's measure of the vault (issue 19's storage chart): what the store holds against what
+/// the live points represent. The catalog keeps one per UTC day, the last of the day winning.
+public struct VaultSample: Codable, Sendable, Equatable {
+    /// `2026-12-06` (UTC).
+    public var day: String
+    public var takenAt: Date
+    /// Bytes the store holds (packs, index, manifests, catalog copies).
+    public var storedBytes: Int64
+    /// The disk bytes the live points represent (each point's disks, summed): what restoring
+    /// every point would write. Their ratio is the saving of deduplication and compression.
+    public var logicalBytes: Int64
+
+    public init(day: String, takenAt: Date, storedBytes: Int64, logicalBytes: Int64) {
+        self.day = day
+        self.takenAt = takenAt
+        self.storedBytes = storedBytes
+        self.logicalBytes = logicalBytes
+    }
+
+    /// The oldest day a catalog keeps after recording `sample` with `keepingDays`.
+    public static func oldestDayKept(by sample: VaultSample, keepingDays: Int) -> String {
+        day(of: sample.takenAt.addingTimeInterval(-Double(max(0, keepingDays)) * 86_400))
+    }
+
+    /// `2026-12-06` for a date (UTC).
+    public static func day(of date: Date) -> String {
+        String(compactTimestamp(date).prefix(8)).enumerated().map { index, character in
+            index == 4 || index == 6 ? "-\(character)" : String(character)
+        }.joined()
+    }
 }

@@ -157,13 +157,17 @@ public struct JobFilter: Sendable, Equatable {
     public var vm: VMKey?
     /// Jobs started at or after.
     public var since: Date?
+    /// Jobs started before.
+    public var until: Date?
     public var limit: Int?
 
-    public init(type: JobType? = nil, status: JobStatus? = nil, vm: VMKey? = nil, since: Date? = nil, limit: Int? = nil) {
+    public init(type: JobType? = nil, status: JobStatus? = nil, vm: VMKey? = nil, since: Date? = nil, until: Date? = nil,
+                limit: Int? = nil) {
         self.type = type
         self.status = status
         self.vm = vm
         self.since = since
+        self.until = until
         self.limit = limit
     }
 }

@@ -90,6 +90,7 @@ struct JobRow: Codable, FetchableRecord, PersistableRecord {
             request = request.filter(Columns.vmCloudService == vm.cloudService && Columns.vmName == vm.name)
         }
         if let since = filter.since { request = request.filter(Columns.startedAt >= since.stored) }
+        if let until = filter.until { request = request.filter(Columns.startedAt < until.stored) }
         request = request.order(Columns.startedAt.desc, Columns.id.desc)
         if let limit = filter.limit { request = request.limit(limit) }
         return request

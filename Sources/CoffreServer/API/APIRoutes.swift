@@ -1,7 +1,7 @@
 /// Every route the server answers besides the dashboard's, in one table.
 public enum APIRoutes {
     public static var all: [APIRoute] {
-        system + inventory + policies + protection + files + jobs
+        system + inventory + policies + protection + files + jobs + history
     }
 
     static let prefix = "/api/v1"

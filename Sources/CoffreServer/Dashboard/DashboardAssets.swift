@@ -80,6 +80,36 @@ enum DashboardAssets {
         progress { width: 320px; height: 1rem; vertical-align: middle; }
         #job-progress-box { margin: 1rem 0; }
         .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+        .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; margin: .5rem 0 1.5rem; }
+        figure.chart { margin: 0; padding: .8rem 1rem; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
+        figure.chart figcaption { font-weight: 600; margin-bottom: .3rem; }
+        figure.chart svg { width: 100%; height: auto; display: block; }
+        .chart-summary { margin: .2rem 0; color: var(--muted); font-size: .85rem; }
+        ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: .3rem 1rem; margin: .2rem 0 .4rem; padding: 0; font-size: .8rem; color: var(--muted); }
+        ul.legend .swatch { display: inline-block; width: .75rem; height: .75rem; margin-right: .3rem; vertical-align: -1px; border-radius: 2px; background: var(--muted); }
+        svg .tick, svg .label { font-size: 11px; fill: var(--muted); }
+        svg .grid { stroke: var(--line); stroke-width: 1; }
+        svg .axis { stroke: var(--muted); stroke-width: 1; }
+        svg .hit { fill: transparent; }
+        svg a:hover .bar, svg a:focus .bar { opacity: .75; }
+        svg .line { fill: none; stroke-width: 2; }
+        svg .line.series-stored, svg .dot.series-stored { stroke: var(--accent); }
+        svg .line.series-logical, svg .dot.series-logical { stroke: #8c959f; }
+        svg .dot { fill: #fff; stroke-width: 2; }
+        svg .bar.series-stored, .swatch.series-stored { fill: var(--accent); background: var(--accent); }
+        svg .bar.series-logical, .swatch.series-logical { fill: #8c959f; background: #8c959f; }
+        svg .bar.series-duration { fill: var(--run); }
+        svg .bar.status-succeeded, .swatch.status-succeeded { fill: var(--ok); background: var(--ok); }
+        svg .bar.status-failed, .swatch.status-failed { fill: var(--bad); background: var(--bad); }
+        svg .bar.status-cancelled, .swatch.status-cancelled { fill: var(--warn); background: var(--warn); }
+        svg .point { stroke-width: 2; }
+        svg .consistency-applicationConsistent, .swatch.consistency-applicationConsistent { fill: var(--ok); stroke: var(--ok); background: var(--ok); }
+        svg .consistency-fileSystemConsistent, .swatch.consistency-fileSystemConsistent { fill: var(--accent); stroke: var(--accent); background: var(--accent); }
+        svg .consistency-crashConsistent, .swatch.consistency-crashConsistent { fill: var(--warn); stroke: var(--warn); background: var(--warn); }
+        svg .point.on-demand { fill: #fff; }
+        .swatch.on-demand { background: #fff !important; border: 2px solid var(--muted); box-sizing: border-box; }
+        svg .missed line { stroke: var(--bad); stroke-width: 2; }
+        .swatch.missed { background: var(--bad) !important; }
         [hidden] { display: none !important; }
         """
 

@@ -22,6 +22,8 @@ extension DashboardController {
             var verificationsFailed: Int
             var verifiedHref: String
             var verificationFailuresHref: String
+            var storageChart: String
+            var backupChart: String
             var jobs: [JobRow]
         }
         let numbers = try await engine.dashboard()
@@ -41,6 +43,8 @@ extension DashboardController {
             verificationsPassed: numbers.verificationsPassed, verificationsFailed: numbers.verificationsFailed,
             verifiedHref: DashboardFormat.jobsHref(type: .verify, status: .succeeded),
             verificationFailuresHref: DashboardFormat.jobsHref(type: .verify, status: .failed),
+            storageChart: SVGCharts.storage(try await engine.storageHistory(days: 30), days: 30, now: now),
+            backupChart: SVGCharts.backups(try await engine.backupDays(days: 30)),
             jobs: latest.map { JobRow($0, now: now) })
         return pages.page("overview", title: "Dashboard", tab: .overview, role: context.role, body: body)
     }

@@ -17,6 +17,7 @@ extension DashboardController {
             var statuses: [OptionView]
             var since: [OptionView]
             var vm: String?
+            var day: String?
             var jobs: [JobRow]
         }
         let query = request.uri.queryParameters
@@ -28,12 +29,18 @@ extension DashboardController {
         if let vm = query["vm"].map({ String($0).removingPercentEncoding ?? String($0) }) {
             filter.vm = try await engine.resolveVM(vm).key
         }
+        // One UTC day (the backup chart's bars link here): overrides `since`.
+        let day = query["day"].map(String.init).flatMap { text in VaultSample.start(ofDay: text).map { (text, $0) } }
+        if let (_, start) = day {
+            filter.since = start
+            filter.until = start.addingTimeInterval(86_400)
+        }
         let now = engine.clock.now()
         let body = Body(
             types: JobType.allCases.map { OptionView(value: $0.rawValue, label: $0.rawValue, selected: $0 == type) },
             statuses: JobStatus.allCases.map { OptionView(value: $0.rawValue, label: $0.rawValue, selected: $0 == status) },
             since: Self.sinceChoices.map { OptionView(value: $0.value, label: $0.label, selected: $0.value == since.value) },
-            vm: filter.vm?.description,
+            vm: filter.vm?.description, day: day?.0,
             jobs: try await engine.jobs(filter).map { JobRow($0, now: now) })
         return pages.page("jobs", title: "Jobs", tab: .jobs, role: context.role, body: body)
     }

@@ -23,6 +23,8 @@ extension DashboardController {
             var candidates: [String]
             var hasPolicies: Bool
             var policies: [String]
+            var hasItems: Bool
+            var storageChart: String
         }
         let summaries = try await engine.itemSummaries().sorted { $0.item.vm < $1.item.vm }
         let rows = summaries.map { summary in
@@ -43,7 +45,8 @@ extension DashboardController {
         let policies = try await engine.policies().map(\.name).sorted()
         return pages.page("protected", title: "Protected items", tab: .protected, role: context.role,
                           body: Body(items: rows, protectable: !candidates.isEmpty, candidates: candidates,
-                                     hasPolicies: !policies.isEmpty, policies: policies))
+                                     hasPolicies: !policies.isEmpty, policies: policies, hasItems: !rows.isEmpty,
+                                     storageChart: rows.isEmpty ? "" : SVGCharts.itemStorage(try await engine.itemStorage())))
     }
 
     func protect(_ form: DashboardForm, _ context: CoffreContext) async throws -> Response {
@@ -176,6 +179,8 @@ extension DashboardController {
             var points: [Row]
             var hasPoints: Bool
             var suggestedName: String
+            var timelineChart: String
+            var runsChart: String
         }
         let (item, points, accounting) = try await engine.points(of: vm)
         let newestID = points.last?.id
@@ -199,11 +204,13 @@ extension DashboardController {
                 })
         }
         let state = try await engine.itemSummaries().first { $0.item.id == item.id }?.status ?? item.state.rawValue
+        let history = try await engine.itemHistory(of: item.vm.description, days: 30)
         let body = Body(
             policy: item.policy, state: state, jobsHref: DashboardFormat.jobsHref(vm: item.vm),
             restoreHref: DashboardFormat.restoreHref(item.vm),
             verifyHref: DashboardFormat.verifyHref(item.vm), points: rows, hasPoints: !rows.isEmpty,
-            suggestedName: item.vm.name + "-restored")
+            suggestedName: item.vm.name + "-restored",
+            timelineChart: SVGCharts.timeline(history), runsChart: SVGCharts.runs(history))
         return pages.page("points", title: "Recovery points of \(item.vm)", tab: .protected, role: context.role, body: body)
     }
 

@@ -103,6 +103,8 @@ enum DashboardTemplates {
           <a class="card status-failed" href="{{verificationFailuresHref}}" id="count-verification-failed"><span class="count">{{verificationsFailed}}</span><span class="label">Points failing verification</span>
             <small>latest check failed</small></a>
         </section>
+        <h2>Trends</h2>
+        <section class="charts" aria-label="Trends">{{{storageChart}}}{{{backupChart}}}</section>
         <h2>Latest jobs</h2>
         {{> jobRows}}
         <p><a href="/jobs">All jobs</a></p>
@@ -154,6 +156,7 @@ enum DashboardTemplates {
           {{^items}}<tr><td colspan="7" class="empty">No protected VMs yet.</td></tr>{{/items}}
           </tbody>
         </table>
+        {{#hasItems}}<section class="charts" aria-label="Storage by VM">{{{storageChart}}}</section>{{/hasItems}}
         {{#canOperate}}
         <h2>Protect VMs</h2>
         {{#protectable}}{{#hasPolicies}}
@@ -241,6 +244,7 @@ enum DashboardTemplates {
           <label>Status <select name="status"><option value="">All</option>{{#statuses}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/statuses}}</select></label>
           <label>Since <select name="since">{{#since}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/since}}</select></label>
           {{#vm}}<input type="hidden" name="vm" value="{{.}}"> <span class="tag">VM {{.}}</span>{{/vm}}
+          {{#day}}<input type="hidden" name="day" value="{{.}}"> <span class="tag" id="day-filter">Started on {{.}} (UTC)</span> <a href="/jobs">clear</a>{{/day}}
           <button type="submit" id="filter">Filter</button>
         </form>
         {{> jobRows}}
@@ -282,6 +286,7 @@ enum DashboardTemplates {
     static let points = """
         {{<layout}}{{$content}}{{#body}}
         <p>Policy <strong>{{policy}}</strong> · {{state}} · <a href="{{jobsHref}}">jobs of this VM</a></p>
+        <section class="charts" aria-label="History">{{{timelineChart}}}{{{runsChart}}}</section>
         <form method="post" action="{{restoreHref}}" id="restore-form">
         <table class="grid" id="point-table">
           <thead><tr><th></th><th>Point</th><th>Taken</th><th>Type</th><th>Consistency</th><th>Expires</th>

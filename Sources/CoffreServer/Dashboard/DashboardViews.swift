@@ -130,6 +130,9 @@ struct JobView: Codable {
 enum DashboardFormat {
     static func instant(_ date: Date) -> String { Engine.instant(date) }
 
+    /// `2026-12-06` (UTC).
+    static func day(_ date: Date) -> String { VaultSample.day(of: date) }
+
     /// `10:15:30` of a UTC instant.
     static func time(_ date: Date) -> String {
         String(Engine.instant(date).dropFirst(11).prefix(8))
@@ -160,9 +163,10 @@ enum DashboardFormat {
 
     static func verifyHref(_ vm: VMKey) -> String { "/vms/" + segment(vm.description) + "/verify" }
 
-    static func jobsHref(type: JobType? = nil, status: JobStatus? = nil, since: String? = nil, vm: VMKey? = nil) -> String {
+    static func jobsHref(type: JobType? = nil, status: JobStatus? = nil, since: String? = nil, vm: VMKey? = nil,
+                         day: String? = nil) -> String {
         let query = [type.map { "type=" + $0.rawValue }, status.map { "status=" + $0.rawValue }, since.map { "since=" + segment($0) },
-                     vm.map { "vm=" + segment($0.description) }].compactMap { $0 }
+                     vm.map { "vm=" + segment($0.description) }, day.map { "day=" + segment($0) }].compactMap { $0 }
         return query.isEmpty ? "/jobs" : "/jobs?" + query.joined(separator: "&")
     }
 
