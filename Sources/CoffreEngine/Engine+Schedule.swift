@@ -70,7 +70,7 @@ extension Engine {
         if !removed.isEmpty {
             _ = try await store.collectGarbage()
             await catalogChanged()
-            await sampleVaultIfOlder(than: 60)
+            await vaultChanged()
         }
         return removed
     }

@@ -100,6 +100,8 @@ public final class Engine: Sendable {
     let lastCatalogCopy = Mutex<Date?>(nil)
     /// When this engine last measured the vault for its history (nil: not yet).
     let lastVaultSample = Mutex<Date?>(nil)
+    /// A sample is due a minute after the last one (`vaultChanged`).
+    let vaultSampleDeferred = Mutex(false)
 
     /// - Parameters:
     ///   - owner: this instance's name in job records (CoffreSystem's `ProcessIdentity.current`
@@ -149,7 +151,7 @@ public final class Engine: Sendable {
             // Restores and verifications change only their own job's record: the next copy has it.
             guard let self, job.type != .restore, job.type != .verify else { return }
             await self.catalogChanged()
-            if job.type == .backup || job.type == .deleteBackupData { await self.sampleVaultIfOlder(than: 60) }
+            if job.type == .backup || job.type == .deleteBackupData { await self.vaultChanged() }
         }
     }
 

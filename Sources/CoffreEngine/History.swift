@@ -248,11 +248,37 @@ extension Engine {
         lastVaultSample.withLock { $0 = now }
     }
 
-    /// Samples the vault unless this engine did within `minimumAge` (a backup's end: a minute;
-    /// the leader's schedule: an hour). Failures are logged: history is informational.
+    /// Samples the vault unless this engine did within `minimumAge` (the leader's schedule:
+    /// an hour). Failures are logged: history is informational.
     func sampleVaultIfOlder(than minimumAge: TimeInterval) async {
         if let last = lastVaultSample.withLock({ $0 }), clock.now().timeIntervalSince(last) < minimumAge,
            VaultSample.day(of: last) == VaultSample.day(of: clock.now()) { return }
+        await sampleVaultLogging()
+    }
+
+    /// After a change of the vault (a backup, a purge, retention): a sample now, or — when this
+    /// engine took one less than a minute ago — one a minute after that one, so that a burst of
+    /// backups lists the store once a minute, and the last of them is always measured.
+    func vaultChanged() async {
+        let wait: TimeInterval? = vaultSampleDeferred.withLock { deferred in
+            guard let last = lastVaultSample.withLock({ $0 }) else { return 0 }
+            let age = clock.now().timeIntervalSince(last)
+            if age >= 60 { return 0 }
+            if deferred { return nil }  // one is already due
+            deferred = true
+            return 60 - age
+        }
+        guard let wait else { return }
+        if wait <= 0 { return await sampleVaultLogging() }
+        Task { [weak self] in
+            try? await Task.sleep(for: .seconds(wait))
+            guard let self else { return }
+            self.vaultSampleDeferred.withLock { $0 = false }
+            await self.sampleVaultLogging()
+        }
+    }
+
+    private func sampleVaultLogging() async {
         do {
             try await sampleVault()
         } catch {

@@ -91,7 +91,12 @@ struct HistoryTests {
         await expectThrows(CoffreError(.invalidFilter, "'days' must be between 1 and 400, not 0")) {
             _ = try await h.engine.storageHistory(days: 0)
         }
+        // A minute later, another backup measures again: two points of 1 MiB now, same day.
+        h.clock.advance(by: 61)
+        _ = try await h.backup("web01")
+        let again = try await h.catalog.vaultSamples()
+        #expect(again.count == 1 && again[0].logicalBytes == 2 << 20 && again[0].takenAt == h.clock.now())
         let ranked = try await h.engine.itemStorage()
-        #expect(ranked.map(\.vm.name) == ["web01"] && ranked[0].points == 1 && ranked[0].bytesOnlyHere > 0)
+        #expect(ranked.map(\.vm.name) == ["web01"] && ranked[0].points == 2 && ranked[0].bytesOnlyHere > 0)
     }
 }

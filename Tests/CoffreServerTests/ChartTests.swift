@@ -33,7 +33,7 @@ import Testing
         #expect(html.contains(#"data-day="2026-12-08" data-succeeded="2" data-failed="0" data-cancelled="1""#))
         #expect(Self.count("class=\"bar status-", in: html) == 4, "a rect per non-zero outcome")
         #expect(html.contains(#"<a href="/jobs?type=Backup&amp;day=2026-12-10">"#))
-        #expect(html.contains(">2 jobs</text>"), "the top tick of a scale up to 3 jobs is 4, its half 2 jobs: \(html)")
+        #expect(html.contains(">2 jobs</text>") && html.contains(">4 jobs</text>"), "a scale up to 3 jobs tops at 4: \(html)")
         #expect(html.contains("<td>2026-12-10</td><td>1</td><td>1</td><td>0</td>"))
     }
 

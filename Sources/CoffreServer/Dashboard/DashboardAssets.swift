@@ -86,7 +86,8 @@ enum DashboardAssets {
         figure.chart svg { width: 100%; height: auto; display: block; }
         .chart-summary { margin: .2rem 0; color: var(--muted); font-size: .85rem; }
         ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: .3rem 1rem; margin: .2rem 0 .4rem; padding: 0; font-size: .8rem; color: var(--muted); }
-        ul.legend .swatch { display: inline-block; width: .75rem; height: .75rem; margin-right: .3rem; vertical-align: -1px; border-radius: 2px; background: var(--muted); }
+        .swatch { background: var(--muted); }
+        ul.legend .swatch { display: inline-block; width: .75rem; height: .75rem; margin-right: .3rem; vertical-align: -1px; border-radius: 2px; }
         svg .tick, svg .label { font-size: 11px; fill: var(--muted); }
         svg .grid { stroke: var(--line); stroke-width: 1; }
         svg .axis { stroke: var(--muted); stroke-width: 1; }

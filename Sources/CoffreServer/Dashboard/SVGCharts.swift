@@ -13,7 +13,7 @@ enum SVGCharts {
         var width = 720.0
         var height = 200.0
         var left = 72.0
-        var right = 12.0
+        var right = 16.0
         var top = 12.0
         var bottom = 34.0
         var innerWidth: Double { width - left - right }
@@ -91,7 +91,7 @@ enum SVGCharts {
         let table = tableHTML(caption: caption, headers: ["Day", "Succeeded", "Failed", "Cancelled"],
                               rows: days.filter { $0.total > 0 }.map { [$0.day, "\($0.succeeded)", "\($0.failed)", "\($0.cancelled)"] })
         return figure(id: "chart-backups", caption: caption, extra: legend,
-                      svg: svg(plot, label: caption, body: yAxis(plot, max: top, unit: .count("jobs")) + xAxis(plot, labels: labels) + marks),
+                      svg: svg(plot, label: caption, body: yAxis(plot, max: top, unit: .count("job", "jobs")) + xAxis(plot, labels: labels) + marks),
                       table: table)
     }
 
@@ -112,7 +112,7 @@ enum SVGCharts {
         let axis = (0...2).map { tick -> String in
             let x = plot.left + Double(tick) / 2 * plot.innerWidth
             return "<line class=\"grid\" x1=\"\(fmt(x))\" y1=\"\(fmt(plot.top))\" x2=\"\(fmt(x))\" y2=\"\(fmt(plot.baseline))\"/>"
-                + "<text class=\"tick\" x=\"\(fmt(x))\" y=\"\(fmt(plot.baseline + 16))\" text-anchor=\"middle\">\(ByteSize.format(Int64(top * Double(tick) / 2)))</text>"
+                + "<text class=\"tick\" x=\"\(fmt(x))\" y=\"\(fmt(plot.baseline + 16))\" text-anchor=\"\(anchor(x, plot))\">\(ByteSize.format(Int64(top * Double(tick) / 2)))</text>"
         }.joined()
         let table = tableHTML(caption: caption, headers: ["VM", "Held alone", "Points"],
                               rows: rows.map { [$0.vm.description, ByteSize.format($0.bytesOnlyHere), "\($0.points)"] })
@@ -195,13 +195,14 @@ enum SVGCharts {
     enum Unit: Equatable {
         case bytes
         case seconds
-        case count(String)
+        /// Things counted, in the singular and the plural.
+        case count(String, String)
 
         func format(_ value: Double) -> String {
             switch self {
             case .bytes: ByteSize.format(Int64(value))
             case .seconds: value < 10 ? String(format: "%.1f s", value) : "\(Int(value.rounded())) s"
-            case .count(let what): "\(Int(value.rounded())) \(what)"
+            case .count(let one, let many): "\(Int(value.rounded())) \(Int(value.rounded()) == 1 ? one : many)"
             }
         }
     }
@@ -226,7 +227,14 @@ enum SVGCharts {
 
     static func xAxis(_ plot: Plot, labels: [(Double, String)]) -> String {
         "<line class=\"axis\" x1=\"\(fmt(plot.left))\" y1=\"\(fmt(plot.baseline))\" x2=\"\(fmt(plot.left + plot.innerWidth))\" y2=\"\(fmt(plot.baseline))\"/>"
-            + labels.map { "<text class=\"tick\" x=\"\(fmt($0.0))\" y=\"\(fmt(plot.baseline + 18))\" text-anchor=\"middle\">\($0.1.xmlEscaped)</text>" }.joined()
+            + labels.map { "<text class=\"tick\" x=\"\(fmt($0.0))\" y=\"\(fmt(plot.baseline + 18))\" text-anchor=\"\(anchor($0.0, plot))\">\($0.1.xmlEscaped)</text>" }.joined()
+    }
+
+    /// A label near an edge of the plot is anchored on that side, so that it is not cut off.
+    static func anchor(_ x: Double, _ plot: Plot) -> String {
+        if x < plot.left + plot.innerWidth * 0.1 { return "start" }
+        if x > plot.left + plot.innerWidth * 0.9 { return "end" }
+        return "middle"
     }
 
     static func dayLabels(_ days: [String], x: (String) -> Double) -> [(Double, String)] {
