@@ -52,6 +52,9 @@ import Testing
         #expect(html.contains(#"id="storage-growth-30" data-bytes="1048576">over 30 days: +1 MiB"#), "\(html)")
         #expect(html.contains("growth over 7 days: not yet known"))
         #expect(html.contains(" MiB</text>"), "the y axis is labelled in bytes")
+        let before = SVGCharts.storage(StorageHistory(samples: [VaultSample(day: "2026-12-10", takenAt: now, storedBytes: 500, logicalBytes: 0)],
+                                                      growth7Days: nil, growth30Days: nil), days: 30, now: now)
+        #expect(before.contains("Saving (logical ÷ stored): —"), "no saving before the first point")
     }
 
     @Test func theTimelineMarksPointsByConsistencyHollowOnDemandAndCrossesMissedSlots() {

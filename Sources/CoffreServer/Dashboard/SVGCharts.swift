@@ -48,7 +48,9 @@ enum SVGCharts {
             }
         }
         let saving = history.samples.last.map { last in
-            last.storedBytes > 0 ? String(format: "%.1f×", Double(last.logicalBytes) / Double(last.storedBytes)) : "—"
+            // Nothing to compare before the first point (or with an empty store).
+            last.storedBytes > 0 && last.logicalBytes > 0
+                ? String(format: "%.1f×", Double(last.logicalBytes) / Double(last.storedBytes)) : "—"
         } ?? "—"
         func growth(_ value: Int64?) -> String { value.map { ($0 < 0 ? "−" : "+") + ByteSize.format(abs($0)) } ?? "not yet known" }
         let caption = "Vault: stored against logical bytes, last \(days) days"
