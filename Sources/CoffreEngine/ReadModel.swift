@@ -42,8 +42,6 @@ public struct Monitoring: Sendable, Equatable {
         public var lastPointAt: Date?
         /// What its live points wrote to the vault when each was taken (new chunks, compressed).
         public var addedBytes: Int64
-        /// Stored bytes no other item's point references: what deleting its data would free.
-        public var storedBytes: Int64
     }
 
     public var items: [Item]
@@ -116,13 +114,11 @@ public struct ReadModel: Sendable {
     public func newestCatalogCopy() async throws -> StoredCatalogCopy? { try await store.catalogCopies().last }
 
     public func monitoring() async throws -> Monitoring {
-        let held = try await store.itemAccounting()
         let items = try await summariesWithPoints().map { summary, points in
             Monitoring.Item(
                 vm: summary.item.vm, scheduled: summary.item.state == .protected || summary.item.state == .configuring,
                 points: summary.pointCount, lastPointAt: points.map(\.takenAt).max(),
-                addedBytes: points.reduce(0) { $0 + $1.stats.bytesWritten },
-                storedBytes: held[summary.item.id]?.bytesOnlyHere ?? 0)
+                addedBytes: points.reduce(0) { $0 + $1.stats.bytesWritten })
         }
         func count(_ status: JobStatus) async throws -> [JobType: Int] {
             let jobs = try await catalog.jobs(JobFilter(status: status))

@@ -10,21 +10,16 @@ extension PostgresCatalog: CatalogImporting {
             let logger = connection.logger
             try await connection.rows("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
             var snapshot = CatalogSnapshot()
-            snapshot.fabrics = try await connection.documents("SELECT doc FROM fabrics ORDER BY name", column: "fabrics.doc", logger: logger)
-            snapshot.vms = try await connection.documents("SELECT doc FROM vms ORDER BY name, cloud_service", column: "vms.doc", logger: logger)
-            snapshot.policies = try await connection.documents("SELECT doc FROM policies ORDER BY name", column: "policies.doc", logger: logger)
-            snapshot.items = try await connection.documents(
-                "SELECT doc FROM protected_items ORDER BY vm_name, vm_cloud_service", column: "protected_items.doc", logger: logger)
-            let order = Dictionary(snapshot.items.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+            snapshot.fabrics = try await Self.fabrics(connection)
+            snapshot.vms = try await Self.vms(connection)
+            snapshot.policies = try await Self.policies(connection)
+            snapshot.items = try await Self.items(connection)
+            // Every point belongs to an item (a foreign key): one query, then the items' order.
             snapshot.points = try await Self.points(
-                "SELECT doc, definition, verification FROM recovery_points ORDER BY taken_at, id", connection, logger: logger)
-                .filter { order[$0.item] != nil }
-            // Per item in the items' order, oldest first (as `points(item:)` lists them).
-            snapshot.points.sort { (order[$0.item]!, $0.takenAt, $0.id) < (order[$1.item]!, $1.takenAt, $1.id) }
-            snapshot.jobs = try await Self.jobs(
-                "SELECT doc, cancel_requested FROM jobs ORDER BY started_at DESC, id DESC", connection, logger: logger)
-            snapshot.tokens = try await connection.rows(
-                "SELECT name, role, hash, created_at FROM api_tokens ORDER BY created_at, hash", logger: logger).map(Self.token)
+                "SELECT doc, definition, verification FROM recovery_points", connection, logger: logger)
+            snapshot.orderPointsByItem()
+            snapshot.jobs = try await Self.jobs(JobFilter(), connection)
+            snapshot.tokens = try await Self.tokens(connection)
             return snapshot
         }
     }

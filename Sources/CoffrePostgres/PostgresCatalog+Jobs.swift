@@ -131,6 +131,10 @@ extension PostgresCatalog {
     }
 
     public func jobs(_ filter: JobFilter) async throws -> [Job] {
+        try await withConnection { connection in try await Self.jobs(filter, connection) }
+    }
+
+    static func jobs(_ filter: JobFilter, _ connection: PostgresConnection) async throws -> [Job] {
         // Every condition is bound; an absent one is `NULL IS NULL`.
         let query: PostgresQuery = """
             SELECT doc, cancel_requested FROM jobs
@@ -145,7 +149,7 @@ extension PostgresCatalog {
             ORDER BY started_at DESC, id DESC
             LIMIT \(filter.limit)
             """
-        return try await withConnection { [logger] connection in try await Self.jobs(query, connection, logger: logger) }
+        return try await jobs(query, connection, logger: connection.logger)
     }
 
     public func requestCancel(jobID: String) async throws -> Job? {

@@ -23,9 +23,11 @@ extension PostgresCatalog {
     }
 
     public func fabrics() async throws -> [FabricRecord] {
-        try await withConnection { [logger] connection in
-            try await connection.documents("SELECT doc FROM fabrics ORDER BY name", column: "fabrics.doc", logger: logger)
-        }
+        try await withConnection { connection in try await Self.fabrics(connection) }
+    }
+
+    static func fabrics(_ connection: PostgresConnection) async throws -> [FabricRecord] {
+        try await connection.documents("SELECT doc FROM fabrics ORDER BY name", column: "fabrics.doc", logger: connection.logger)
     }
 
     // MARK: VMs
@@ -64,9 +66,11 @@ extension PostgresCatalog {
     }
 
     public func vms() async throws -> [VMRecord] {
-        try await withConnection { [logger] connection in
-            try await connection.documents("SELECT doc FROM vms ORDER BY name, cloud_service", column: "vms.doc", logger: logger)
-        }
+        try await withConnection { connection in try await Self.vms(connection) }
+    }
+
+    static func vms(_ connection: PostgresConnection) async throws -> [VMRecord] {
+        try await connection.documents("SELECT doc FROM vms ORDER BY name, cloud_service", column: "vms.doc", logger: connection.logger)
     }
 
     public func vm(_ key: VMKey) async throws -> VMRecord? {
@@ -122,9 +126,11 @@ extension PostgresCatalog {
     }
 
     public func policies() async throws -> [Policy] {
-        try await withConnection { [logger] connection in
-            try await connection.documents("SELECT doc FROM policies ORDER BY name", column: "policies.doc", logger: logger)
-        }
+        try await withConnection { connection in try await Self.policies(connection) }
+    }
+
+    static func policies(_ connection: PostgresConnection) async throws -> [Policy] {
+        try await connection.documents("SELECT doc FROM policies ORDER BY name", column: "policies.doc", logger: connection.logger)
     }
 
     public func policy(named name: String) async throws -> Policy? {
@@ -136,10 +142,13 @@ extension PostgresCatalog {
     // MARK: Protected items
 
     public func items() async throws -> [ProtectedItem] {
-        try await withConnection { [logger] connection in
-            try await connection.documents(
-                "SELECT doc FROM protected_items ORDER BY vm_name, vm_cloud_service", column: "protected_items.doc", logger: logger)
-        }
+        try await withConnection { connection in try await Self.items(connection) }
+    }
+
+    static func items(_ connection: PostgresConnection) async throws -> [ProtectedItem] {
+        try await connection.documents(
+            "SELECT doc FROM protected_items ORDER BY vm_name, vm_cloud_service", column: "protected_items.doc",
+            logger: connection.logger)
     }
 
     public func item(for vm: VMKey) async throws -> ProtectedItem? {

@@ -26,10 +26,12 @@ extension PostgresCatalog {
     }
 
     public func tokens() async throws -> [APIToken] {
-        try await withConnection { [logger] connection in
-            try await connection.rows("SELECT name, role, hash, created_at FROM api_tokens ORDER BY created_at, hash", logger: logger)
-                .map(Self.token)
-        }
+        try await withConnection { connection in try await Self.tokens(connection) }
+    }
+
+    static func tokens(_ connection: PostgresConnection) async throws -> [APIToken] {
+        try await connection.rows("SELECT name, role, hash, created_at FROM api_tokens ORDER BY created_at, hash",
+                                  logger: connection.logger).map(token)
     }
 
     public func token(hash: String) async throws -> APIToken? {

@@ -10,9 +10,11 @@ extension SQLiteCatalog {
     }
 
     public func fabrics() async throws -> [FabricRecord] {
-        try await read { db in
-            try FabricRow.order(FabricRow.Columns.name).fetchAll(db).map(\.record)
-        }
+        try await read(Self.fabrics)
+    }
+
+    static func fabrics(_ db: Database) throws -> [FabricRecord] {
+        try FabricRow.order(FabricRow.Columns.name).fetchAll(db).map(\.record)
     }
 
     // MARK: VMs
@@ -46,9 +48,11 @@ extension SQLiteCatalog {
     }
 
     public func vms() async throws -> [VMRecord] {
-        try await read { db in
-            try VMRow.order(VMRow.Columns.name, VMRow.Columns.cloudService).fetchAll(db).map { try $0.record() }
-        }
+        try await read(Self.vms)
+    }
+
+    static func vms(_ db: Database) throws -> [VMRecord] {
+        try VMRow.order(VMRow.Columns.name, VMRow.Columns.cloudService).fetchAll(db).map { try $0.record() }
     }
 
     public func vm(_ key: VMKey) async throws -> VMRecord? {

@@ -33,7 +33,11 @@ extension SQLiteCatalog {
     }
 
     public func jobs(_ filter: JobFilter) async throws -> [Job] {
-        try await read { db in try JobRow.matching(filter).fetchAll(db).map { try $0.record() } }
+        try await read { db in try Self.jobs(filter, db) }
+    }
+
+    static func jobs(_ filter: JobFilter, _ db: Database) throws -> [Job] {
+        try JobRow.matching(filter).fetchAll(db).map { try $0.record() }
     }
 
     public func requestCancel(jobID: String) async throws -> Job? {

@@ -19,9 +19,11 @@ extension SQLiteCatalog {
     }
 
     public func policies() async throws -> [Policy] {
-        try await read { db in
-            try PolicyRow.order(PolicyRow.Columns.name).fetchAll(db).map { try $0.record() }
-        }
+        try await read(Self.policies)
+    }
+
+    static func policies(_ db: Database) throws -> [Policy] {
+        try PolicyRow.order(PolicyRow.Columns.name).fetchAll(db).map { try $0.record() }
     }
 
     public func policy(named name: String) async throws -> Policy? {
@@ -31,9 +33,11 @@ extension SQLiteCatalog {
     // MARK: Protected items
 
     public func items() async throws -> [ProtectedItem] {
-        try await read { db in
-            try ItemRow.order(ItemRow.Columns.vmName, ItemRow.Columns.vmCloudService).fetchAll(db).map { try $0.record() }
-        }
+        try await read(Self.items)
+    }
+
+    static func items(_ db: Database) throws -> [ProtectedItem] {
+        try ItemRow.order(ItemRow.Columns.vmName, ItemRow.Columns.vmCloudService).fetchAll(db).map { try $0.record() }
     }
 
     public func item(for vm: VMKey) async throws -> ProtectedItem? {
@@ -72,11 +76,13 @@ extension SQLiteCatalog {
     }
 
     public func points(item: String) async throws -> [RecoveryPointRecord] {
-        try await read { db in
-            try PointRow.filter(PointRow.Columns.item == item)
-                .order(PointRow.Columns.takenAt, PointRow.Columns.id)
-                .fetchAll(db).map { try $0.record() }
-        }
+        try await read { db in try Self.points(item: item, db) }
+    }
+
+    static func points(item: String, _ db: Database) throws -> [RecoveryPointRecord] {
+        try PointRow.filter(PointRow.Columns.item == item)
+            .order(PointRow.Columns.takenAt, PointRow.Columns.id)
+            .fetchAll(db).map { try $0.record() }
     }
 
     public func point(id: String) async throws -> RecoveryPointRecord? {

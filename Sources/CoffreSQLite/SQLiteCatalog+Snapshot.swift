@@ -8,17 +8,13 @@ extension SQLiteCatalog: CatalogImporting {
     public func snapshot() async throws -> CatalogSnapshot {
         try await read { db in
             var snapshot = CatalogSnapshot()
-            snapshot.fabrics = try FabricRow.order(FabricRow.Columns.name).fetchAll(db).map(\.record)
-            snapshot.vms = try VMRow.order(VMRow.Columns.name, VMRow.Columns.cloudService).fetchAll(db).map { try $0.record() }
-            snapshot.policies = try PolicyRow.order(PolicyRow.Columns.name).fetchAll(db).map { try $0.record() }
-            snapshot.items = try ItemRow.order(ItemRow.Columns.vmName, ItemRow.Columns.vmCloudService).fetchAll(db)
-                .map { try $0.record() }
-            for item in snapshot.items {
-                snapshot.points += try PointRow.filter(PointRow.Columns.item == item.id)
-                    .order(PointRow.Columns.takenAt, PointRow.Columns.id).fetchAll(db).map { try $0.record() }
-            }
-            snapshot.jobs = try JobRow.matching(JobFilter()).fetchAll(db).map { try $0.record() }
-            snapshot.tokens = try Row.fetchAll(db, sql: "SELECT * FROM api_tokens ORDER BY createdAt, hash").map(Self.token)
+            snapshot.fabrics = try Self.fabrics(db)
+            snapshot.vms = try Self.vms(db)
+            snapshot.policies = try Self.policies(db)
+            snapshot.items = try Self.items(db)
+            for item in snapshot.items { snapshot.points += try Self.points(item: item.id, db) }
+            snapshot.jobs = try Self.jobs(JobFilter(), db)
+            snapshot.tokens = try Self.tokens(db)
             return snapshot
         }
     }

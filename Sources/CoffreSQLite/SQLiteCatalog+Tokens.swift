@@ -19,9 +19,11 @@ extension SQLiteCatalog {
     }
 
     public func tokens() async throws -> [APIToken] {
-        try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM api_tokens ORDER BY createdAt, hash").map(Self.token)
-        }
+        try await read(Self.tokens)
+    }
+
+    static func tokens(_ db: Database) throws -> [APIToken] {
+        try Row.fetchAll(db, sql: "SELECT * FROM api_tokens ORDER BY createdAt, hash").map(token)
     }
 
     public func token(hash: String) async throws -> APIToken? {

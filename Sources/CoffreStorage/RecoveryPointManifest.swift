@@ -61,20 +61,33 @@ extension RecoveryPointManifest {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .secondsSince1970
         encoder.outputFormatting = [.sortedKeys]
-        let json = Array(try encoder.encode(self))
-        let id = workspace.codec.id(of: json)
-        return id.bytes + workspace.encode(json, id: id, kind: .manifest)
+        return workspace.seal(Array(try encoder.encode(self)))
     }
 
     static func decode(_ bytes: [UInt8], name: String, with workspace: CodecWorkspace) throws -> RecoveryPointManifest {
-        guard bytes.count > 32 else { throw CoffreError.chunkDamaged("manifest \(name)", detail: "truncated") }
-        let id = bytes.withUnsafeBytes { ChunkID(bytes: $0) }
-        let json = try workspace.decode(Array(bytes[32...]), id: id, kind: .manifest)
+        let json = try workspace.unseal(bytes, what: "manifest \(name)")
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .secondsSince1970
         guard let manifest = try? decoder.decode(RecoveryPointManifest.self, from: Data(json)), manifest.id == name else {
             throw CoffreError.chunkDamaged("manifest \(name)", detail: "unreadable manifest")
         }
         return manifest
+    }
+}
+
+extension CodecWorkspace {
+    /// A small object kept under a key of its own (a manifest, a catalog copy): `id · frame`,
+    /// the id being the digest of the plaintext, so that reading it back verifies it.
+    func seal(_ plain: [UInt8]) -> [UInt8] {
+        let id = codec.id(of: plain)
+        return id.bytes + encode(plain, id: id, kind: .manifest)
+    }
+
+    /// The plaintext of `seal`'s output, verified.
+    /// - Throws: `ChunkDamaged` naming `what` when it is truncated or does not verify.
+    func unseal(_ bytes: [UInt8], what: String) throws -> [UInt8] {
+        guard bytes.count > 32 else { throw CoffreError.chunkDamaged(what, detail: "truncated") }
+        let id = bytes.withUnsafeBytes { ChunkID(bytes: $0) }
+        return try decode(Array(bytes[32...]), id: id, kind: .manifest)
     }
 }

@@ -12,9 +12,7 @@ extension Vault {
         guard StoredCatalogCopy.time(ofName: name) != nil else {
             throw CoffreError.invalidName("catalog copy", name)
         }
-        let workspace = CodecWorkspace(codec: codec)
-        let id = codec.id(of: plain)
-        let sealed = id.bytes + workspace.encode(plain, id: id, kind: .manifest)
+        let sealed = CodecWorkspace(codec: codec).seal(plain)
         guard try store.put(Self.catalogFolder + name, sealed, mode: .create, durability: .immediate) else {
             throw CoffreError(.vaultBusy, "A catalog copy named \(name) exists already in \(path)",
                               workaround: "Try again: the next copy gets another name")
@@ -35,9 +33,7 @@ extension Vault {
         guard StoredCatalogCopy.time(ofName: name) != nil, let bytes = try store.get(Self.catalogFolder + name) else {
             throw CoffreError.catalogCopyNotFound(name, vault: path)
         }
-        guard bytes.count > 32 else { throw CoffreError.chunkDamaged("catalog copy \(name)", detail: "truncated") }
-        let id = bytes.withUnsafeBytes { ChunkID(bytes: $0) }
-        return try CodecWorkspace(codec: codec).decode(Array(bytes[32...]), id: id, kind: .manifest)
+        return try CodecWorkspace(codec: codec).unseal(bytes, what: "catalog copy \(name)")
     }
 
     /// Removes copies by name; only names of copies are accepted. **Blocks.**

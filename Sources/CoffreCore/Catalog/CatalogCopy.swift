@@ -141,9 +141,7 @@ public struct CatalogRestorePlan: Sendable, Equatable {
             adopted.append(Self.adopt(point, item: item, vm: vms[item.vm], copyTakenAt: copy.takenAt))
         }
         snapshot.points += adopted
-        // The catalog's order: per item (in the items' order), oldest first.
-        let order = Dictionary(snapshot.items.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
-        snapshot.points.sort { (order[$0.item] ?? .max, $0.takenAt, $0.id) < (order[$1.item] ?? .max, $1.takenAt, $1.id) }
+        snapshot.orderPointsByItem()
 
         for index in snapshot.jobs.indices where !snapshot.jobs[index].status.isFinished {
             var job = snapshot.jobs[index]

@@ -23,6 +23,13 @@ public struct CatalogSnapshot: Codable, Sendable, Equatable {
 
     public var isEmpty: Bool { counts.allSatisfy { $0.count == 0 } }
 
+    /// Puts `points` in the catalogs' order: item by item in the order of `items`, each item's
+    /// oldest first (as `points(item:)` lists them); points of an unknown item last.
+    public mutating func orderPointsByItem() {
+        let order = Dictionary(items.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        points.sort { (order[$0.item] ?? .max, $0.takenAt, $0.id) < (order[$1.item] ?? .max, $1.takenAt, $1.id) }
+    }
+
     private enum CodingKeys: String, CodingKey {
         case fabrics, vms, policies, items, points, jobs, tokens, definitions
     }

@@ -125,7 +125,6 @@ final class ServerMetrics: Sendable {
             present.insert(item.vm.description)
             gauge(Name.points, vm).set(Int64(item.points))
             gauge(Name.addedBytes, vm).set(item.addedBytes)
-            gauge(Name.itemStored, vm).set(item.storedBytes)
             gauge(Name.scheduled, vm).set(Int64(item.scheduled ? 1 : 0))
             if let last = item.lastPointAt {
                 gauge(Name.lastBackup, vm).set(last.timeIntervalSince1970)
@@ -160,6 +159,10 @@ final class ServerMetrics: Sendable {
         guard due else { return }
         if let bytes = try? await engine.storedBytes() { gauge(Name.stored, []).set(bytes) }
         if let copy = try? await engine.newestCatalogCopy() { gauge(Name.catalogCopy, []).set(copy.takenAt.timeIntervalSince1970) }
+        // Per item, from the vault's accounting: it changes only with points, like the stored bytes.
+        for row in (try? await engine.itemStorage()) ?? [] {
+            gauge(Name.itemStored, [("vm", row.vm.description)]).set(row.bytesOnlyHere)
+        }
         state.withLock { $0.measuring = false }
     }
 
